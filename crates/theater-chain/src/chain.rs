@@ -1,0 +1,159 @@
+//! Hash-linking events into a chain and checking the links.
+
+use crate::encoding::DecodeError;
+use crate::event::{Event, EventKind};
+use crate::hash::Hash;
+
+/// One stored event: its canonical bytes and the link hash stored beside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub hash: Hash,
+    pub bytes: Vec<u8>,
+}
+
+/// The growing end of a chain: how many events it has and the hash of the last.
+///
+/// This is all an actor keeps in memory about its chain; the events themselves go to storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    pub len: u64,
+    pub head: Hash,
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        ChainHead {
+            len: 0,
+            head: Hash::GENESIS,
+        }
+    }
+}
+
+impl ChainHead {
+    /// Links `event` after the head and returns the stored form and its index.
+    pub fn append(&mut self, event: &Event) -> (u64, StoredEvent) {
+        let bytes = event.encode();
+        let hash = Hash::link(&self.head, &bytes);
+        let index = self.len;
+        self.len += 1;
+        self.head = hash;
+        (index, StoredEvent { hash, bytes })
+    }
+}
+
+/// What is wrong with a chain, and at which event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("event {index} is malformed: {error}")]
+    Malformed { index: u64, error: DecodeError },
+    #[error(
+        "event {index} does not match its hash: stored {stored}, computed {computed} (the event or its hash was changed)"
+    )]
+    HashMismatch {
+        index: u64,
+        stored: Hash,
+        computed: Hash,
+    },
+    #[error("event {index} is a {found} event, but a chain must start with spawn")]
+    NoSpawn { index: u64, found: &'static str },
+    #[error("event {index} is a second spawn event; only the first event may be a spawn")]
+    LateSpawn { index: u64 },
+    #[error("the chain belongs to actor {expected}, but its spawn event names {found}")]
+    WrongActor { expected: String, found: String },
+    #[error(
+        "the chain is truncated or was extended: its recorded head is event {expected_len} with hash {expected_head}, but the events end at {found_len} with hash {found_head}"
+    )]
+    HeadMismatch {
+        expected_len: u64,
+        expected_head: Hash,
+        found_len: u64,
+        found_head: Hash,
+    },
+}
+
+impl VerifyError {
+    /// The index of the first bad event, where one can be named.
+    pub fn event_index(&self) -> Option<u64> {
+        match self {
+            VerifyError::Malformed { index, .. }
+            | VerifyError::HashMismatch { index, .. }
+            | VerifyError::NoSpawn { index, .. }
+            | VerifyError::LateSpawn { index } => Some(*index),
+            VerifyError::WrongActor { .. } => Some(0),
+            VerifyError::HeadMismatch {
+                expected_len,
+                found_len,
+                ..
+            } => Some((*expected_len).min(*found_len)),
+        }
+    }
+}
+
+/// Checks a chain event by event, naming the first bad one.
+///
+/// Feed it events in order, then call [`Verifier::finish`] with the head the chain claims.
+pub struct Verifier {
+    actor_id: Option<String>,
+    head: ChainHead,
+}
+
+impl Verifier {
+    /// `actor_id`: the actor the chain should belong to, if known.
+    pub fn new(actor_id: Option<&str>) -> Self {
+        Verifier {
+            actor_id: actor_id.map(str::to_owned),
+            head: ChainHead::default(),
+        }
+    }
+
+    /// Checks the next event; returns it decoded.
+    pub fn check(&mut self, stored: &StoredEvent) -> Result<Event, VerifyError> {
+        let index = self.head.len;
+        let event = Event::decode(&stored.bytes)
+            .map_err(|error| VerifyError::Malformed { index, error })?;
+        let computed = Hash::link(&self.head.head, &stored.bytes);
+        if computed != stored.hash {
+            return Err(VerifyError::HashMismatch {
+                index,
+                stored: stored.hash,
+                computed,
+            });
+        }
+        match (&event.kind, index) {
+            (EventKind::Spawn(spawn), 0) => {
+                if let Some(expected) = &self.actor_id
+                    && *expected != spawn.actor_id
+                {
+                    return Err(VerifyError::WrongActor {
+                        expected: expected.clone(),
+                        found: spawn.actor_id.clone(),
+                    });
+                }
+            }
+            (EventKind::Spawn(_), _) => return Err(VerifyError::LateSpawn { index }),
+            (other, 0) => {
+                return Err(VerifyError::NoSpawn {
+                    index,
+                    found: other.type_name(),
+                });
+            }
+            _ => {}
+        }
+        self.head.len += 1;
+        self.head.head = computed;
+        Ok(event)
+    }
+
+    /// Compares the verified events with the head the chain's container recorded.
+    pub fn finish(self, recorded: ChainHead) -> Result<ChainHead, VerifyError> {
+        if recorded != self.head {
+            return Err(VerifyError::HeadMismatch {
+                expected_len: recorded.len,
+                expected_head: recorded.head,
+                found_len: self.head.len,
+                found_head: self.head.head,
+            });
+        }
+        Ok(self.head)
+    }
+}

@@ -1,0 +1,411 @@
+//! What a chain records: one [`Event`] per crossing of the sandbox boundary or lifecycle step.
+
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::hash::Hash;
+
+/// The version byte that starts every encoded event.
+pub const EVENT_ENCODING_VERSION: u8 = 1;
+
+/// One chain event. Its canonical bytes (see [`Event::encode`]) are what the chain hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Milliseconds since the Unix epoch when the runtime recorded the event.
+    pub timestamp_ms: u64,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// The first event of every chain.
+    Spawn(Spawn),
+    /// A fresh instance of the component was created. Replay creates one at the same point.
+    Instance {
+        component: Hash,
+        reason: InstanceReason,
+    },
+    /// The runtime called one of the actor's exports.
+    CallStart(CallStart),
+    /// That export returned.
+    CallEnd(CallEnd),
+    /// The actor called a host function.
+    HostCall(HostCall),
+    /// The guest trapped; the instance is gone.
+    Trap { kind: TrapKind, message: String },
+    /// The actor stopped.
+    Shutdown {
+        reason: ShutdownReason,
+        data: Option<Vec<u8>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawn {
+    pub actor_id: String,
+    /// The manifest's `name`.
+    pub name: String,
+    /// BLAKE3 of the component's bytes, which the content store keeps under this hash.
+    pub component: Hash,
+    /// The manifest's full text.
+    pub manifest: String,
+    pub parent: Option<String>,
+    /// BLAKE3 of the state passed to `init` (kept in the content store), if any.
+    pub initial_state: Option<Hash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStart {
+    /// `interface.function`, e.g. `theater:simple/actor.init`.
+    pub export: String,
+    /// Hash of the state passed in.
+    pub state: Option<Hash>,
+    /// The other parameters, in the payload encoding (`docs/chain-format.md`, "Payloads").
+    pub params: Vec<u8>,
+    /// Set when the call delivers a message, so it can be traced to the sender's chain.
+    pub message_id: Option<String>,
+    pub sender: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEnd {
+    pub export: String,
+    /// `Ok(payload of the results after the state)` or the guest's `Err` string.
+    pub outcome: Result<Vec<u8>, String>,
+    /// Hash of the actor's state after the call (unchanged after an `Err`).
+    pub state: Option<Hash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCall {
+    /// e.g. `theater:simple/runtime`.
+    pub interface: String,
+    pub function: String,
+    pub params: Vec<u8>,
+    pub result: HostResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostResult {
+    /// The result in the payload encoding.
+    Value(Vec<u8>),
+    /// A result derived from the chain itself (`get-chain`): its first `len` events ending at `head`.
+    ChainRef { len: u64, head: Hash },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceReason {
+    Spawn = 0,
+    Restart = 1,
+    Wake = 2,
+    Recovery = 3,
+    Update = 4,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// `unreachable`, including Rust panics.
+    Unreachable = 0,
+    MemoryOutOfBounds = 1,
+    StackOverflow = 2,
+    /// The CPU budget (fuel) ran out.
+    OutOfFuel = 3,
+    /// A wall-clock deadline passed.
+    Deadline = 4,
+    /// A memory or table limit was hit.
+    ResourceLimit = 5,
+    /// Integer overflow, division by zero, bad conversion, bad indirect call...
+    Arithmetic = 6,
+    Other = 7,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// The actor called `runtime.shutdown`.
+    Requested = 0,
+    /// Its parent or the operator stopped it.
+    Stopped = 1,
+    /// The runtime exited with the actor idle.
+    RuntimeExit = 2,
+    /// It failed (`init` error or a trap) and will not run again.
+    Failed = 3,
+}
+
+macro_rules! byte_enum {
+    ($ty:ident, $what:literal, [$($variant:ident),* $(,)?]) => {
+        impl $ty {
+            fn from_byte(b: u8) -> Option<Self> {
+                $(if b == $ty::$variant as u8 { return Some($ty::$variant); })*
+                None
+            }
+            /// Every variant, in tag order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+        }
+        impl $ty {
+            fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                let b = r.u8($what)?;
+                Self::from_byte(b).ok_or_else(|| r.error(format!("unknown {} {b}", $what)))
+            }
+        }
+    };
+}
+
+byte_enum!(
+    InstanceReason,
+    "instance reason",
+    [Spawn, Restart, Wake, Recovery, Update]
+);
+byte_enum!(
+    TrapKind,
+    "trap kind",
+    [
+        Unreachable,
+        MemoryOutOfBounds,
+        StackOverflow,
+        OutOfFuel,
+        Deadline,
+        ResourceLimit,
+        Arithmetic,
+        Other
+    ]
+);
+byte_enum!(
+    ShutdownReason,
+    "shutdown reason",
+    [Requested, Stopped, RuntimeExit, Failed]
+);
+
+mod tag {
+    pub const SPAWN: u8 = 1;
+    pub const INSTANCE: u8 = 2;
+    pub const CALL_START: u8 = 3;
+    pub const CALL_END: u8 = 4;
+    pub const HOST_CALL: u8 = 5;
+    pub const TRAP: u8 = 6;
+    pub const SHUTDOWN: u8 = 7;
+}
+
+impl EventKind {
+    /// The event's type name, as `theater events` and the guest's `event-type` show it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::Spawn(_) => "spawn",
+            EventKind::Instance { .. } => "instance",
+            EventKind::CallStart(_) => "call-start",
+            EventKind::CallEnd(_) => "call-end",
+            EventKind::HostCall(_) => "host-call",
+            EventKind::Trap { .. } => "trap",
+            EventKind::Shutdown { .. } => "shutdown",
+        }
+    }
+}
+
+impl TrapKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrapKind::Unreachable => "unreachable",
+            TrapKind::MemoryOutOfBounds => "memory-out-of-bounds",
+            TrapKind::StackOverflow => "stack-overflow",
+            TrapKind::OutOfFuel => "out-of-fuel",
+            TrapKind::Deadline => "deadline",
+            TrapKind::ResourceLimit => "resource-limit",
+            TrapKind::Arithmetic => "arithmetic",
+            TrapKind::Other => "other",
+        }
+    }
+}
+
+impl InstanceReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            InstanceReason::Spawn => "spawn",
+            InstanceReason::Restart => "restart",
+            InstanceReason::Wake => "wake",
+            InstanceReason::Recovery => "recovery",
+            InstanceReason::Update => "update",
+        }
+    }
+}
+
+impl ShutdownReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            ShutdownReason::Requested => "requested",
+            ShutdownReason::Stopped => "stopped",
+            ShutdownReason::RuntimeExit => "runtime-exit",
+            ShutdownReason::Failed => "failed",
+        }
+    }
+}
+
+impl Event {
+    pub fn new(kind: EventKind) -> Event {
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Event { timestamp_ms, kind }
+    }
+
+    /// The canonical bytes of this event.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        self.encode_into(&mut w);
+        w.buf
+    }
+
+    pub(crate) fn encode_into(&self, w: &mut Writer) {
+        w.u8(EVENT_ENCODING_VERSION);
+        w.u64(self.timestamp_ms);
+        match &self.kind {
+            EventKind::Spawn(s) => {
+                w.u8(tag::SPAWN);
+                w.str(&s.actor_id);
+                w.str(&s.name);
+                w.hash(&s.component);
+                w.str(&s.manifest);
+                w.opt(s.parent.as_deref(), |w, p| w.str(p));
+                w.opt(s.initial_state.as_ref(), |w, h| w.hash(h));
+            }
+            EventKind::Instance { component, reason } => {
+                w.u8(tag::INSTANCE);
+                w.hash(component);
+                w.u8(*reason as u8);
+            }
+            EventKind::CallStart(c) => {
+                w.u8(tag::CALL_START);
+                w.str(&c.export);
+                w.opt(c.state.as_ref(), |w, h| w.hash(h));
+                w.bytes(&c.params);
+                w.opt(c.message_id.as_deref(), |w, s| w.str(s));
+                w.opt(c.sender.as_deref(), |w, s| w.str(s));
+            }
+            EventKind::CallEnd(c) => {
+                w.u8(tag::CALL_END);
+                w.str(&c.export);
+                match &c.outcome {
+                    Ok(payload) => {
+                        w.u8(0);
+                        w.bytes(payload);
+                    }
+                    Err(message) => {
+                        w.u8(1);
+                        w.str(message);
+                    }
+                }
+                w.opt(c.state.as_ref(), |w, h| w.hash(h));
+            }
+            EventKind::HostCall(h) => {
+                w.u8(tag::HOST_CALL);
+                w.str(&h.interface);
+                w.str(&h.function);
+                w.bytes(&h.params);
+                match &h.result {
+                    HostResult::Value(v) => {
+                        w.u8(0);
+                        w.bytes(v);
+                    }
+                    HostResult::ChainRef { len, head } => {
+                        w.u8(1);
+                        w.u64(*len);
+                        w.hash(head);
+                    }
+                }
+            }
+            EventKind::Trap { kind, message } => {
+                w.u8(tag::TRAP);
+                w.u8(*kind as u8);
+                w.str(message);
+            }
+            EventKind::Shutdown { reason, data } => {
+                w.u8(tag::SHUTDOWN);
+                w.u8(*reason as u8);
+                w.opt(data.as_deref(), |w, d| w.bytes(d));
+            }
+        }
+    }
+
+    /// Decodes exactly one event from `bytes`, rejecting anything non-canonical.
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let event = Self::decode_from(&mut r)?;
+        r.finish("event")?;
+        Ok(event)
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
+        let version = r.u8("encoding version")?;
+        if version != EVENT_ENCODING_VERSION {
+            return Err(DecodeError {
+                offset: 0,
+                what: format!(
+                    "unknown event encoding version {version} (this build reads version {EVENT_ENCODING_VERSION})"
+                ),
+            });
+        }
+        let timestamp_ms = r.u64("timestamp")?;
+        let kind = match r.u8("event tag")? {
+            tag::SPAWN => EventKind::Spawn(Spawn {
+                actor_id: r.str("actor id")?,
+                name: r.str("name")?,
+                component: r.hash("component hash")?,
+                manifest: r.str("manifest")?,
+                parent: r.opt("parent", |r| r.str("parent"))?,
+                initial_state: r.opt("initial state", |r| r.hash("initial state"))?,
+            }),
+            tag::INSTANCE => EventKind::Instance {
+                component: r.hash("component hash")?,
+                reason: InstanceReason::read(r)?,
+            },
+            tag::CALL_START => EventKind::CallStart(CallStart {
+                export: r.str("export")?,
+                state: r.opt("state hash", |r| r.hash("state hash"))?,
+                params: r.bytes("params")?,
+                message_id: r.opt("message id", |r| r.str("message id"))?,
+                sender: r.opt("sender", |r| r.str("sender"))?,
+            }),
+            tag::CALL_END => {
+                let export = r.str("export")?;
+                let outcome = match r.u8("outcome")? {
+                    0 => Ok(r.bytes("result")?),
+                    1 => Err(r.str("error")?),
+                    other => return Err(r.error(format!("outcome must be 0 or 1, found {other}"))),
+                };
+                EventKind::CallEnd(CallEnd {
+                    export,
+                    outcome,
+                    state: r.opt("state hash", |r| r.hash("state hash"))?,
+                })
+            }
+            tag::HOST_CALL => {
+                let interface = r.str("interface")?;
+                let function = r.str("function")?;
+                let params = r.bytes("params")?;
+                let result = match r.u8("result kind")? {
+                    0 => HostResult::Value(r.bytes("result")?),
+                    1 => HostResult::ChainRef {
+                        len: r.u64("chain length")?,
+                        head: r.hash("chain head")?,
+                    },
+                    other => {
+                        return Err(r.error(format!("result kind must be 0 or 1, found {other}")));
+                    }
+                };
+                EventKind::HostCall(HostCall {
+                    interface,
+                    function,
+                    params,
+                    result,
+                })
+            }
+            tag::TRAP => EventKind::Trap {
+                kind: TrapKind::read(r)?,
+                message: r.str("trap message")?,
+            },
+            tag::SHUTDOWN => EventKind::Shutdown {
+                reason: ShutdownReason::read(r)?,
+                data: r.opt("shutdown data", |r| r.bytes("shutdown data"))?,
+            },
+            other => return Err(r.error(format!("unknown event tag {other}"))),
+        };
+        Ok(Event { timestamp_ms, kind })
+    }
+}

@@ -1,0 +1,492 @@
+//! Chains persisted in the data dir's embedded SQLite database (`theater.db`, WAL mode).
+//!
+//! One [`ChainWriter`] per process owns the write connection on a thread of its own and commits
+//! appends in batches (group commit). WAL mode lets [`ChainReader`]s, in this process or another
+//! (`theater events` while `theater run` writes), read committed events at any time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::chain::{ChainHead, StoredEvent};
+use crate::hash::Hash;
+
+/// The database file inside a data dir.
+pub const DB_FILE: &str = "theater.db";
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for another writer's lock before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "no chains in {0}: there is no {DB_FILE} there yet (run an actor first, or pass --data-dir)"
+    )]
+    NoDatabase(PathBuf),
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}; this build reads version {SCHEMA_VERSION}"
+    )]
+    Schema { path: PathBuf, found: i64 },
+    #[error("no actor matches {0:?} (see `theater chains`)")]
+    UnknownActor(String),
+    #[error("{prefix:?} matches {count} actors; give more of the id")]
+    AmbiguousActor { prefix: String, count: usize },
+    #[error("the chain writer stopped: {0}")]
+    WriterFailed(String),
+    #[error("creating data dir {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What `theater chains` lists about one actor's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    pub actor_id: String,
+    pub name: String,
+    pub parent: Option<String>,
+    pub created_ms: u64,
+    /// Committed events and the hash of the last one.
+    pub head: ChainHead,
+}
+
+/// When an append counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The append is acknowledged once its transaction is committed and fsynced.
+    EveryEvent,
+    /// Appends are committed by the writer in groups, as fast as it can, without fsync on commit
+    /// (SQLite WAL, `synchronous=NORMAL`). A crash of the process loses only events not yet
+    /// committed; a crash of the OS may also lose the last commits. Never corrupts the database.
+    #[default]
+    Batched,
+}
+
+impl Durability {
+    pub fn parse(s: &str) -> Option<Durability> {
+        match s {
+            "every-event" => Some(Durability::EveryEvent),
+            "batched" => Some(Durability::Batched),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::EveryEvent => "every-event",
+            Durability::Batched => "batched",
+        }
+    }
+}
+
+/// Called once the append or flush it was given with is committed (or failed).
+pub type Ack = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+enum Command {
+    Register(ChainInfo),
+    Append {
+        actor_id: Arc<str>,
+        index: u64,
+        event: StoredEvent,
+        ack: Option<Ack>,
+    },
+    Flush(Ack),
+}
+
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The path of the database in `data_dir`.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
+/// Opens (creating if needed) the database for writing and sets up the schema.
+fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(sqlite_err(path))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_err(path))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         CREATE TABLE IF NOT EXISTS chains (
+             actor_id   TEXT PRIMARY KEY,
+             name       TEXT NOT NULL,
+             parent_id  TEXT,
+             created_ms INTEGER NOT NULL,
+             len        INTEGER NOT NULL,
+             head       BLOB NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS events (
+             actor_id TEXT NOT NULL,
+             seq      INTEGER NOT NULL,
+             hash     BLOB NOT NULL,
+             data     BLOB NOT NULL,
+             PRIMARY KEY (actor_id, seq)
+         ) WITHOUT ROWID;",
+    )
+    .map_err(sqlite_err(path))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite_err(path))?;
+    match version {
+        0 => conn
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .map_err(sqlite_err(path))?,
+        SCHEMA_VERSION => {}
+        found => {
+            return Err(StoreError::Schema {
+                path: path.to_owned(),
+                found,
+            });
+        }
+    }
+    Ok(conn)
+}
+
+/// The single writer of a data dir's chains.
+pub struct ChainWriter {
+    tx: Option<mpsc::Sender<Command>>,
+    thread: Option<JoinHandle<()>>,
+    failure: Arc<Mutex<Option<String>>>,
+    path: PathBuf,
+}
+
+impl ChainWriter {
+    /// Opens `data_dir/theater.db`, creating the dir and the database if needed.
+    pub fn open(data_dir: &Path) -> Result<ChainWriter, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = db_path(data_dir);
+        let conn = open_for_write(&path)?;
+        let (tx, rx) = mpsc::channel();
+        let failure = Arc::new(Mutex::new(None));
+        let thread = {
+            let failure = failure.clone();
+            let path = path.clone();
+            std::thread::Builder::new()
+                .name("theater-chain-writer".into())
+                .spawn(move || writer_loop(conn, rx, &path, &failure))
+                .expect("spawning the chain writer thread")
+        };
+        Ok(ChainWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            failure,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        if let Some(failure) = self.failure.lock().unwrap().clone() {
+            return Err(StoreError::WriterFailed(failure));
+        }
+        self.tx
+            .as_ref()
+            .expect("sender lives until drop")
+            .send(command)
+            .map_err(|_| StoreError::WriterFailed("the writer thread exited".into()))
+    }
+
+    /// Records a new chain's row. Must come before its first append.
+    pub fn register(&self, info: ChainInfo) -> Result<(), StoreError> {
+        self.send(Command::Register(info))
+    }
+
+    /// Queues one event. `ack`, if given, runs once the event is committed; with
+    /// [`Durability::EveryEvent`] the commit is fsynced first.
+    pub fn append(
+        &self,
+        actor_id: Arc<str>,
+        index: u64,
+        event: StoredEvent,
+        ack: Option<Ack>,
+    ) -> Result<(), StoreError> {
+        self.send(Command::Append {
+            actor_id,
+            index,
+            event,
+            ack,
+        })
+    }
+
+    /// Runs `ack` once everything queued before it is committed.
+    pub fn flush_with(&self, ack: Ack) -> Result<(), StoreError> {
+        self.send(Command::Flush(ack))
+    }
+
+    /// Blocks until everything queued so far is committed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.flush_with(Box::new(move |r| {
+            let _ = tx.send(r);
+        }))?;
+        rx.recv()
+            .map_err(|_| StoreError::WriterFailed("the writer thread exited".into()))?
+            .map_err(StoreError::WriterFailed)
+    }
+
+    /// The writer's failure, if it has failed. Appends fail from then on.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ChainWriter {
+    /// Commits everything queued, then stops the thread.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The most commands folded into one transaction.
+const MAX_BATCH: usize = 16 * 1024;
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Command>,
+    path: &Path,
+    failure: &Mutex<Option<String>>,
+) {
+    let mut synchronous_full = false;
+    let mut batch = Vec::with_capacity(256);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let wants_sync = batch
+            .iter()
+            .any(|c| matches!(c, Command::Append { ack: Some(_), .. }));
+        if wants_sync != synchronous_full {
+            let level = if wants_sync { "FULL" } else { "NORMAL" };
+            let _ = conn.execute_batch(&format!("PRAGMA synchronous = {level}"));
+            synchronous_full = wants_sync;
+        }
+        let mut acks = Vec::new();
+        let result = commit_batch(&conn, batch.drain(..), &mut acks)
+            .map_err(|e| format!("committing to {}: {e}", path.display()));
+        if let Err(message) = &result {
+            *failure.lock().unwrap() = Some(message.clone());
+        }
+        for ack in acks {
+            ack(result.clone());
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+}
+
+fn commit_batch(
+    conn: &Connection,
+    batch: impl Iterator<Item = Command>,
+    acks: &mut Vec<Ack>,
+) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    let mut heads: HashMap<Arc<str>, ChainHead> = HashMap::new();
+    {
+        let mut insert_chain = tx.prepare_cached(
+            "INSERT OR IGNORE INTO chains (actor_id, name, parent_id, created_ms, len, head)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut insert_event = tx.prepare_cached(
+            "INSERT INTO events (actor_id, seq, hash, data) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for command in batch {
+            match command {
+                Command::Register(info) => {
+                    insert_chain.execute(params![
+                        info.actor_id,
+                        info.name,
+                        info.parent,
+                        info.created_ms as i64,
+                        info.head.len as i64,
+                        &info.head.head.0[..],
+                    ])?;
+                }
+                Command::Append {
+                    actor_id,
+                    index,
+                    event,
+                    ack,
+                } => {
+                    insert_event.execute(params![
+                        &*actor_id,
+                        index as i64,
+                        &event.hash.0[..],
+                        event.bytes,
+                    ])?;
+                    heads.insert(
+                        actor_id,
+                        ChainHead {
+                            len: index + 1,
+                            head: event.hash,
+                        },
+                    );
+                    acks.extend(ack);
+                }
+                Command::Flush(ack) => acks.push(ack),
+            }
+        }
+        let mut update_head =
+            tx.prepare_cached("UPDATE chains SET len = ?2, head = ?3 WHERE actor_id = ?1")?;
+        for (actor_id, head) in &heads {
+            update_head.execute(params![&**actor_id, head.len as i64, &head.head.0[..]])?;
+        }
+    }
+    tx.commit()
+}
+
+/// A column's bytes whatever SQLite type it holds, so that a damaged row reaches the verifier
+/// (which names it) instead of failing the read.
+fn raw_bytes(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>> {
+    use rusqlite::types::ValueRef;
+    Ok(match row.get_ref(index)? {
+        ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+        ValueRef::Integer(i) => i.to_le_bytes().to_vec(),
+        ValueRef::Real(r) => r.to_le_bytes().to_vec(),
+        ValueRef::Null => Vec::new(),
+    })
+}
+
+/// Read access to a data dir's chains. Safe to use while another process writes.
+pub struct ChainReader {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl ChainReader {
+    pub fn open(data_dir: &Path) -> Result<ChainReader, StoreError> {
+        let path = db_path(data_dir);
+        if !path.exists() {
+            return Err(StoreError::NoDatabase(data_dir.to_owned()));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err(&path))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_err(&path))?;
+        Ok(ChainReader { conn, path })
+    }
+
+    fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChainInfo> {
+        let head = raw_bytes(row, 5)?;
+        Ok(ChainInfo {
+            actor_id: row.get(0)?,
+            name: row.get(1)?,
+            parent: row.get(2)?,
+            created_ms: row.get::<_, i64>(3)? as u64,
+            head: ChainHead {
+                len: row.get::<_, i64>(4)? as u64,
+                head: Hash(head.try_into().unwrap_or([0xff; 32])),
+            },
+        })
+    }
+
+    /// Every chain, oldest first.
+    pub fn chains(&self) -> Result<Vec<ChainInfo>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT actor_id, name, parent_id, created_ms, len, head FROM chains
+                 ORDER BY created_ms, actor_id",
+            )
+            .map_err(sqlite_err(&self.path))?;
+        let rows = stmt
+            .query_map([], Self::info_from_row)
+            .map_err(sqlite_err(&self.path))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sqlite_err(&self.path))
+    }
+
+    /// The chain whose actor id is `id`, or the only one that starts with `id`.
+    pub fn resolve(&self, id: &str) -> Result<ChainInfo, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT actor_id, name, parent_id, created_ms, len, head FROM chains
+                 WHERE substr(actor_id, 1, length(?1)) = ?1 LIMIT 2",
+            )
+            .map_err(sqlite_err(&self.path))?;
+        let found: Vec<ChainInfo> = stmt
+            .query_map([id], Self::info_from_row)
+            .map_err(sqlite_err(&self.path))?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite_err(&self.path))?;
+        if let Some(exact) = found.iter().find(|c| c.actor_id == id) {
+            return Ok(exact.clone());
+        }
+        match found.len() {
+            0 => Err(StoreError::UnknownActor(id.to_owned())),
+            1 => Ok(found.into_iter().next().unwrap()),
+            count => Err(StoreError::AmbiguousActor {
+                prefix: id.to_owned(),
+                count,
+            }),
+        }
+    }
+
+    /// The chain's row and its committed events, read in one snapshot.
+    pub fn chain(&self, actor_id: &str) -> Result<(ChainInfo, Vec<StoredEvent>), StoreError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sqlite_err(&self.path))?;
+        let info = tx
+            .query_row(
+                "SELECT actor_id, name, parent_id, created_ms, len, head FROM chains
+                 WHERE actor_id = ?1",
+                [actor_id],
+                Self::info_from_row,
+            )
+            .optional()
+            .map_err(sqlite_err(&self.path))?
+            .ok_or_else(|| StoreError::UnknownActor(actor_id.to_owned()))?;
+        let events = {
+            let mut stmt = tx
+                .prepare("SELECT hash, data FROM events WHERE actor_id = ?1 ORDER BY seq")
+                .map_err(sqlite_err(&self.path))?;
+            stmt.query_map([actor_id], |row| {
+                Ok(StoredEvent {
+                    // A stored hash of the wrong length can never match; verify reports it.
+                    hash: Hash(raw_bytes(row, 0)?.try_into().unwrap_or([0xff; 32])),
+                    bytes: raw_bytes(row, 1)?,
+                })
+            })
+            .map_err(sqlite_err(&self.path))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite_err(&self.path))?
+        };
+        Ok((info, events))
+    }
+}
