@@ -1,1 +1,45 @@
+//! The Theater runtime: WebAssembly components run as actors, each in its own sandbox, with
+//! every crossing of the sandbox boundary recorded in the actor's hash-linked event chain.
+//!
+//! A [`Runtime`] owns a wasmtime engine (pooling allocator, epoch interruption), the data dir's
+//! chain writer and content store, and its actors. Spawning reads a [`Manifest`], links only the
+//! interfaces it grants (deny by default), instantiates the component and calls
+//! `theater:simple/actor.init`. See `docs/architecture.md` for how a call flows.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use theater::{Manifest, Runtime, RuntimeConfig};
+//!
+//! let runtime = Runtime::new(RuntimeConfig {
+//!     data_dir: Some("/tmp/theater-demo".into()),
+//!     ..Default::default()
+//! })?;
+//! let manifest = Manifest::from_file("actors/hello/manifest.toml".as_ref())?;
+//! let actor = runtime.spawn(manifest).await?;
+//! println!("spawned {}", actor.id());
+//! runtime.quiescent().await;
+//! runtime.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 
+mod actor;
+pub mod bindings;
+mod component;
+pub mod describe;
+mod engine;
+mod error;
+pub mod handlers;
+pub mod manifest;
+mod payload;
+mod recording;
+mod runtime;
+pub mod wit;
+
+pub use actor::ActorCtx;
+pub use component::{ACTOR_INTERFACE, INIT};
+pub use engine::{EPOCH_TICK, EngineSettings};
+pub use error::{RuntimeError, SpawnError};
+pub use manifest::{Manifest, ManifestError, ManifestOrigin};
+pub use runtime::{ActorExit, ActorHandle, LogLine, LogSink, Runtime, RuntimeConfig, short_id};
+pub use theater_chain as chain;

@@ -1,0 +1,317 @@
+//! The reading commands: `chains`, `events`, `export`, `verify`. They open the database
+//! read-only, so they work while a `theater run` writes to the same data dir.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::{Value, json};
+use theater::chain::{ChainFile, ChainReader, Event, EventKind, HostResult, StoredEvent, Verifier};
+
+#[derive(clap::Args)]
+pub struct ChainsArgs {
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct EventsArgs {
+    /// The actor's id, or a unique prefix of it
+    actor: String,
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The actor's id, or a unique prefix of it
+    actor: String,
+    /// The file to write (the format is in docs/chain-format.md)
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// An actor id (or unique prefix) in the data dir, or a file written by `theater export`
+    target: String,
+}
+
+pub fn chains(args: ChainsArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    let reader = ChainReader::open(&data_dir)?;
+    let mut out = std::io::stdout().lock();
+    for c in reader.chains()? {
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                json!({
+                    "id": c.actor_id,
+                    "name": c.name,
+                    "parent": c.parent,
+                    "created_ms": c.created_ms,
+                    "events": c.head.len,
+                    "head": c.head.head.to_hex(),
+                })
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{}  {:<20} {:>6} events  head {}  {}",
+                c.actor_id,
+                c.name,
+                c.head.len,
+                &c.head.head.to_hex()[..16],
+                format_time(c.created_ms)
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn events(args: EventsArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    let reader = ChainReader::open(&data_dir)?;
+    let info = reader.resolve(&args.actor)?;
+    let (_, stored) = reader.chain(&info.actor_id)?;
+    let mut out = std::io::stdout().lock();
+    if !args.json {
+        writeln!(
+            out,
+            "chain of {} ({}), {} events",
+            info.name,
+            info.actor_id,
+            stored.len()
+        )?;
+    }
+    for (index, s) in stored.iter().enumerate() {
+        let event = Event::decode(&s.bytes).map_err(|e| {
+            anyhow!(
+                "chain {}: event {index} is malformed: {e} (run `theater verify {}`)",
+                info.actor_id,
+                info.actor_id
+            )
+        })?;
+        if args.json {
+            writeln!(out, "{}", event_json(index, s, &event))?;
+        } else {
+            writeln!(out, "{}", event_line(index, s, &event))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    let reader = ChainReader::open(&data_dir)?;
+    let info = reader.resolve(&args.actor)?;
+    let (info, events) = reader.chain(&info.actor_id)?;
+    let file = ChainFile {
+        actor_id: info.actor_id.clone(),
+        events,
+        head: info.head.head,
+    };
+    std::fs::write(&args.output, file.encode())
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    crate::output::status(&format!(
+        "exported {} events of {} ({}) to {}",
+        file.events.len(),
+        info.name,
+        info.actor_id,
+        args.output.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(args: VerifyArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    let path = Path::new(&args.target);
+    if path.is_file() {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let file =
+            ChainFile::decode(&bytes).map_err(|e| anyhow!("chain file {}: {e}", path.display()))?;
+        let head = file
+            .verify()
+            .map_err(|e| anyhow!("chain file {}: {e}", path.display()))?;
+        println!(
+            "ok: {} verified: chain of actor {}, {} events, head {}",
+            path.display(),
+            file.actor_id,
+            head.len,
+            head.head
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reader = ChainReader::open(&data_dir)
+        .map_err(|e| anyhow!("{e} ({:?} is not a file either)", args.target))?;
+    let info = reader.resolve(&args.target)?;
+    let (info, events) = reader.chain(&info.actor_id)?;
+    let mut verifier = Verifier::new(Some(&info.actor_id));
+    let checked = events
+        .iter()
+        .try_for_each(|e| verifier.check(e).map(drop))
+        .and_then(|()| verifier.finish(info.head));
+    match checked {
+        Ok(head) => {
+            println!(
+                "ok: chain of {} ({}) verified: {} events, head {}",
+                info.name, info.actor_id, head.len, head.head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(anyhow!("chain of {} ({}): {e}", info.name, info.actor_id)),
+    }
+}
+
+/// `HH:MM:SS.mmm` UTC.
+fn format_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        ms % 1000
+    )
+}
+
+fn short(hash: &theater::chain::Hash) -> String {
+    hash.to_hex()[..12].to_owned()
+}
+
+fn opt_short(hash: &Option<theater::chain::Hash>) -> String {
+    hash.as_ref().map(short).unwrap_or_else(|| "none".into())
+}
+
+fn event_line(index: usize, stored: &StoredEvent, event: &Event) -> String {
+    let detail = match &event.kind {
+        EventKind::Spawn(s) => format!(
+            "{} component {} parent {} initial state {}",
+            s.name,
+            short(&s.component),
+            s.parent.as_deref().unwrap_or("none"),
+            opt_short(&s.initial_state)
+        ),
+        EventKind::Instance { component, reason } => {
+            format!("{} of component {}", reason.name(), short(component))
+        }
+        EventKind::CallStart(c) => {
+            let mut line = format!(
+                "{}({}) state {}",
+                c.export,
+                theater::describe::params(&c.export, &c.params),
+                opt_short(&c.state)
+            );
+            if let Some(id) = &c.message_id {
+                line.push_str(&format!(" message {id}"));
+            }
+            if let Some(sender) = &c.sender {
+                line.push_str(&format!(" from {sender}"));
+            }
+            line
+        }
+        EventKind::CallEnd(c) => match &c.outcome {
+            Ok(_) => format!("{} -> ok, state {}", c.export, opt_short(&c.state)),
+            Err(e) => format!(
+                "{} -> err {e:?}, state kept {}",
+                c.export,
+                opt_short(&c.state)
+            ),
+        },
+        EventKind::HostCall(h) => {
+            let name = format!("{}.{}", h.interface, h.function);
+            let result = match &h.result {
+                HostResult::Value(v) => theater::describe::result(&name, v),
+                HostResult::ChainRef { len, head } => {
+                    format!("the chain's first {len} events (head {})", short(head))
+                }
+            };
+            let result = if result.is_empty() {
+                String::new()
+            } else {
+                format!(" -> {result}")
+            };
+            format!(
+                "{name}({}){result}",
+                theater::describe::params(&name, &h.params)
+            )
+        }
+        EventKind::Trap { kind, message } => format!("{}: {message}", kind.name()),
+        EventKind::Shutdown { reason, data } => format!(
+            "{}{}",
+            reason.name(),
+            data.as_deref()
+                .map(|d| format!(" data {}", theater::describe::bytes(d)))
+                .unwrap_or_default()
+        ),
+    };
+    format!(
+        "#{index:<4} {}  {}  {:<10}  {detail}",
+        format_time(event.timestamp_ms),
+        short(&stored.hash),
+        event.kind.type_name()
+    )
+}
+
+fn hex_opt(hash: &Option<theater::chain::Hash>) -> Value {
+    hash.as_ref()
+        .map(|h| Value::from(h.to_hex()))
+        .unwrap_or(Value::Null)
+}
+
+fn event_json(index: usize, stored: &StoredEvent, event: &Event) -> Value {
+    let mut v = json!({
+        "index": index,
+        "hash": stored.hash.to_hex(),
+        "timestamp_ms": event.timestamp_ms,
+        "type": event.kind.type_name(),
+    });
+    let fields = match &event.kind {
+        EventKind::Spawn(s) => json!({
+            "actor_id": s.actor_id, "name": s.name, "component": s.component.to_hex(),
+            "parent": s.parent, "initial_state": hex_opt(&s.initial_state), "manifest": s.manifest,
+        }),
+        EventKind::Instance { component, reason } => json!({
+            "component": component.to_hex(), "reason": reason.name(),
+        }),
+        EventKind::CallStart(c) => json!({
+            "export": c.export, "state": hex_opt(&c.state),
+            "params": theater::describe::params(&c.export, &c.params),
+            "params_hex": hex::encode(&c.params),
+            "message_id": c.message_id, "sender": c.sender,
+        }),
+        EventKind::CallEnd(c) => match &c.outcome {
+            Ok(result) => json!({
+                "export": c.export, "ok": true, "result_hex": hex::encode(result),
+                "state": hex_opt(&c.state),
+            }),
+            Err(e) => json!({
+                "export": c.export, "ok": false, "error": e, "state": hex_opt(&c.state),
+            }),
+        },
+        EventKind::HostCall(h) => {
+            let name = format!("{}.{}", h.interface, h.function);
+            let result = match &h.result {
+                HostResult::Value(r) => json!({
+                    "value": theater::describe::result(&name, r), "hex": hex::encode(r),
+                }),
+                HostResult::ChainRef { len, head } => json!({
+                    "chain_ref": { "len": len, "head": head.to_hex() },
+                }),
+            };
+            json!({
+                "interface": h.interface, "function": h.function,
+                "params": theater::describe::params(&name, &h.params),
+                "params_hex": hex::encode(&h.params), "result": result,
+            })
+        }
+        EventKind::Trap { kind, message } => json!({ "kind": kind.name(), "message": message }),
+        EventKind::Shutdown { reason, data } => json!({
+            "reason": reason.name(), "data_hex": data.as_deref().map(hex::encode),
+        }),
+    };
+    if let (Value::Object(v), Value::Object(fields)) = (&mut v, fields) {
+        v.extend(fields);
+    }
+    v
+}

@@ -1,0 +1,324 @@
+//! Loading components: read once, compile once per content hash (in memory and on disk), link
+//! once per (component, granted handlers). Linking is deny-by-default.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use theater_chain::Hash;
+use wasmtime::Engine;
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
+
+use crate::actor::ActorCtx;
+use crate::error::SpawnError;
+use crate::handlers::{self, HandlerKind, TYPE_ONLY_INTERFACES};
+use crate::manifest::{ComponentSource, Manifest};
+
+/// The interface every actor exports and the function the runtime calls first.
+pub const ACTOR_INTERFACE: &str = "theater:simple/actor";
+pub const INIT: &str = "init";
+
+/// A compiled component and what the runtime knows about it.
+pub(crate) struct LoadedComponent {
+    pub(crate) hash: Hash,
+    pub(crate) component: Component,
+    /// Where it came from, for messages.
+    pub(crate) origin: String,
+    bytes: Arc<[u8]>,
+    /// Whether this process has put its bytes in the content store already.
+    stored: AtomicBool,
+}
+
+impl LoadedComponent {
+    /// The bytes, the first time they are asked for (to put them in the content store).
+    pub(crate) fn bytes_to_store(&self) -> Option<Arc<[u8]>> {
+        (!self.stored.swap(true, Ordering::AcqRel)).then(|| self.bytes.clone())
+    }
+}
+
+/// A component linked for one set of granted handlers, ready to instantiate.
+pub(crate) struct Prepared {
+    pub(crate) loaded: Arc<LoadedComponent>,
+    pub(crate) pre: InstancePre<ActorCtx>,
+    pub(crate) init: ComponentExportIndex,
+}
+
+/// A component linked for a sorted set of granted handlers.
+type LinkKey = (Hash, Vec<HandlerKind>);
+
+/// Identifies a file's current contents without reading it.
+type FileStamp = (PathBuf, SystemTime, u64);
+
+pub(crate) struct ComponentCache {
+    engine: Engine,
+    /// Compiled artifacts are kept here, keyed by component hash.
+    disk_cache: Option<PathBuf>,
+    by_file: Mutex<HashMap<FileStamp, Arc<LoadedComponent>>>,
+    by_hash: Mutex<HashMap<Hash, Arc<LoadedComponent>>>,
+    linked: Mutex<HashMap<LinkKey, Arc<Prepared>>>,
+}
+
+impl ComponentCache {
+    pub(crate) fn new(engine: Engine, disk_cache: Option<PathBuf>) -> Self {
+        ComponentCache {
+            engine,
+            disk_cache,
+            by_file: Mutex::default(),
+            by_hash: Mutex::default(),
+            linked: Mutex::default(),
+        }
+    }
+
+    /// The manifest's component, linked for exactly the handlers it grants.
+    pub(crate) async fn prepare(
+        &self,
+        manifest: &Manifest,
+        content: Option<&theater_store::ContentStore>,
+    ) -> Result<Arc<Prepared>, SpawnError> {
+        let loaded = self.load(manifest, content).await?;
+        let mut grants: Vec<HandlerKind> = manifest.granted().collect();
+        grants.sort();
+        let key = (loaded.hash, grants);
+        if let Some(p) = self.linked.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let prepared = Arc::new(self.link(manifest, loaded, &key.1)?);
+        self.linked.lock().unwrap().insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    async fn load(
+        &self,
+        manifest: &Manifest,
+        content: Option<&theater_store::ContentStore>,
+    ) -> Result<Arc<LoadedComponent>, SpawnError> {
+        match &manifest.component {
+            ComponentSource::Path(path) => {
+                let stamp = file_stamp(path).map_err(|e| component_error(path, e))?;
+                if let Some(l) = self.by_file.lock().unwrap().get(&stamp) {
+                    return Ok(l.clone());
+                }
+                let bytes = std::fs::read(path).map_err(|e| component_error(path, e))?;
+                let loaded = self
+                    .compile(bytes.into(), path.display().to_string())
+                    .await?;
+                self.by_file.lock().unwrap().insert(stamp, loaded.clone());
+                Ok(loaded)
+            }
+            ComponentSource::Store(hash) => {
+                let origin = format!("store:{}", hex::encode(hash));
+                if let Some(l) = self.by_hash.lock().unwrap().get(&Hash(*hash)) {
+                    return Ok(l.clone());
+                }
+                let store = content.ok_or_else(|| SpawnError::Component {
+                    origin: origin.clone(),
+                    message: "a store component needs a data dir".into(),
+                })?;
+                let bytes = store
+                    .get(hash)
+                    .map_err(|e| SpawnError::Component {
+                        origin: origin.clone(),
+                        message: e.to_string(),
+                    })?
+                    .ok_or_else(|| SpawnError::Component {
+                        origin: origin.clone(),
+                        message: "no such component in the content store".into(),
+                    })?;
+                self.compile(bytes.into(), origin).await
+            }
+        }
+    }
+
+    /// Compiles `bytes` unless a component with the same hash is already compiled.
+    async fn compile(
+        &self,
+        bytes: Arc<[u8]>,
+        origin: String,
+    ) -> Result<Arc<LoadedComponent>, SpawnError> {
+        check_is_component(&bytes).map_err(|message| SpawnError::Component {
+            origin: origin.clone(),
+            message,
+        })?;
+        let hash = Hash::of(&bytes);
+        if let Some(l) = self.by_hash.lock().unwrap().get(&hash) {
+            return Ok(l.clone());
+        }
+        let engine = self.engine.clone();
+        let disk_cache = self.disk_cache.clone();
+        let source = bytes.clone();
+        // Compiling takes milliseconds to seconds: keep it off the async workers.
+        let component = tokio::task::spawn_blocking(move || {
+            compile_cached(&engine, &source, &hash, disk_cache.as_deref())
+        })
+        .await
+        .map_err(|e| SpawnError::Component {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?
+        .map_err(|e| SpawnError::Component {
+            origin: origin.clone(),
+            message: format!("not a valid component: {}", one_line(&e)),
+        })?;
+        let loaded = Arc::new(LoadedComponent {
+            hash,
+            component,
+            origin,
+            bytes,
+            stored: AtomicBool::new(false),
+        });
+        self.by_hash
+            .lock()
+            .unwrap()
+            .entry(hash)
+            .or_insert(loaded.clone());
+        Ok(loaded)
+    }
+
+    fn link(
+        &self,
+        manifest: &Manifest,
+        loaded: Arc<LoadedComponent>,
+        grants: &[HandlerKind],
+    ) -> Result<Prepared, SpawnError> {
+        let component = &loaded.component;
+        let granted: Vec<&str> = grants
+            .iter()
+            .flat_map(|k| k.interfaces().iter().copied())
+            .collect();
+        // Name the first ungranted import ourselves: wasmtime's message would not say which
+        // manifest line grants it.
+        for (import, _) in component.component_type().imports(&self.engine) {
+            if TYPE_ONLY_INTERFACES.contains(&import) || granted.contains(&import) {
+                continue;
+            }
+            return Err(match HandlerKind::granting(import) {
+                Some(handler) => SpawnError::Ungranted {
+                    actor: manifest.name.clone(),
+                    interface: import.to_owned(),
+                    handler: handler.name(),
+                    manifest: manifest.origin.describe(),
+                },
+                None => SpawnError::UnknownImport {
+                    actor: manifest.name.clone(),
+                    interface: import.to_owned(),
+                },
+            });
+        }
+        let init = component
+            .get_export_index(None, ACTOR_INTERFACE)
+            .and_then(|actor| component.get_export_index(Some(&actor), INIT))
+            .ok_or_else(|| SpawnError::NotAnActor {
+                origin: loaded.origin.clone(),
+            })?;
+
+        let mut linker = Linker::new(&self.engine);
+        for interface in TYPE_ONLY_INTERFACES {
+            linker
+                .instance(interface)
+                .map_err(|e| internal(manifest, e))?;
+        }
+        for &kind in grants {
+            if !kind.is_implemented() {
+                return Err(SpawnError::NotImplemented {
+                    actor: manifest.name.clone(),
+                    handler: kind.name(),
+                });
+            }
+            handlers::link(kind, &mut linker).map_err(|e| internal(manifest, e))?;
+        }
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| SpawnError::Component {
+                origin: loaded.origin.clone(),
+                message: one_line(&e),
+            })?;
+        Ok(Prepared { loaded, pre, init })
+    }
+}
+
+fn file_stamp(path: &Path) -> std::io::Result<FileStamp> {
+    let meta = std::fs::metadata(path)?;
+    Ok((path.to_owned(), meta.modified()?, meta.len()))
+}
+
+fn component_error(path: &Path, e: std::io::Error) -> SpawnError {
+    SpawnError::Component {
+        origin: path.display().to_string(),
+        message: match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "no such file (build the actor with `theater build`, or fix `component` in the manifest)".into()
+            }
+            _ => e.to_string(),
+        },
+    }
+}
+
+fn internal(manifest: &Manifest, e: wasmtime::Error) -> SpawnError {
+    SpawnError::Runtime {
+        actor: manifest.name.clone(),
+        message: one_line(&e),
+    }
+}
+
+/// Rejects non-wasm files and core modules with a message that says what to do.
+fn check_is_component(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("not a WebAssembly file (it does not start with \\0asm)".into());
+    }
+    // Bytes 4..8: version (u16) and layer (u16); layer 0 is a core module, 1 a component.
+    let layer = u16::from_le_bytes([bytes[6], bytes[7]]);
+    if layer == 0 {
+        return Err("a core WebAssembly module, not a component: build the actor with `theater build` (or `wasm-tools component new`)".into());
+    }
+    Ok(())
+}
+
+/// An error and its causes on one line.
+pub(crate) fn one_line(e: &wasmtime::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.lines().next().unwrap_or("").trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text);
+    }
+    out
+}
+
+/// Loads the compiled artifact from the disk cache, or compiles and stores it.
+fn compile_cached(
+    engine: &Engine,
+    bytes: &[u8],
+    hash: &Hash,
+    disk_cache: Option<&Path>,
+) -> wasmtime::Result<Component> {
+    let Some(dir) = disk_cache else {
+        return Component::new(engine, bytes);
+    };
+    let path = dir.join(format!("{}.cwasm", hash.to_hex()));
+    if path.exists() {
+        // SAFETY: the file is one this runtime serialized into its own data dir; wasmtime
+        // checks that it was produced by a compatible engine and refuses it otherwise.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => return Ok(c),
+            Err(e) => tracing::debug!("recompiling {}: {e}", path.display()),
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    if std::fs::create_dir_all(dir).is_ok() {
+        let tmp = path.with_extension("tmp");
+        if let Ok(serialized) = component.serialize()
+            && std::fs::write(&tmp, serialized).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    Ok(component)
+}

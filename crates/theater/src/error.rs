@@ -1,0 +1,82 @@
+//! Errors the runtime reports. Each displays as one line that names the actor or file and the
+//! problem; extra detail (a guest backtrace) is kept in a field.
+
+use theater_chain::TrapKind;
+
+use crate::manifest::ManifestError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("component {origin}: {message}")]
+    Component { origin: String, message: String },
+    #[error(
+        "component {origin} does not export `theater:simple/actor` with `init`: an actor must implement that interface"
+    )]
+    NotAnActor { origin: String },
+    #[error(
+        "actor {actor} imports `{interface}`, which its manifest does not grant: add a `[[handler]]` with `type = \"{handler}\"` to {manifest}"
+    )]
+    Ungranted {
+        actor: String,
+        interface: String,
+        handler: &'static str,
+        manifest: String,
+    },
+    #[error(
+        "actor {actor} imports `{interface}`, which Theater does not provide (actors may import theater:simple interfaces only)"
+    )]
+    UnknownImport { actor: String, interface: String },
+    #[error(
+        "actor {actor}: handler type \"{handler}\" is part of the API but this build does not implement it yet"
+    )]
+    NotImplemented {
+        actor: String,
+        handler: &'static str,
+    },
+    #[error("actor {actor}: cannot read init_state {path}: {message}")]
+    InitState {
+        actor: String,
+        path: String,
+        message: String,
+    },
+    #[error("actor {actor} ({id}): init returned an error: {message}")]
+    InitFailed {
+        actor: String,
+        id: String,
+        message: String,
+    },
+    #[error("actor {actor} ({id}) trapped in init: {message}")]
+    InitTrapped {
+        actor: String,
+        id: String,
+        kind: TrapKind,
+        message: String,
+        /// The guest's stack at the trap, one frame per line, where wasmtime gives one.
+        backtrace: Option<String>,
+    },
+    #[error("actor {actor}: {message}")]
+    Runtime { actor: String, message: String },
+}
+
+impl SpawnError {
+    /// The guest backtrace, for errors that have one.
+    pub fn backtrace(&self) -> Option<&str> {
+        match self {
+            SpawnError::InitTrapped { backtrace, .. } => backtrace.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("creating the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error(transparent)]
+    Chain(#[from] theater_chain::StoreError),
+    #[error(transparent)]
+    Content(#[from] theater_store::StoreError),
+}

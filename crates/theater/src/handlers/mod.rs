@@ -1,0 +1,210 @@
+//! Host capabilities. Each handler module implements one interface family and knows nothing of
+//! the others; the runtime knows them only through [`HandlerKind`] and [`link`].
+//!
+//! Every host function is registered through [`InterfaceBuilder::func`], the one place that
+//! records host calls in the chain. A handler never records by hand.
+
+mod runtime;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use theater_chain::{EventKind, HostCall, HostResult};
+use wasmtime::component::{ComponentNamedList, Lift, Linker, LinkerInstance, Lower};
+use wasmtime::{AsContextMut, StoreContextMut};
+
+use crate::actor::ActorCtx;
+
+/// The WIT package every interface lives in.
+pub const PACKAGE: &str = "theater:simple";
+
+/// Interfaces that hold only types. Linked (empty) for every actor; they need no grant.
+pub const TYPE_ONLY_INTERFACES: &[&str] = &[
+    "theater:simple/types",
+    "theater:simple/http-types",
+    "theater:simple/websocket-types",
+];
+
+/// A manifest `[[handler]] type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HandlerKind {
+    Runtime,
+    MessageServer,
+    Supervisor,
+    Store,
+    Timing,
+    Random,
+    Environment,
+    Filesystem,
+    Process,
+    HttpClient,
+    HttpFramework,
+}
+
+impl HandlerKind {
+    pub const ALL: &'static [HandlerKind] = &[
+        HandlerKind::Runtime,
+        HandlerKind::MessageServer,
+        HandlerKind::Supervisor,
+        HandlerKind::Store,
+        HandlerKind::Timing,
+        HandlerKind::Random,
+        HandlerKind::Environment,
+        HandlerKind::Filesystem,
+        HandlerKind::Process,
+        HandlerKind::HttpClient,
+        HandlerKind::HttpFramework,
+    ];
+
+    /// The name used in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandlerKind::Runtime => "runtime",
+            HandlerKind::MessageServer => "message-server",
+            HandlerKind::Supervisor => "supervisor",
+            HandlerKind::Store => "store",
+            HandlerKind::Timing => "timing",
+            HandlerKind::Random => "random",
+            HandlerKind::Environment => "environment",
+            HandlerKind::Filesystem => "filesystem",
+            HandlerKind::Process => "process",
+            HandlerKind::HttpClient => "http-client",
+            HandlerKind::HttpFramework => "http-framework",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<HandlerKind> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The imported interfaces this handler grants.
+    pub fn interfaces(self) -> &'static [&'static str] {
+        match self {
+            HandlerKind::Runtime => &["theater:simple/runtime"],
+            HandlerKind::MessageServer => &["theater:simple/message-server-host"],
+            HandlerKind::Supervisor => &["theater:simple/supervisor"],
+            HandlerKind::Store => &["theater:simple/store"],
+            HandlerKind::Timing => &["theater:simple/timing"],
+            HandlerKind::Random => &["theater:simple/random"],
+            HandlerKind::Environment => &["theater:simple/environment"],
+            HandlerKind::Filesystem => &["theater:simple/filesystem"],
+            HandlerKind::Process => &["theater:simple/process"],
+            HandlerKind::HttpClient => &["theater:simple/http-client"],
+            HandlerKind::HttpFramework => &["theater:simple/http-framework"],
+        }
+    }
+
+    /// The handler that grants `interface`, if any.
+    pub fn granting(interface: &str) -> Option<HandlerKind> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.interfaces().contains(&interface))
+    }
+
+    /// The keys a `[[handler]]` table of this type may have besides `type`.
+    pub fn setting_keys(self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Whether this build implements the handler's host functions.
+    pub fn is_implemented(self) -> bool {
+        matches!(self, HandlerKind::Runtime)
+    }
+}
+
+/// Adds the interfaces of `kind` to `linker`; returns the `(interface, function)` pairs added.
+pub(crate) fn link(
+    kind: HandlerKind,
+    linker: &mut Linker<ActorCtx>,
+) -> wasmtime::Result<Vec<(&'static str, &'static str)>> {
+    let mut registered = Vec::new();
+    match kind {
+        HandlerKind::Runtime => runtime::add_to_linker(linker, &mut registered)?,
+        other => wasmtime::bail!(
+            "handler type {:?} is part of the API but this build does not implement it yet",
+            other.name()
+        ),
+    }
+    Ok(registered)
+}
+
+/// What a host function returns to the wrapper: a future borrowing the store.
+pub(crate) type HostFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// How a host call's result is recorded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordAs {
+    /// The result itself, in the payload encoding.
+    Value,
+    /// A reference to the chain as it was before the call (length and head), for results that
+    /// are derived from the chain and would otherwise copy it into itself.
+    ChainRef,
+}
+
+/// Registers the functions of one interface.
+pub(crate) struct InterfaceBuilder<'a, 'l> {
+    interface: &'static str,
+    instance: LinkerInstance<'l, ActorCtx>,
+    registered: &'a mut Vec<(&'static str, &'static str)>,
+}
+
+impl<'a, 'l> InterfaceBuilder<'a, 'l> {
+    pub(crate) fn new(
+        linker: &'l mut Linker<ActorCtx>,
+        interface: &'static str,
+        registered: &'a mut Vec<(&'static str, &'static str)>,
+    ) -> wasmtime::Result<Self> {
+        Ok(InterfaceBuilder {
+            interface,
+            instance: linker.instance(interface)?,
+            registered,
+        })
+    }
+
+    /// Registers `f` as `function`, wrapped so that every call is recorded as a host-call event
+    /// (interface, function, params, result) after it returns.
+    pub(crate) fn func<P, R>(
+        &mut self,
+        function: &'static str,
+        record_as: RecordAs,
+        f: for<'s> fn(StoreContextMut<'s, ActorCtx>, P) -> HostFuture<'s, R>,
+    ) -> wasmtime::Result<()>
+    where
+        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
+        R: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+    {
+        let interface = self.interface;
+        self.instance.func_wrap_async(
+            function,
+            move |mut store: StoreContextMut<'_, ActorCtx>, params: P| {
+                Box::new(async move {
+                    let encoded_params = crate::payload::encode(&params)?;
+                    let before = store.data().chain.head();
+                    let result = f(store.as_context_mut(), params).await?;
+                    let recorded = match record_as {
+                        RecordAs::Value => HostResult::Value(crate::payload::encode(&result)?),
+                        RecordAs::ChainRef => HostResult::ChainRef {
+                            len: before.len,
+                            head: before.head,
+                        },
+                    };
+                    store
+                        .data_mut()
+                        .chain
+                        .record(EventKind::HostCall(HostCall {
+                            interface: interface.to_owned(),
+                            function: function.to_owned(),
+                            params: encoded_params,
+                            result: recorded,
+                        }))
+                        .await?;
+                    Ok(result)
+                })
+            },
+        )?;
+        self.registered.push((interface, function));
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! `theater:simple/runtime`: log, get-chain, shutdown. Always granted.
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
+
+use super::{HostFuture, InterfaceBuilder, RecordAs};
+use crate::actor::ActorCtx;
+use crate::bindings::theater::simple::types::{Chain, Event, MetaEvent};
+
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<ActorCtx>,
+    registered: &mut Vec<(&'static str, &'static str)>,
+) -> wasmtime::Result<()> {
+    let mut runtime = InterfaceBuilder::new(linker, "theater:simple/runtime", registered)?;
+    runtime.func("log", RecordAs::Value, log)?;
+    runtime.func("get-chain", RecordAs::ChainRef, get_chain)?;
+    runtime.func("shutdown", RecordAs::Value, shutdown)?;
+    Ok(())
+}
+
+fn log(store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFuture<'_, ()> {
+    Box::pin(async move {
+        store.data().log(&msg);
+        Ok(())
+    })
+}
+
+fn get_chain(mut store: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (Chain,)> {
+    Box::pin(async move {
+        let events = store.data_mut().chain.read_all().await?;
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, (stored, event))| MetaEvent {
+                hash: stored.hash.short(),
+                event: Event {
+                    event_type: event.kind.type_name().to_owned(),
+                    parent: i.checked_sub(1).map(|p| p as u64),
+                    data: stored.bytes,
+                },
+            })
+            .collect();
+        Ok((Chain { events },))
+    })
+}
+
+fn shutdown(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (data,): (Option<Vec<u8>>,),
+) -> HostFuture<'_, (Result<(), String>,)> {
+    Box::pin(async move {
+        let ctx = store.data_mut();
+        if ctx.shutdown_requested.is_some() {
+            return Ok((Err("shutdown was already requested during this call".into()),));
+        }
+        ctx.shutdown_requested = Some(data);
+        Ok((Ok(()),))
+    })
+}

@@ -1,0 +1,404 @@
+//! Actor manifests (TOML), documented key by key in `docs/manifest.md`.
+//!
+//! Parsing is strict: a missing field, an unknown key or an unknown handler type is an error that
+//! names it, with the line, and suggests the likely intended name.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::handlers::HandlerKind;
+
+/// Memory an actor may use when its manifest sets no `[limits] memory_mb`.
+pub const DEFAULT_MEMORY_MB: u32 = 64;
+/// Guest CPU time one call may use when the manifest sets no `[limits] max_call_cpu_ms`.
+pub const DEFAULT_MAX_CALL_CPU_MS: u64 = 10_000;
+
+/// A parsed, validated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    /// Where the component comes from.
+    pub component: ComponentSource,
+    /// The manifest's `init_state` file, resolved against its directory.
+    pub init_state: Option<PathBuf>,
+    pub save_chain: bool,
+    /// Granted handlers, in manifest order. `runtime` is always granted in addition.
+    pub handlers: Vec<HandlerKind>,
+    pub limits: Limits,
+    pub chain: ChainSettings,
+    /// The manifest's text, recorded in the spawn event.
+    pub text: String,
+    /// Where it was read from, for error messages and relative paths.
+    pub origin: ManifestOrigin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    Path(PathBuf),
+    /// `store:<blake3-hex>`: a component in the data dir's content store.
+    Store([u8; 32]),
+}
+
+#[derive(Debug, Clone)]
+pub enum ManifestOrigin {
+    File(PathBuf),
+    Inline { base_dir: PathBuf },
+}
+
+impl ManifestOrigin {
+    /// The directory relative paths resolve against.
+    pub fn base_dir(&self) -> &Path {
+        match self {
+            ManifestOrigin::File(p) => p.parent().unwrap_or(Path::new(".")),
+            ManifestOrigin::Inline { base_dir } => base_dir,
+        }
+    }
+
+    /// How errors name the manifest.
+    pub fn describe(&self) -> String {
+        match self {
+            ManifestOrigin::File(p) => p.display().to_string(),
+            ManifestOrigin::Inline { .. } => "<inline manifest>".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most linear memory, in MiB, the actor may grow to.
+    pub memory_mb: u32,
+    /// Guest CPU time one export call may use before it traps (epoch-measured, 10 ms resolution).
+    pub max_call_cpu_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mb: DEFAULT_MEMORY_MB,
+            max_call_cpu_ms: DEFAULT_MAX_CALL_CPU_MS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChainSettings {
+    /// `None`: the runtime's default (`theater run --durability`).
+    pub durability: Option<theater_chain::Durability>,
+}
+
+/// A manifest that could not be used. Displays as one line naming the manifest and the problem.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("manifest {origin}{line}: {message}", line = line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ManifestError {
+    pub origin: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    version: String,
+    component: String,
+    description: Option<String>,
+    init_state: Option<String>,
+    save_chain: Option<bool>,
+    #[serde(default)]
+    handler: Vec<toml::Table>,
+    limits: Option<RawLimits>,
+    chain: Option<RawChain>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<u32>,
+    max_call_cpu_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    durability: Option<String>,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "component",
+    "description",
+    "init_state",
+    "save_chain",
+    "handler",
+    "limits",
+    "chain",
+];
+
+impl Manifest {
+    /// Reads and validates the manifest file at `path`.
+    pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+            origin: path.display().to_string(),
+            line: None,
+            message: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text, ManifestOrigin::File(path.to_owned()))
+    }
+
+    /// Parses manifest text; relative paths resolve against `origin`'s directory.
+    pub fn parse(text: &str, origin: ManifestOrigin) -> Result<Manifest, ManifestError> {
+        let fail = |line: Option<usize>, message: String| ManifestError {
+            origin: origin.describe(),
+            line,
+            message,
+        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            fail(line, describe_toml_error(e.message()))
+        })?;
+        let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).map(|i| i + 1);
+        if raw.name.trim().is_empty() {
+            return Err(fail(line_of("name"), "`name` must not be empty".into()));
+        }
+        let component = parse_component(&raw.component, origin.base_dir())
+            .map_err(|m| fail(line_of("component"), m))?;
+        let mut handlers = Vec::new();
+        for (i, table) in raw.handler.iter().enumerate() {
+            let kind = parse_handler(table).map_err(|m| {
+                fail(
+                    nth_line(text, "[[handler]]", i),
+                    format!("handler {}: {m}", i + 1),
+                )
+            })?;
+            if kind != HandlerKind::Runtime && !handlers.contains(&kind) {
+                handlers.push(kind);
+            }
+        }
+        let limits = match raw.limits {
+            None => Limits::default(),
+            Some(l) => {
+                let limits = Limits {
+                    memory_mb: l.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+                    max_call_cpu_ms: l.max_call_cpu_ms.unwrap_or(DEFAULT_MAX_CALL_CPU_MS),
+                };
+                if limits.memory_mb == 0 {
+                    return Err(fail(
+                        line_of("memory_mb"),
+                        "`limits.memory_mb` must be at least 1".into(),
+                    ));
+                }
+                limits
+            }
+        };
+        let chain = match raw.chain.and_then(|c| c.durability) {
+            None => ChainSettings::default(),
+            Some(d) => ChainSettings {
+                durability: Some(theater_chain::Durability::parse(&d).ok_or_else(|| {
+                    fail(
+                        line_of("durability"),
+                        format!(
+                            "unknown durability {d:?}: use \"every-event\" or \"batched\" (or save_chain = false for none)"
+                        ),
+                    )
+                })?),
+            },
+        };
+        Ok(Manifest {
+            name: raw.name,
+            version: raw.version,
+            description: raw.description,
+            component,
+            init_state: raw.init_state.map(|p| origin.base_dir().join(p)),
+            save_chain: raw.save_chain.unwrap_or(true),
+            handlers,
+            limits,
+            chain,
+            text: text.to_owned(),
+            origin,
+        })
+    }
+
+    /// Every granted handler, `runtime` first.
+    pub fn granted(&self) -> impl Iterator<Item = HandlerKind> + '_ {
+        std::iter::once(HandlerKind::Runtime).chain(self.handlers.iter().copied())
+    }
+}
+
+fn nth_line(text: &str, needle: &str, n: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(needle))
+        .nth(n)
+        .map(|(i, _)| i + 1)
+}
+
+fn parse_component(value: &str, base_dir: &Path) -> Result<ComponentSource, String> {
+    if let Some(hex) = value.strip_prefix("store:") {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(hex, &mut hash).map_err(|_| {
+            format!("`component = {value:?}`: a store reference is `store:` and 64 hex digits")
+        })?;
+        return Ok(ComponentSource::Store(hash));
+    }
+    if value.trim().is_empty() {
+        return Err("`component` must not be empty".into());
+    }
+    Ok(ComponentSource::Path(base_dir.join(value)))
+}
+
+fn parse_handler(table: &toml::Table) -> Result<HandlerKind, String> {
+    let Some(ty) = table.get("type") else {
+        return Err("missing field `type` (one of: runtime, message-server, supervisor, store, timing, random, environment, filesystem, process, http-client, http-framework)".into());
+    };
+    let Some(ty) = ty.as_str() else {
+        return Err("`type` must be a string".into());
+    };
+    let kind = HandlerKind::parse(ty).ok_or_else(|| {
+        let names: Vec<&str> = HandlerKind::ALL.iter().map(|k| k.name()).collect();
+        format!(
+            "unknown handler type {ty:?}{}",
+            did_you_mean(ty, &names)
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_else(|| format!(" (known types: {})", names.join(", ")))
+        )
+    })?;
+    let allowed = kind.setting_keys();
+    if let Some(key) = table
+        .keys()
+        .find(|k| *k != "type" && !allowed.contains(&k.as_str()))
+    {
+        return Err(if allowed.is_empty() {
+            format!("handler type {ty:?} takes no settings, but has `{key}`")
+        } else {
+            format!(
+                "handler type {ty:?} has no setting `{key}`{}",
+                did_you_mean(key, allowed)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default()
+            )
+        });
+    }
+    Ok(kind)
+}
+
+/// Rewrites serde's messages into one line and adds a suggestion for misspelt keys.
+fn describe_toml_error(message: &str) -> String {
+    let message = message.trim().replace('\n', " ");
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some(field) = rest.split('`').next()
+    {
+        let hint = did_you_mean(field, TOP_LEVEL_KEYS)
+            .or_else(|| did_you_mean(field, &["memory_mb", "max_call_cpu_ms", "durability"]))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return format!("unknown key `{field}`{hint}");
+    }
+    message
+}
+
+/// The closest candidate within a small edit distance.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, ManifestOrigin::File("dir/manifest.toml".into()))
+    }
+
+    const BASE: &str = "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n";
+
+    #[test]
+    fn minimal_manifest_parses_with_defaults() {
+        let m = parse(BASE).unwrap();
+        assert_eq!(m.component, ComponentSource::Path("dir/a.wasm".into()));
+        assert!(m.save_chain);
+        assert_eq!(m.limits, Limits::default());
+        assert_eq!(m.granted().collect::<Vec<_>>(), vec![HandlerKind::Runtime]);
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let err = parse("name = \"a\"\ncomponent = \"a.wasm\"\n").unwrap_err();
+        assert!(err.to_string().contains("missing field `version`"), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_line_and_suggestion() {
+        let err = parse(&format!("{BASE}save_chian = true\n")).unwrap_err();
+        let s = err.to_string();
+        assert!(
+            s.starts_with("manifest dir/manifest.toml:4: unknown key `save_chian`"),
+            "{s}"
+        );
+        assert!(s.contains("did you mean `save_chain`"), "{s}");
+    }
+
+    #[test]
+    fn unknown_handler_type_is_named_with_suggestion() {
+        let err = parse(&format!("{BASE}[[handler]]\ntype = \"file-system\"\n")).unwrap_err();
+        let s = err.to_string();
+        assert!(s.contains("unknown handler type \"file-system\""), "{s}");
+        assert!(s.contains("did you mean \"filesystem\""), "{s}");
+        assert!(s.contains(":4:"), "{s}");
+    }
+
+    #[test]
+    fn unknown_handler_setting_is_named() {
+        let err = parse(&format!(
+            "{BASE}[[handler]]\ntype = \"runtime\"\nroot = \"x\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("takes no settings, but has `root`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn store_component_reference_parses() {
+        let hex = "ab".repeat(32);
+        let m = parse(&BASE.replace("a.wasm", &format!("store:{hex}"))).unwrap();
+        assert_eq!(m.component, ComponentSource::Store([0xab; 32]));
+        assert!(parse(&BASE.replace("a.wasm", "store:zz")).is_err());
+    }
+
+    #[test]
+    fn bad_durability_is_refused() {
+        let err = parse(&format!("{BASE}[chain]\ndurability = \"fast\"\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown durability \"fast\""),
+            "{err}"
+        );
+    }
+}
