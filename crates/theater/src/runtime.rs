@@ -136,6 +136,15 @@ pub struct ActorHandle {
     exit: watch::Receiver<Option<ActorExit>>,
 }
 
+impl std::fmt::Debug for ActorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 impl ActorHandle {
     pub(crate) fn new(
         id: Arc<str>,

@@ -130,6 +130,15 @@ pub(crate) fn link(
     Ok(registered)
 }
 
+/// The `(interface, function)` pairs a handler registers, for checking them against the WIT.
+pub fn registered_functions(
+    kind: HandlerKind,
+) -> wasmtime::Result<Vec<(&'static str, &'static str)>> {
+    let engine = wasmtime::Engine::default();
+    let mut linker = Linker::new(&engine);
+    link(kind, &mut linker)
+}
+
 /// What a host function returns to the wrapper: a future borrowing the store.
 pub(crate) type HostFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 

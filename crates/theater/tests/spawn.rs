@@ -1,0 +1,431 @@
+//! Spawning real components: init, the chain it leaves, and every way a spawn can fail.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use theater::chain::{
+    ChainReader, Event, EventKind, HostResult, ShutdownReason, TrapKind, Verifier,
+};
+use theater::{ActorExit, Manifest, ManifestOrigin, Runtime, RuntimeConfig, SpawnError};
+
+/// A runtime on a temp data dir whose log lines are collected.
+struct Harness {
+    runtime: Runtime,
+    logs: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = logs.clone();
+    let mut config = RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        on_log: Arc::new(move |line| sink.lock().unwrap().push(line.message.to_owned())),
+        ..Default::default()
+    };
+    config.engine.max_instances = 64;
+    Harness {
+        runtime: Runtime::new(config).unwrap(),
+        logs,
+        dir,
+    }
+}
+
+fn manifest(component: &str, extra: &str) -> Manifest {
+    let text = format!("name = \"test\"\nversion = \"0.1.0\"\ncomponent = {component:?}\n{extra}");
+    Manifest::parse(
+        &text,
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+    )
+    .unwrap()
+}
+
+/// The persisted chain of `id`, verified, decoded.
+fn chain_of(data_dir: &Path, id: &str) -> Vec<Event> {
+    let reader = ChainReader::open(data_dir).unwrap();
+    let (info, events) = reader.chain(id).unwrap();
+    let mut verifier = Verifier::new(Some(id));
+    let decoded = events.iter().map(|e| verifier.check(e).unwrap()).collect();
+    verifier.finish(info.head).unwrap();
+    decoded
+}
+
+fn types(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.type_name()).collect()
+}
+
+async fn spawn_probe(
+    h: &Harness,
+    script: &str,
+    extra: &str,
+) -> Result<theater::ActorHandle, SpawnError> {
+    h.runtime
+        .spawn_with(
+            manifest(test_actors::PROBE, extra),
+            None,
+            Some(script.as_bytes().to_vec()),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_runs_init_and_its_chain_records_every_crossing() {
+    let h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("greeting.txt"), "tests").unwrap();
+    let m = Manifest::parse(
+        &format!(
+            "name = \"hello\"\nversion = \"0.1.0\"\ncomponent = {:?}\ninit_state = \"greeting.txt\"\n",
+            test_actors::HELLO
+        ),
+        ManifestOrigin::Inline { base_dir: dir.path().to_owned() },
+    )
+    .unwrap();
+    let actor = h.runtime.spawn(m).await.unwrap();
+    h.runtime.quiescent().await;
+    h.runtime.flush().await.unwrap();
+    let logs = h.logs.lock().unwrap().clone();
+    assert_eq!(logs[0], format!("Hello, tests! I am actor {}.", actor.id()));
+    assert_eq!(
+        logs[1],
+        "My chain already holds 4 events; the last is a host-call."
+    );
+
+    let events = chain_of(h.dir.path(), actor.id());
+    assert_eq!(
+        types(&events),
+        [
+            "spawn",
+            "instance",
+            "call-start",
+            "host-call",
+            "host-call",
+            "host-call",
+            "call-end"
+        ]
+    );
+    let EventKind::Spawn(spawn) = &events[0].kind else {
+        panic!()
+    };
+    assert_eq!(spawn.actor_id, actor.id());
+    assert_eq!(
+        spawn.initial_state,
+        Some(theater::chain::Hash::of(b"tests"))
+    );
+    assert!(spawn.manifest.contains("init_state = \"greeting.txt\""));
+    // get-chain is recorded as a reference to the 4 events before it, not as a copy.
+    let EventKind::HostCall(get_chain) = &events[4].kind else {
+        panic!()
+    };
+    assert_eq!(get_chain.function, "get-chain");
+    let HostResult::ChainRef { len: 4, .. } = get_chain.result else {
+        panic!("{:?}", get_chain.result)
+    };
+    let EventKind::CallEnd(end) = &events[6].kind else {
+        panic!()
+    };
+    assert_eq!(end.state, Some(theater::chain::Hash::of(b"greeted tests")));
+
+    h.runtime.shutdown().await.unwrap();
+    let events = chain_of(h.dir.path(), actor.id());
+    assert!(matches!(
+        events.last().unwrap().kind,
+        EventKind::Shutdown {
+            reason: ShutdownReason::RuntimeExit,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_bytes_are_kept_in_the_content_store() {
+    let h = harness();
+    let actor = spawn_probe(&h, "", "").await.unwrap();
+    h.runtime.flush().await.unwrap();
+    let EventKind::Spawn(spawn) = &chain_of(h.dir.path(), actor.id())[0].kind else {
+        panic!()
+    };
+    let store = theater_store::ContentStore::open(h.dir.path()).unwrap();
+    let bytes = store.get(&spawn.component.0).unwrap().unwrap();
+    assert_eq!(bytes, std::fs::read(test_actors::PROBE).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_error_fails_spawn_and_is_recorded() {
+    let h = harness();
+    let err = spawn_probe(&h, "log:x;err:bad config", "")
+        .await
+        .unwrap_err();
+    let SpawnError::InitFailed { id, message, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(message, "bad config");
+    assert!(
+        err.to_string()
+            .contains("init returned an error: bad config"),
+        "{err}"
+    );
+    assert_eq!(h.runtime.actor_count(), 0);
+    h.runtime.flush().await.unwrap();
+    let events = chain_of(h.dir.path(), id);
+    let EventKind::CallEnd(end) = &events[events.len() - 2].kind else {
+        panic!()
+    };
+    assert_eq!(end.outcome, Err("bad config".to_string()));
+    assert!(matches!(
+        events.last().unwrap().kind,
+        EventKind::Shutdown {
+            reason: ShutdownReason::Failed,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_trap_is_reported_with_backtrace_and_runtime_keeps_working() {
+    let h = harness();
+    let err = spawn_probe(&h, "panic:boom", "").await.unwrap_err();
+    let SpawnError::InitTrapped {
+        id,
+        kind,
+        backtrace,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(*kind, TrapKind::Unreachable);
+    assert!(
+        backtrace.as_deref().unwrap().contains("actor#init"),
+        "{backtrace:?}"
+    );
+    assert!(!err.to_string().contains('\n'), "{err}");
+    h.runtime.flush().await.unwrap();
+    let events = chain_of(h.dir.path(), id);
+    assert!(matches!(
+        events[events.len() - 2].kind,
+        EventKind::Trap {
+            kind: TrapKind::Unreachable,
+            ..
+        }
+    ));
+    // The runtime is unharmed: the next spawn works.
+    spawn_probe(&h, "log:still here", "").await.unwrap();
+    assert!(h.logs.lock().unwrap().contains(&"still here".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_traps_at_the_manifest_limit() {
+    let h = harness();
+    let err = spawn_probe(&h, "alloc:100", "[limits]\nmemory_mb = 8\n")
+        .await
+        .unwrap_err();
+    let SpawnError::InitTrapped { kind, message, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*kind, TrapKind::ResourceLimit);
+    assert!(message.contains("memory_mb"), "{message}");
+    // Within the limit the same allocation succeeds.
+    spawn_probe(&h, "alloc:4", "[limits]\nmemory_mb = 8\n")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_overflow_traps() {
+    let h = harness();
+    let err = spawn_probe(&h, "recurse", "").await.unwrap_err();
+    let SpawnError::InitTrapped { kind, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*kind, TrapKind::StackOverflow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_hits_cpu_budget_without_starving_other_actors() {
+    let h = Arc::new(harness());
+    let looping = {
+        let h = h.clone();
+        tokio::spawn(
+            async move { spawn_probe(&h, "loop", "[limits]\nmax_call_cpu_ms = 3000\n").await },
+        )
+    };
+    // While the loop spins, other actors still spawn and run on the same two workers.
+    for i in 0..3 {
+        spawn_probe(&h, &format!("log:alive {i}"), "")
+            .await
+            .unwrap();
+    }
+    assert!(
+        !looping.is_finished(),
+        "the looping actor should still be running"
+    );
+    let err = looping.await.unwrap().unwrap_err();
+    let SpawnError::InitTrapped { kind, message, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*kind, TrapKind::Deadline);
+    assert!(message.contains("max_call_cpu_ms"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_init_ends_the_actor_after_init() {
+    let h = harness();
+    let actor = spawn_probe(&h, "log:first;shutdown;log:after", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        actor.exited().await,
+        ActorExit::Shutdown(Some(b"bye".to_vec()))
+    );
+    // The call finished before the shutdown took effect.
+    assert_eq!(*h.logs.lock().unwrap(), ["first", "after"]);
+    assert_eq!(h.runtime.actor_count(), 0);
+    h.runtime.flush().await.unwrap();
+    let events = chain_of(h.dir.path(), actor.id());
+    assert!(matches!(
+        events.last().unwrap().kind,
+        EventKind::Shutdown {
+            reason: ShutdownReason::Requested,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ungranted_import_fails_spawn_naming_interface_and_handler() {
+    let h = harness();
+    let err = h
+        .runtime
+        .spawn(manifest(test_actors::UNGRANTED, ""))
+        .await
+        .unwrap_err();
+    let s = err.to_string();
+    assert!(s.contains("imports `theater:simple/timing`"), "{s}");
+    assert!(s.contains("type = \"timing\""), "{s}");
+    assert!(matches!(
+        err,
+        SpawnError::Ungranted {
+            handler: "timing",
+            ..
+        }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_but_unimplemented_handler_is_a_clear_error() {
+    let h = harness();
+    let err = h
+        .runtime
+        .spawn(manifest(
+            test_actors::UNGRANTED,
+            "[[handler]]\ntype = \"timing\"\n",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("does not implement it yet"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_kinds_of_file_are_refused_with_clear_errors() {
+    let h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = dir.path().join("notes.wasm");
+    std::fs::write(&text_file, "not wasm at all").unwrap();
+    let cases = [
+        (
+            test_actors::PROBE_MODULE.to_string(),
+            "a core WebAssembly module, not a component",
+        ),
+        (text_file.display().to_string(), "not a WebAssembly file"),
+        (
+            dir.path().join("missing.wasm").display().to_string(),
+            "no such file",
+        ),
+        (
+            test_actors::NOT_AN_ACTOR.to_string(),
+            "does not export `theater:simple/actor`",
+        ),
+    ];
+    for (path, expected) in cases {
+        let err = h.runtime.spawn(manifest(&path, "")).await.unwrap_err();
+        let s = err.to_string();
+        assert!(s.contains(expected), "{path}: {s}");
+        assert!(!s.contains('\n'), "{s}");
+    }
+    assert_eq!(h.runtime.actor_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsaved_chain_stays_out_of_the_database() {
+    let h = harness();
+    let actor = spawn_probe(&h, "", "save_chain = false\n").await.unwrap();
+    h.runtime.flush().await.unwrap();
+    let reader = ChainReader::open(h.dir.path()).unwrap();
+    assert!(reader.resolve(actor.id()).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_durability_has_events_on_disk_when_spawn_returns() {
+    let h = harness();
+    let actor = spawn_probe(&h, "log:durable", "[chain]\ndurability = \"every-event\"\n")
+        .await
+        .unwrap();
+    // No flush: with every-event durability the events are committed already.
+    let reader = ChainReader::open(h.dir.path()).unwrap();
+    assert_eq!(reader.resolve(actor.id()).unwrap().head.len, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_component_reference_runs_the_stored_bytes() {
+    let h = harness();
+    spawn_probe(&h, "", "").await.unwrap();
+    let hash = theater::chain::Hash::of(&std::fs::read(test_actors::PROBE).unwrap());
+    let actor = h
+        .runtime
+        .spawn_with(
+            manifest(&format!("store:{hash}"), ""),
+            None,
+            Some(b"log:from store".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        h.logs.lock().unwrap().contains(&"from store".to_string()),
+        "{}",
+        actor.id()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hibernated_actor_keeps_its_place_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        hibernate_after: Some(std::time::Duration::from_millis(1)),
+        on_log: Arc::new(|_| {}),
+        ..Default::default()
+    };
+    let runtime = Runtime::new(config).unwrap();
+    let m = manifest(test_actors::MINIMAL, "");
+    let actor = runtime.spawn(m).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(runtime.actor_count(), 1);
+    actor.stop().await;
+    assert_eq!(actor.exited().await, ActorExit::Stopped);
+    runtime.shutdown().await.unwrap();
+    let events = chain_of(dir.path(), actor.id());
+    assert!(matches!(
+        events.last().unwrap().kind,
+        EventKind::Shutdown {
+            reason: ShutdownReason::Stopped,
+            ..
+        }
+    ));
+}
