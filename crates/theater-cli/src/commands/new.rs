@@ -95,6 +95,8 @@ mod bindings {{
     wit_bindgen::generate!({{
         world: "{name}",
         path: "wit",
+        // Bindings for theater:simple (in wit/deps) are generated here too.
+        generate_all,
     }});
 }}
 

@@ -1,0 +1,341 @@
+//! The `theater` binary as a user runs it: real processes, real data dirs, real components.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn theater(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_theater"));
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("THEATER_HOME");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("running theater")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes a manifest for a test actor with `init_state` holding `script`.
+fn probe_manifest(dir: &Path, name: &str, script: &str, extra: &str) -> PathBuf {
+    std::fs::write(dir.join(format!("{name}.state")), script).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\nversion = \"0.1.0\"\ncomponent = {:?}\ninit_state = \"{name}.state\"\n{extra}",
+            test_actors::PROBE
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The id of the only chain in `data_dir` called `name`.
+fn chain_id(data_dir: &Path, name: &str) -> String {
+    let out = run(theater(data_dir).args(["chains", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no chain named {name}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn run_prints_logs_and_events_and_verify_read_the_chain() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let manifest = probe_manifest(work.path(), "greeter", "log:hello there;chain", "");
+    let out = run(theater(data.path()).arg("run").arg(&manifest));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("] hello there"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("] chain 4 host-call"),
+        "{}",
+        stdout(&out)
+    );
+    let id = chain_id(data.path(), "greeter");
+    assert!(
+        stderr(&out).contains(&format!("started greeter {id}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("is quiescent"), "{}", stderr(&out));
+
+    let chains = run(theater(data.path()).args(["chains", "--json"]));
+    let line: serde_json::Value =
+        serde_json::from_str(stdout(&chains).lines().next().unwrap()).unwrap();
+    for field in ["id", "name", "events", "head"] {
+        assert!(!line[field].is_null(), "missing {field}: {line}");
+    }
+    assert_eq!(line["events"], 8);
+
+    let events = run(theater(data.path()).args(["events", &id[..8]]));
+    assert!(events.status.success(), "{}", stderr(&events));
+    let text = stdout(&events);
+    assert!(text.contains("runtime.log(\"hello there\")"), "{text}");
+    assert!(text.contains("shutdown    runtime-exit"), "{text}");
+    let json = run(theater(data.path()).args(["events", &id, "--json"]));
+    assert_eq!(stdout(&json).lines().count(), 8);
+
+    let verify = run(theater(data.path()).args(["verify", &id]));
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    assert!(
+        stdout(&verify).starts_with("ok: chain of greeter"),
+        "{}",
+        stdout(&verify)
+    );
+}
+
+#[test]
+fn any_changed_byte_of_an_exported_chain_fails_verify() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let manifest = probe_manifest(work.path(), "exported", "log:a;log:b", "");
+    assert!(
+        run(theater(data.path()).arg("run").arg(&manifest))
+            .status
+            .success()
+    );
+    let id = chain_id(data.path(), "exported");
+    let file = work.path().join("chain.bin");
+    let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(theater(data.path()).arg("verify").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Every byte, flipped, through the library (fast) ...
+    let bytes = std::fs::read(&file).unwrap();
+    for i in 0..bytes.len() {
+        let mut changed = bytes.clone();
+        changed[i] ^= 0x01;
+        let ok = theater_chain_ok(&changed);
+        assert!(!ok, "flipping byte {i} of {} went unnoticed", bytes.len());
+    }
+    // ... and a few through the binary, which names the event.
+    for i in [20, bytes.len() / 2, bytes.len() - 1] {
+        let mut changed = bytes.clone();
+        changed[i] ^= 0x80;
+        let bad = work.path().join(format!("bad-{i}.bin"));
+        std::fs::write(&bad, &changed).unwrap();
+        let out = run(theater(data.path()).arg("verify").arg(&bad));
+        assert!(!out.status.success(), "byte {i}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: chain file"), "{err}");
+    }
+    // A truncated file fails too.
+    let cut = work.path().join("cut.bin");
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    let out = run(theater(data.path()).arg("verify").arg(&cut));
+    assert!(!out.status.success());
+}
+
+fn theater_chain_ok(bytes: &[u8]) -> bool {
+    // The CLI's own library path: decode strictly, then verify.
+    matches!(
+        theater::chain::ChainFile::decode(bytes).map(|f| f.verify()),
+        Ok(Ok(_))
+    )
+}
+
+#[test]
+fn changed_stored_event_fails_verify_naming_it() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let manifest = probe_manifest(work.path(), "stored", "log:one;log:two", "");
+    assert!(
+        run(theater(data.path()).arg("run").arg(&manifest))
+            .status
+            .success()
+    );
+    let id = chain_id(data.path(), "stored");
+    let db = rusqlite::Connection::open(data.path().join("theater.db")).unwrap();
+    db.execute(
+        "UPDATE events SET data = CAST(replace(CAST(data AS TEXT), 'two', 'TWO') AS BLOB) WHERE actor_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    drop(db);
+    let out = run(theater(data.path()).args(["verify", &id]));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("event 4 does not match its hash"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bad_manifests_fail_with_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "name = \"x\"\ncomponent = \"a.wasm\"\n",
+            "missing field `version`",
+        ),
+        (
+            "name = \"x\"\nversion = \"1\"\ncomponent = \"a.wasm\"\ncolour = 1\n",
+            "unknown key `colour`",
+        ),
+        (
+            "name = \"x\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n[[handler]]\ntype = \"teleport\"\n",
+            "unknown handler type \"teleport\"",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = work.path().join(format!("m{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = run(theater(data.path()).arg("run").arg(&path));
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: manifest"), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn failing_init_exits_non_zero_and_names_the_reason() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let manifest = probe_manifest(work.path(), "failing", "err:no config", "");
+    let out = run(theater(data.path()).arg("run").arg(&manifest));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("init returned an error: no config"),
+        "{}",
+        stderr(&out)
+    );
+
+    let manifest = probe_manifest(work.path(), "trapping", "panic:oops", "");
+    let out = run(theater(data.path()).arg("run").arg(&manifest));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.starts_with("error: actor trapping"), "{err}");
+    assert!(err.contains("guest backtrace"), "{err}");
+
+    let ungranted = work.path().join("ungranted.toml");
+    std::fs::write(
+        &ungranted,
+        format!(
+            "name = \"u\"\nversion = \"1\"\ncomponent = {:?}\n",
+            test_actors::UNGRANTED
+        ),
+    )
+    .unwrap();
+    let out = run(theater(data.path()).arg("run").arg(&ungranted));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("`theater:simple/timing`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn reading_commands_work_while_run_holds_the_data_dir() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let manifest = probe_manifest(work.path(), "resident", "log:up", "");
+    let mut child = theater(data.path())
+        .arg("run")
+        .arg(&manifest)
+        .arg("--keep-alive")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for the running actor's chain to be committed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let out = run(theater(data.path()).args(["chains", "--json"]));
+        if out.status.success() && stdout(&out).contains("resident") {
+            break chain_id(data.path(), "resident");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chain never appeared: {}",
+            stderr(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "run should still be running"
+    );
+    for args in [vec!["events", id.as_str()], vec!["verify", id.as_str()]] {
+        let out = run(theater(data.path()).args(&args));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let file = work.path().join("live.bin");
+    let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Ctrl-C ends the run cleanly, recording the shutdown.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = run(theater(data.path()).args(["events", &id]));
+    assert!(
+        stdout(&events).contains("shutdown    runtime-exit"),
+        "{}",
+        stdout(&events)
+    );
+}
+
+#[test]
+fn new_project_outside_the_repo_builds_and_runs_without_edits() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = run(theater(data.path())
+        .current_dir(work.path())
+        .args(["new", "my-actor"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = work.path().join("my-actor");
+    assert!(project.join("wit/deps/theater-simple/runtime.wit").exists());
+
+    let out = run(theater(data.path()).current_dir(&project).arg("build"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(project.join("manifest.toml")).unwrap();
+    assert!(
+        manifest.contains(
+            "component = \"target/wasm32-unknown-unknown/release/my_actor.component.wasm\""
+        ),
+        "{manifest}"
+    );
+
+    let out = run(theater(data.path()).current_dir(&project).arg("run"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("my-actor ("), "{}", stdout(&out));
+    assert!(stdout(&out).contains(") initialized"), "{}", stdout(&out));
+    let id = chain_id(data.path(), "my-actor");
+    assert!(
+        run(theater(data.path()).args(["verify", &id]))
+            .status
+            .success()
+    );
+
+    // A second `new` into the same place refuses to overwrite.
+    let out = run(theater(data.path())
+        .current_dir(work.path())
+        .args(["new", "my-actor"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+}
