@@ -129,8 +129,9 @@ pub enum ShutdownReason {
     Failed = 3,
 }
 
+/// The byte tag, name and decoding of a fieldless enum.
 macro_rules! byte_enum {
-    ($ty:ident, $what:literal, [$($variant:ident),* $(,)?]) => {
+    ($ty:ident, $what:literal, [$($variant:ident => $name:literal),* $(,)?]) => {
         impl $ty {
             fn from_byte(b: u8) -> Option<Self> {
                 $(if b == $ty::$variant as u8 { return Some($ty::$variant); })*
@@ -138,6 +139,13 @@ macro_rules! byte_enum {
             }
             /// Every variant, in tag order.
             pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
+            /// The name `theater events` shows.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)*
+                }
+            }
         }
         impl $ty {
             fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -148,30 +156,29 @@ macro_rules! byte_enum {
     };
 }
 
-byte_enum!(
-    InstanceReason,
-    "instance reason",
-    [Spawn, Restart, Wake, Recovery, Update]
-);
-byte_enum!(
-    TrapKind,
-    "trap kind",
-    [
-        Unreachable,
-        MemoryOutOfBounds,
-        StackOverflow,
-        OutOfFuel,
-        Deadline,
-        ResourceLimit,
-        Arithmetic,
-        Other
-    ]
-);
-byte_enum!(
-    ShutdownReason,
-    "shutdown reason",
-    [Requested, Stopped, RuntimeExit, Failed]
-);
+byte_enum!(InstanceReason, "instance reason", [
+    Spawn => "spawn",
+    Restart => "restart",
+    Wake => "wake",
+    Recovery => "recovery",
+    Update => "update",
+]);
+byte_enum!(TrapKind, "trap kind", [
+    Unreachable => "unreachable",
+    MemoryOutOfBounds => "memory-out-of-bounds",
+    StackOverflow => "stack-overflow",
+    OutOfFuel => "out-of-fuel",
+    Deadline => "deadline",
+    ResourceLimit => "resource-limit",
+    Arithmetic => "arithmetic",
+    Other => "other",
+]);
+byte_enum!(ShutdownReason, "shutdown reason", [
+    Requested => "requested",
+    Stopped => "stopped",
+    RuntimeExit => "runtime-exit",
+    Failed => "failed",
+]);
 
 mod tag {
     pub const SPAWN: u8 = 1;
@@ -194,44 +201,6 @@ impl EventKind {
             EventKind::HostCall(_) => "host-call",
             EventKind::Trap { .. } => "trap",
             EventKind::Shutdown { .. } => "shutdown",
-        }
-    }
-}
-
-impl TrapKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            TrapKind::Unreachable => "unreachable",
-            TrapKind::MemoryOutOfBounds => "memory-out-of-bounds",
-            TrapKind::StackOverflow => "stack-overflow",
-            TrapKind::OutOfFuel => "out-of-fuel",
-            TrapKind::Deadline => "deadline",
-            TrapKind::ResourceLimit => "resource-limit",
-            TrapKind::Arithmetic => "arithmetic",
-            TrapKind::Other => "other",
-        }
-    }
-}
-
-impl InstanceReason {
-    pub fn name(self) -> &'static str {
-        match self {
-            InstanceReason::Spawn => "spawn",
-            InstanceReason::Restart => "restart",
-            InstanceReason::Wake => "wake",
-            InstanceReason::Recovery => "recovery",
-            InstanceReason::Update => "update",
-        }
-    }
-}
-
-impl ShutdownReason {
-    pub fn name(self) -> &'static str {
-        match self {
-            ShutdownReason::Requested => "requested",
-            ShutdownReason::Stopped => "stopped",
-            ShutdownReason::RuntimeExit => "runtime-exit",
-            ShutdownReason::Failed => "failed",
         }
     }
 }

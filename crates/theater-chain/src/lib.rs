@@ -44,5 +44,6 @@ pub use event::{
 pub use file::{ChainFile, FILE_VERSION, FileError, MAGIC};
 pub use hash::Hash;
 pub use store::{
-    Ack, ChainInfo, ChainReader, ChainWriter, DB_FILE, Durability, StoreError, db_path,
+    Ack, BATCH_INTERVAL, ChainInfo, ChainReader, ChainWriter, DB_FILE, Durability, StoreError,
+    db_path,
 };

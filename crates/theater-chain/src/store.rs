@@ -68,9 +68,10 @@ pub struct ChainInfo {
 pub enum Durability {
     /// The append is acknowledged once its transaction is committed and fsynced.
     EveryEvent,
-    /// Appends are committed by the writer in groups, as fast as it can, without fsync on commit
-    /// (SQLite WAL, `synchronous=NORMAL`). A crash of the process loses only events not yet
-    /// committed; a crash of the OS may also lose the last commits. Never corrupts the database.
+    /// Appends are committed by the writer in groups, every [`BATCH_INTERVAL`], without fsync on
+    /// commit (SQLite WAL, `synchronous=NORMAL`). A crash of the process loses only events not
+    /// yet committed (the last few milliseconds); a crash of the OS may also lose the last
+    /// commits. Never corrupts the database.
     #[default]
     Batched,
 }
@@ -91,6 +92,10 @@ impl Durability {
         }
     }
 }
+
+/// How often the writer commits batched appends. Appends with an [`Ack`] and flushes wake it
+/// at once instead; batched appends never wake it, so appending costs no system call.
+pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Called once the append or flush it was given with is committed (or failed).
 pub type Ack = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -203,11 +208,25 @@ impl ChainWriter {
         if let Some(failure) = self.failure.lock().unwrap().clone() {
             return Err(StoreError::WriterFailed(failure));
         }
+        let someone_waits = matches!(
+            command,
+            Command::Flush(_) | Command::Append { ack: Some(_), .. }
+        );
         self.tx
             .as_ref()
             .expect("sender lives until drop")
             .send(command)
-            .map_err(|_| StoreError::WriterFailed("the writer thread exited".into()))
+            .map_err(|_| StoreError::WriterFailed("the writer thread exited".into()))?;
+        if someone_waits {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
     }
 
     /// Records a new chain's row. Must come before its first append.
@@ -258,6 +277,7 @@ impl Drop for ChainWriter {
     /// Commits everything queued, then stops the thread.
     fn drop(&mut self) {
         drop(self.tx.take());
+        self.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -275,13 +295,27 @@ fn writer_loop(
 ) {
     let mut synchronous_full = false;
     let mut batch = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
+    let mut open = true;
+    while open {
+        // Batched appends don't wake this thread; it looks every interval, or when woken by a
+        // flush, an acknowledged append or the writer's drop.
+        std::thread::park_timeout(BATCH_INTERVAL);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(c) => batch.push(c),
-                Err(_) => break,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
             }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if batch.len() == MAX_BATCH {
+            // More may be queued: don't wait for the next interval.
+            std::thread::current().unpark();
         }
         let wants_sync = batch
             .iter()

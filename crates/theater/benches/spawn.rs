@@ -13,7 +13,9 @@ use theater::{Manifest, ManifestOrigin, Runtime, RuntimeConfig};
 const MODES: &[&str] = &["persisted", "memory", "persisted-hibernating"];
 
 fn main() {
-    let mode = std::env::args().skip(1).find(|a| MODES.contains(&a.as_str()));
+    let mode = std::env::args()
+        .skip(1)
+        .find(|a| MODES.contains(&a.as_str()));
     match mode {
         Some(mode) => run_mode(&mode),
         None => {
@@ -40,6 +42,7 @@ fn rss_bytes() -> u64 {
 }
 
 fn run_mode(mode: &str) {
+    let mode = mode.to_owned();
     let actors: usize = std::env::var("THEATER_BENCH_ACTORS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -58,7 +61,8 @@ fn run_mode(mode: &str) {
         .enable_all()
         .build()
         .unwrap();
-    tokio.block_on(async move {
+    // Spawn from a worker task, as a supervising actor would, not from the block_on thread.
+    let bench = tokio.spawn(async move {
         let runtime = Runtime::new(config).unwrap();
         let text = format!(
             "name = \"minimal\"\nversion = \"0.1.0\"\ncomponent = {:?}\n",
@@ -98,6 +102,7 @@ fn run_mode(mode: &str) {
         drop(handles);
         runtime.shutdown().await.unwrap();
     });
+    tokio.block_on(bench).unwrap();
 }
 
 /// spawn, instance, call-start, call-end (the minimal actor makes no host calls).

@@ -244,20 +244,12 @@ pub(crate) async fn spawn(
             Ok(actor.start(id, name, requested).await)
         }
         Ok((Err(message),)) => {
-            let chain = &mut store.data_mut().chain;
-            chain
-                .record(EventKind::CallEnd(CallEnd {
-                    export,
-                    outcome: Err(message.clone()),
-                    state: initial_state_hash,
-                }))
-                .await
-                .map_err(record_err)?;
-            chain
-                .record(EventKind::Shutdown {
-                    reason: ShutdownReason::Failed,
-                    data: None,
-                })
+            let end = EventKind::CallEnd(CallEnd {
+                export,
+                outcome: Err(message.clone()),
+                state: initial_state_hash,
+            });
+            record_failure(&mut store.data_mut().chain, end)
                 .await
                 .map_err(record_err)?;
             Err(SpawnError::InitFailed {
@@ -268,20 +260,12 @@ pub(crate) async fn spawn(
         }
         Err(error) => {
             let trap = Trap::from_error(&error);
-            // The store may be unusable after a trap; the chain is not part of it.
-            let chain = &mut store.data_mut().chain;
-            chain
-                .record(EventKind::Trap {
-                    kind: trap.kind,
-                    message: trap.message.clone(),
-                })
-                .await
-                .map_err(record_err)?;
-            chain
-                .record(EventKind::Shutdown {
-                    reason: ShutdownReason::Failed,
-                    data: None,
-                })
+            let event = EventKind::Trap {
+                kind: trap.kind,
+                message: trap.message.clone(),
+            };
+            // The store may be unusable after a trap; the chain recorder is not part of it.
+            record_failure(&mut store.data_mut().chain, event)
                 .await
                 .map_err(record_err)?;
             Err(SpawnError::InitTrapped {
@@ -293,6 +277,18 @@ pub(crate) async fn spawn(
             })
         }
     }
+}
+
+/// Records how a call failed, then that the actor is gone.
+async fn record_failure(chain: &mut ChainRecorder, how: EventKind) -> wasmtime::Result<()> {
+    chain.record(how).await?;
+    chain
+        .record(EventKind::Shutdown {
+            reason: ShutdownReason::Failed,
+            data: None,
+        })
+        .await?;
+    Ok(())
 }
 
 /// A trap, classified for the chain and described for people.

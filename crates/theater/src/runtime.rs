@@ -277,13 +277,7 @@ impl Runtime {
         for actor in actors {
             actor.stop_with(ShutdownReason::RuntimeExit).await;
         }
-        if let Some(writer) = &self.shared.writer {
-            let writer = writer.clone();
-            tokio::task::spawn_blocking(move || writer.flush())
-                .await
-                .map_err(|e| RuntimeError::Engine(e.to_string()))??;
-        }
-        Ok(())
+        self.flush().await
     }
 
     /// Commits every chain event recorded so far.
