@@ -140,15 +140,11 @@ pub(crate) async fn spawn(
     // Keep what replay needs: the component's bytes and the initial state, by hash.
     let initial_state_hash = init_state.as_deref().map(Hash::of);
     if let Some(content) = &shared.content {
-        let mut blobs = Vec::new();
         if let Some(bytes) = prepared.loaded.bytes_to_store() {
-            blobs.push(bytes);
+            content.put(&bytes).map_err(|e| fail(e.to_string()))?;
         }
         if let Some(state) = &init_state {
-            blobs.push(state.as_slice().into());
-        }
-        for blob in blobs {
-            content.put(&blob).map_err(|e| fail(e.to_string()))?;
+            content.put(state).map_err(|e| fail(e.to_string()))?;
         }
     }
 
@@ -195,7 +191,17 @@ pub(crate) async fn spawn(
         .pre
         .instantiate_async(&mut store)
         .await
-        .map_err(|e| fail(format!("instantiating: {}", one_line(&e))))?;
+        .map_err(|e| {
+            let message = one_line(&e);
+            if message.contains("maximum concurrent") {
+                fail(format!(
+                    "no free instance slot: {} instances are live (raise `theater run --max-instances`)",
+                    shared.settings.max_instances
+                ))
+            } else {
+                fail(format!("instantiating: {message}"))
+            }
+        })?;
     let init: InitFunc = instance
         .get_typed_func(&mut store, &prepared.init)
         .map_err(|e| {

@@ -429,3 +429,24 @@ async fn hibernated_actor_keeps_its_place_and_stops_cleanly() {
         }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_instance_pool_is_a_clear_error_and_frees_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        hibernate_after: None,
+        on_log: Arc::new(|_| {}),
+        ..Default::default()
+    };
+    config.engine.max_instances = 2;
+    let runtime = Runtime::new(config).unwrap();
+    let m = manifest(test_actors::MINIMAL, "");
+    let first = runtime.spawn(m.clone()).await.unwrap();
+    runtime.spawn(m.clone()).await.unwrap();
+    let err = runtime.spawn(m.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("no free instance slot"), "{err}");
+    // Stopping an actor gives its slot back.
+    first.stop().await;
+    runtime.spawn(m).await.unwrap();
+}

@@ -20,9 +20,13 @@ pub struct Args {
     /// `every-event` (fsync before the call goes on) or `batched` (group commits)
     #[arg(long, default_value = "batched", value_parser = ["every-event", "batched"])]
     durability: String,
-    /// Most instances live at once; idle actors beyond that hibernate
+    /// Most instances live at once. Actors idle for 1 s hibernate and free theirs; a spawn
+    /// that finds none free fails
     #[arg(long, default_value_t = theater::EngineSettings::default().max_instances)]
     max_instances: u32,
+    /// The largest memory, in MiB, any actor's `[limits] memory_mb` may ask for
+    #[arg(long, default_value_t = theater::EngineSettings::default().max_memory_mb)]
+    max_memory_mb: u32,
 }
 
 pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
@@ -51,6 +55,7 @@ async fn run_actor(args: Args, manifest: Manifest, data_dir: PathBuf) -> Result<
         ..Default::default()
     };
     config.engine.max_instances = args.max_instances;
+    config.engine.max_memory_mb = args.max_memory_mb;
     let runtime = Runtime::new(config)?;
     let root = match runtime.spawn(manifest).await {
         Ok(root) => root,

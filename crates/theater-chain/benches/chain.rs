@@ -1,0 +1,95 @@
+//! Chain throughput: appending through the SQLite writer, and verifying an exported file, with
+//! BLAKE3's own speed on the same bytes for comparison. Prints one JSON line per measurement.
+//! `THEATER_BENCH_EVENTS` sets the number of events (default 200000).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use theater_chain::*;
+
+fn log_event(i: u64) -> Event {
+    Event {
+        timestamp_ms: 1_700_000_000_000 + i,
+        kind: EventKind::HostCall(HostCall {
+            interface: "theater:simple/runtime".into(),
+            function: "log".into(),
+            params: format!("message number {i} from the benchmark").into_bytes(),
+            result: HostResult::Value(Vec::new()),
+        }),
+    }
+}
+
+fn spawn_event(id: &str) -> Event {
+    Event::new(EventKind::Spawn(Spawn {
+        actor_id: id.into(),
+        name: "bench".into(),
+        component: Hash::of(b"bench"),
+        manifest: "name = \"bench\"".into(),
+        parent: None,
+        initial_state: None,
+    }))
+}
+
+fn main() {
+    let n: u64 = std::env::var("THEATER_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Append through the writer (batched), then wait for the last commit.
+    let writer = ChainWriter::open(dir.path()).unwrap();
+    let id: Arc<str> = "bench-actor".into();
+    let mut head = ChainHead::default();
+    writer
+        .register(ChainInfo {
+            actor_id: id.to_string(),
+            name: "bench".into(),
+            parent: None,
+            created_ms: 0,
+            head,
+        })
+        .unwrap();
+    let start = Instant::now();
+    let (index, stored) = head.append(&spawn_event(&id));
+    writer.append(id.clone(), index, stored, None).unwrap();
+    for i in 1..n {
+        let (index, stored) = head.append(&log_event(i));
+        writer.append(id.clone(), index, stored, None).unwrap();
+    }
+    let appended = start.elapsed();
+    writer.flush().unwrap();
+    let committed = start.elapsed();
+    println!(
+        "{{\"bench\":\"chain-append\",\"events\":{n},\"durability\":\"batched\",\"appended_per_sec\":{:.0},\"committed_per_sec\":{:.0}}}",
+        n as f64 / appended.as_secs_f64(),
+        n as f64 / committed.as_secs_f64()
+    );
+    drop(writer);
+
+    // Verify an exported file: strict decode, re-link, compare.
+    let reader = ChainReader::open(dir.path()).unwrap();
+    let (info, events) = reader.chain(&id).unwrap();
+    let file = ChainFile {
+        actor_id: id.to_string(),
+        events,
+        head: info.head.head,
+    }
+    .encode();
+    let start = Instant::now();
+    let verified = ChainFile::decode(&file).unwrap().verify().unwrap();
+    let verify = start.elapsed();
+    assert_eq!(verified.len, n);
+    let start = Instant::now();
+    let digest = blake3::hash(&file);
+    let raw = start.elapsed();
+    std::hint::black_box(digest);
+    let mb = file.len() as f64 / 1e6;
+    println!(
+        "{{\"bench\":\"chain-verify\",\"events\":{n},\"file_bytes\":{},\"verify_mb_per_sec\":{:.0},\"verify_events_per_sec\":{:.0},\"blake3_mb_per_sec\":{:.0}}}",
+        file.len(),
+        mb / verify.as_secs_f64(),
+        n as f64 / verify.as_secs_f64(),
+        mb / raw.as_secs_f64()
+    );
+}
