@@ -1,16 +1,19 @@
-//! One actor: its store context, its spawn (instantiate + `init`), and the task that owns it.
+//! One actor: its store context, its spawn (instantiate + `init`), and what is left of it
+//! between calls.
 //!
-//! An actor is a tokio task, not a thread. While it has work its instance is live; once idle for
-//! the hibernation delay its instance is dropped (the pool slot is freed) and only its state,
-//! chain head and mailbox remain. A fresh instance is created, and recorded, when it next runs.
+//! An actor between calls is not a task or a thread: it is a [`ParkedActor`] in the runtime's
+//! table, so an idle actor costs no scheduler work. Its instance stays live until the runtime's
+//! sweeper finds it idle for the hibernation delay; then the instance is dropped (its pool slot
+//! freed) and only its state and chain head remain. A fresh instance is created, and recorded
+//! as an `instance` event, when it next runs.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use theater_chain::{
     CallEnd, CallStart, ChainInfo, EventKind, Hash, InstanceReason, ShutdownReason, Spawn, TrapKind,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use wasmtime::component::{Instance, TypedFunc};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
@@ -52,14 +55,6 @@ impl ActorCtx {
 #[derive(Debug, thiserror::Error)]
 #[error("the call used more than its CPU budget of {0} ms (manifest [limits] max_call_cpu_ms)")]
 struct CpuBudgetExceeded(u64);
-
-/// Messages to an actor's task.
-pub(crate) enum Command {
-    Stop {
-        reason: ShutdownReason,
-        done: oneshot::Sender<()>,
-    },
-}
 
 pub(crate) struct SpawnRequest {
     pub(crate) manifest: Arc<Manifest>,
@@ -242,12 +237,19 @@ pub(crate) async fn spawn(
                 .await
                 .map_err(record_err)?;
             let requested = store.data_mut().shutdown_requested.take();
-            let actor = Actor {
-                shared: shared.clone(),
+            let (exit, exit_rx) = watch::channel(None);
+            let actor = ParkedActor {
                 body: Body::Live { store, instance },
                 state,
+                exit,
+                idle_since: Instant::now(),
             };
-            Ok(actor.start(id, name, requested).await)
+            let handle = ActorHandle::new(id.clone(), name, shared.clone(), exit_rx);
+            match requested {
+                Some(data) => actor.end(ShutdownReason::Requested, data).await,
+                None => shared.park(id, actor),
+            }
+            Ok(handle)
         }
         Ok((Err(message),)) => {
             let end = EventKind::CallEnd(CallEnd {
@@ -364,15 +366,18 @@ enum Body {
     Moving,
 }
 
-struct Actor {
-    shared: Arc<Shared>,
+/// An actor between calls.
+pub(crate) struct ParkedActor {
     body: Body,
     /// Owned by the runtime, passed into every export call.
     #[allow(dead_code)] // Read by export calls beyond `init`, which come with messaging.
     state: Option<Vec<u8>>,
+    exit: watch::Sender<Option<ActorExit>>,
+    /// When it last finished a call.
+    idle_since: Instant,
 }
 
-impl Actor {
+impl ParkedActor {
     fn ctx_mut(&mut self) -> &mut ActorCtx {
         match &mut self.body {
             Body::Live { store, .. } => store.data_mut(),
@@ -381,91 +386,36 @@ impl Actor {
         }
     }
 
+    pub(crate) fn idle_since(&self) -> Instant {
+        self.idle_since
+    }
+
     /// Drops the instance, freeing its pool slot, and keeps the context.
-    fn hibernate(&mut self) {
+    pub(crate) fn hibernate(&mut self) {
         if let Body::Live { store, .. } = std::mem::replace(&mut self.body, Body::Moving) {
             self.body = Body::Hibernated(Box::new(store.into_data()));
         }
     }
 
-    /// Registers the actor and starts its task; `requested` is a shutdown asked for during init.
-    async fn start(
-        mut self,
-        id: Arc<str>,
-        name: Arc<str>,
-        requested: Option<Option<Vec<u8>>>,
-    ) -> ActorHandle {
-        let (exit_tx, exit_rx) = watch::channel(None);
-        if let Some(data) = requested {
-            let result = self
-                .ctx_mut()
-                .chain
-                .record(EventKind::Shutdown {
-                    reason: ShutdownReason::Requested,
-                    data: data.clone(),
-                })
-                .await;
-            let exit = match result {
-                Ok(_) => ActorExit::Shutdown(data),
-                Err(e) => ActorExit::Failed(one_line(&e)),
-            };
-            let _ = exit_tx.send(Some(exit));
-            let (tx, _) = mpsc::channel(1);
-            return ActorHandle::new(id, name, tx, exit_rx);
-        }
-        let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
-        let handle = ActorHandle::new(id.clone(), name, tx, exit_rx);
-        self.shared.register(handle.clone());
-        let hibernate_after = self.shared.hibernate_after;
-        tokio::spawn(self.run(rx, exit_tx, hibernate_after));
-        handle
-    }
-
-    async fn run(
-        mut self,
-        mut mailbox: mpsc::Receiver<Command>,
-        exit: watch::Sender<Option<ActorExit>>,
-        hibernate_after: Option<Duration>,
-    ) {
-        let command = loop {
-            let live = matches!(self.body, Body::Live { .. });
-            let next = match (live, hibernate_after) {
-                (true, Some(delay)) => match tokio::time::timeout(delay, mailbox.recv()).await {
-                    Ok(command) => command,
-                    Err(_) => {
-                        self.hibernate();
-                        continue;
-                    }
-                },
-                _ => mailbox.recv().await,
-            };
-            break next;
-        };
-        let (reason, done) = match command {
-            Some(Command::Stop { reason, done }) => (reason, Some(done)),
-            // Every handle is gone: the runtime is shutting down.
-            None => (ShutdownReason::RuntimeExit, None),
-        };
-        let id = self.ctx_mut().id.clone();
+    /// Records the actor's end, drops it, and tells whoever waits on its exit.
+    pub(crate) async fn end(mut self, reason: ShutdownReason, data: Option<Vec<u8>>) {
         let result = self
             .ctx_mut()
             .chain
-            .record(EventKind::Shutdown { reason, data: None })
+            .record(EventKind::Shutdown {
+                reason,
+                data: data.clone(),
+            })
             .await;
-        self.shared.unregister(&id);
         drop(self.body);
-        let _ = exit.send(Some(match result {
-            Ok(_) => ActorExit::Stopped,
-            Err(e) => ActorExit::Failed(one_line(&e)),
-        }));
-        if let Some(done) = done {
-            let _ = done.send(());
-        }
+        let exit = match (result, reason) {
+            (Err(e), _) => ActorExit::Failed(one_line(&e)),
+            (Ok(_), ShutdownReason::Requested) => ActorExit::Shutdown(data),
+            (Ok(_), _) => ActorExit::Stopped,
+        };
+        let _ = self.exit.send(Some(exit));
     }
 }
-
-/// Messages an actor's mailbox holds before senders wait.
-const MAILBOX_CAPACITY: usize = 1024;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()

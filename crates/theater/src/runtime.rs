@@ -1,16 +1,16 @@
 //! The [`Runtime`] owns the engine, the chain writer and the actors; an [`ActorHandle`] is what
 //! callers hold.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use theater_chain::{ChainWriter, Durability, ShutdownReason};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, watch};
 
-use crate::actor::{self, Command, SpawnRequest};
+use crate::actor::{self, ParkedActor, SpawnRequest};
 use crate::component::ComponentCache;
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
 use crate::error::{RuntimeError, SpawnError};
@@ -75,23 +75,51 @@ pub(crate) struct Shared {
     pub(crate) settings: EngineSettings,
     pub(crate) hibernate_after: Option<Duration>,
     pub(crate) on_log: LogSink,
-    actors: Mutex<HashMap<Arc<str>, ActorHandle>>,
+    /// Every running actor, between calls.
+    actors: Mutex<HashMap<Arc<str>, ParkedActor>>,
+    /// Parked actors by the time they went idle, oldest first, for the hibernation sweeper.
+    idle: Mutex<VecDeque<(Instant, Arc<str>)>>,
     /// Spawns in progress and commands not yet handled; zero means quiescent.
     busy: AtomicUsize,
-    idle: Notify,
+    quiet: Notify,
     _ticker: EpochTicker,
 }
 
 impl Shared {
-    pub(crate) fn register(&self, handle: ActorHandle) {
-        self.actors
-            .lock()
-            .unwrap()
-            .insert(handle.id.clone(), handle);
+    /// Keeps an actor that has finished its call until something needs it.
+    pub(crate) fn park(&self, id: Arc<str>, actor: ParkedActor) {
+        if self.hibernate_after.is_some() {
+            self.idle
+                .lock()
+                .unwrap()
+                .push_back((actor.idle_since(), id.clone()));
+        }
+        self.actors.lock().unwrap().insert(id, actor);
     }
 
-    pub(crate) fn unregister(&self, id: &str) {
-        self.actors.lock().unwrap().remove(id);
+    /// Stops a running actor, recording why. An actor that is not running is left alone.
+    async fn stop_actor(&self, id: &str, reason: ShutdownReason) {
+        let actor = self.actors.lock().unwrap().remove(id);
+        if let Some(actor) = actor {
+            actor.end(reason, None).await;
+        }
+    }
+
+    /// Hibernates every actor idle since before `cutoff`.
+    fn hibernate_idle(&self, cutoff: Instant) {
+        let mut idle = self.idle.lock().unwrap();
+        while let Some((since, _)) = idle.front()
+            && *since <= cutoff
+        {
+            let (since, id) = idle.pop_front().expect("front exists");
+            let mut actors = self.actors.lock().unwrap();
+            // Skip actors that stopped, or ran again since they were queued.
+            if let Some(actor) = actors.get_mut(&id)
+                && actor.idle_since() == since
+            {
+                actor.hibernate();
+            }
+        }
     }
 
     fn begin_work(&self) -> WorkGuard<'_> {
@@ -106,7 +134,7 @@ struct WorkGuard<'a>(&'a Shared);
 impl Drop for WorkGuard<'_> {
     fn drop(&mut self) {
         if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+            self.0.quiet.notify_waiters();
         }
     }
 }
@@ -132,7 +160,7 @@ pub enum ActorExit {
 pub struct ActorHandle {
     id: Arc<str>,
     name: Arc<str>,
-    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
     exit: watch::Receiver<Option<ActorExit>>,
 }
 
@@ -149,10 +177,15 @@ impl ActorHandle {
     pub(crate) fn new(
         id: Arc<str>,
         name: Arc<str>,
-        tx: mpsc::Sender<Command>,
+        shared: Arc<Shared>,
         exit: watch::Receiver<Option<ActorExit>>,
     ) -> Self {
-        ActorHandle { id, name, tx, exit }
+        ActorHandle {
+            id,
+            name,
+            shared,
+            exit,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -177,16 +210,11 @@ impl ActorHandle {
         }
     }
 
-    /// Stops the actor and waits until it has stopped.
+    /// Stops the actor, recording why, and returns once it has stopped.
     pub async fn stop(&self) {
-        self.stop_with(ShutdownReason::Stopped).await
-    }
-
-    async fn stop_with(&self, reason: ShutdownReason) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Command::Stop { reason, done }).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.shared
+            .stop_actor(&self.id, ShutdownReason::Stopped)
+            .await;
     }
 }
 
@@ -215,13 +243,16 @@ impl Runtime {
             hibernate_after: config.hibernate_after,
             on_log: config.on_log,
             actors: Mutex::default(),
+            idle: Mutex::default(),
             busy: AtomicUsize::new(0),
-            idle: Notify::new(),
+            quiet: Notify::new(),
             _ticker: EpochTicker::start(engine),
         };
-        Ok(Runtime {
-            shared: Arc::new(shared),
-        })
+        let shared = Arc::new(shared);
+        if let Some(delay) = config.hibernate_after {
+            tokio::spawn(sweep_idle(Arc::downgrade(&shared), delay));
+        }
+        Ok(Runtime { shared })
     }
 
     /// Spawns a root actor and returns once its `init` has returned.
@@ -256,7 +287,7 @@ impl Runtime {
     /// Waits until nothing is in progress: no spawn running and no message waiting.
     pub async fn quiescent(&self) {
         loop {
-            let notified = self.shared.idle.notified();
+            let notified = self.shared.quiet.notified();
             if self.shared.busy.load(Ordering::SeqCst) == 0 {
                 return;
             }
@@ -266,16 +297,11 @@ impl Runtime {
 
     /// Stops every actor (recording why), then commits every chain.
     pub async fn shutdown(self) -> Result<(), RuntimeError> {
-        let actors: Vec<ActorHandle> = self
-            .shared
-            .actors
-            .lock()
-            .unwrap()
-            .values()
-            .cloned()
-            .collect();
-        for actor in actors {
-            actor.stop_with(ShutdownReason::RuntimeExit).await;
+        let ids: Vec<Arc<str>> = self.shared.actors.lock().unwrap().keys().cloned().collect();
+        for id in ids {
+            self.shared
+                .stop_actor(&id, ShutdownReason::RuntimeExit)
+                .await;
         }
         self.flush().await
     }
@@ -289,5 +315,29 @@ impl Runtime {
                 .map_err(|e| RuntimeError::Engine(e.to_string()))??;
         }
         Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    /// Drops the actors still parked (unrecorded: use [`Runtime::shutdown`] to record it), which
+    /// also breaks the cycle between them and the shared state they point back to.
+    fn drop(&mut self) {
+        let actors = std::mem::take(&mut *self.shared.actors.lock().unwrap());
+        drop(actors);
+    }
+}
+
+/// Hibernates idle actors until the runtime is gone. One task for all actors: an idle actor
+/// needs no timer of its own.
+async fn sweep_idle(shared: Weak<Shared>, delay: Duration) {
+    let period = (delay / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if let Some(cutoff) = Instant::now().checked_sub(delay) {
+            shared.hibernate_idle(cutoff);
+        }
     }
 }

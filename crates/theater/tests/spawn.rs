@@ -404,23 +404,39 @@ async fn store_component_reference_runs_the_stored_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hibernated_actor_keeps_its_place_and_stops_cleanly() {
+async fn hibernation_frees_the_slot_and_the_actor_still_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig {
+    let mut config = RuntimeConfig {
         data_dir: Some(dir.path().to_owned()),
         hibernate_after: Some(std::time::Duration::from_millis(1)),
         on_log: Arc::new(|_| {}),
         ..Default::default()
     };
+    config.engine.max_instances = 1;
     let runtime = Runtime::new(config).unwrap();
     let m = manifest(test_actors::MINIMAL, "");
-    let actor = runtime.spawn(m).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert_eq!(runtime.actor_count(), 1);
-    actor.stop().await;
-    assert_eq!(actor.exited().await, ActorExit::Stopped);
+    let first = runtime.spawn(m.clone()).await.unwrap();
+    // The only slot is free again once the first actor hibernates (bounded wait, ~10 s).
+    let mut second = None;
+    for _ in 0..1000 {
+        match runtime.spawn(m.clone()).await {
+            Ok(actor) => {
+                second = Some(actor);
+                break;
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("no free instance slot"), "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let second = second.expect("the first actor never hibernated");
+    assert_eq!(runtime.actor_count(), 2);
+    first.stop().await;
+    assert_eq!(first.exited().await, ActorExit::Stopped);
     runtime.shutdown().await.unwrap();
-    let events = chain_of(dir.path(), actor.id());
+    assert_eq!(second.exited().await, ActorExit::Stopped);
+    let events = chain_of(dir.path(), first.id());
     assert!(matches!(
         events.last().unwrap().kind,
         EventKind::Shutdown {
