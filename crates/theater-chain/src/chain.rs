@@ -157,3 +157,16 @@ impl Verifier {
         Ok(self.head)
     }
 }
+
+/// Checks a whole chain against the head its container recorded, naming the first bad event.
+pub fn verify_chain(
+    actor_id: &str,
+    events: &[StoredEvent],
+    recorded: ChainHead,
+) -> Result<ChainHead, VerifyError> {
+    let mut verifier = Verifier::new(Some(actor_id));
+    for event in events {
+        verifier.check(event)?;
+    }
+    verifier.finish(recorded)
+}

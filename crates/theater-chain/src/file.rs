@@ -3,7 +3,7 @@
 //! Every byte of a file is either structure that a strict reader checks or is covered by a hash,
 //! so any single changed byte makes reading or verification fail.
 
-use crate::chain::{ChainHead, StoredEvent, Verifier, VerifyError};
+use crate::chain::{ChainHead, StoredEvent, VerifyError, verify_chain};
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::Hash;
 
@@ -92,13 +92,13 @@ impl ChainFile {
 
     /// Checks every event's encoding and hash link, and the head.
     pub fn verify(&self) -> Result<ChainHead, VerifyError> {
-        let mut verifier = Verifier::new(Some(&self.actor_id));
-        for event in &self.events {
-            verifier.check(event)?;
-        }
-        verifier.finish(ChainHead {
-            len: self.events.len() as u64,
-            head: self.head,
-        })
+        verify_chain(
+            &self.actor_id,
+            &self.events,
+            ChainHead {
+                len: self.events.len() as u64,
+                head: self.head,
+            },
+        )
     }
 }

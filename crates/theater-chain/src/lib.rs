@@ -35,7 +35,7 @@ mod file;
 mod hash;
 mod store;
 
-pub use chain::{ChainHead, StoredEvent, Verifier, VerifyError};
+pub use chain::{ChainHead, StoredEvent, Verifier, VerifyError, verify_chain};
 pub use encoding::DecodeError;
 pub use event::{
     CallEnd, CallStart, EVENT_ENCODING_VERSION, Event, EventKind, HostCall, HostResult,

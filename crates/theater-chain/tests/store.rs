@@ -51,11 +51,7 @@ fn write_chain(writer: &ChainWriter, id: &str, n: u32) -> ChainHead {
 fn verify_stored(dir: &std::path::Path, id: &str) -> Result<ChainHead, VerifyError> {
     let reader = ChainReader::open(dir).unwrap();
     let (info, events) = reader.chain(id).unwrap();
-    let mut v = Verifier::new(Some(id));
-    for e in &events {
-        v.check(e)?;
-    }
-    v.finish(info.head)
+    verify_chain(id, &events, info.head)
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::engine::EPOCH_TICK;
 use crate::error::SpawnError;
 use crate::manifest::Manifest;
 use crate::recording::ChainRecorder;
-use crate::runtime::{ActorExit, ActorHandle, LogLine, Shared};
+use crate::runtime::{ActorExit, ActorHandle, LogLine, LogSink, Shared};
 
 type State = Option<Vec<u8>>;
 type InitFunc = TypedFunc<(State, (String,)), (Result<(State,), String>,)>;
@@ -34,7 +34,7 @@ pub struct ActorCtx {
     pub(crate) chain: ChainRecorder,
     /// Set by `runtime.shutdown`; acted on when the current call returns.
     pub(crate) shutdown_requested: Option<Option<Vec<u8>>>,
-    shared: Arc<Shared>,
+    on_log: LogSink,
     limits: StoreLimits,
     /// Epoch ticks the current call has run for, and how many it may.
     ticks: u64,
@@ -43,7 +43,7 @@ pub struct ActorCtx {
 
 impl ActorCtx {
     pub(crate) fn log(&self, message: &str) {
-        (self.shared.on_log)(&LogLine {
+        (self.on_log)(&LogLine {
             actor_id: &self.id,
             actor_name: &self.name,
             message,
@@ -169,7 +169,7 @@ pub(crate) async fn spawn(
         name: name.clone(),
         chain,
         shutdown_requested: None,
-        shared: shared.clone(),
+        on_log: shared.on_log.clone(),
         limits: StoreLimitsBuilder::new()
             .memory_size((manifest.limits.memory_mb as usize) << 20)
             .trap_on_grow_failure(true)
@@ -221,7 +221,7 @@ pub(crate) async fn spawn(
         .map_err(record_err)?;
     store.data_mut().ticks = 0;
     let outcome = init
-        .call_async(&mut store, (init_state.clone(), (id.to_string(),)))
+        .call_async(&mut store, (init_state, (id.to_string(),)))
         .await;
 
     match outcome {

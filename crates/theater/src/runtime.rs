@@ -319,8 +319,8 @@ impl Runtime {
 }
 
 impl Drop for Runtime {
-    /// Drops the actors still parked (unrecorded: use [`Runtime::shutdown`] to record it), which
-    /// also breaks the cycle between them and the shared state they point back to.
+    /// Drops the actors still parked, without recording why (use [`Runtime::shutdown`] for
+    /// that), even if some [`ActorHandle`]s outlive the runtime.
     fn drop(&mut self) {
         let actors = std::mem::take(&mut *self.shared.actors.lock().unwrap());
         drop(actors);

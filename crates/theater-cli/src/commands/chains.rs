@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
-use theater::chain::{ChainFile, ChainReader, Event, EventKind, HostResult, StoredEvent, Verifier};
+use theater::chain::{
+    ChainFile, ChainReader, Event, EventKind, HostResult, StoredEvent, verify_chain,
+};
 
 #[derive(clap::Args)]
 pub struct ChainsArgs {
@@ -146,11 +148,7 @@ pub fn verify(args: VerifyArgs, data_dir: PathBuf) -> Result<ExitCode> {
         .map_err(|e| anyhow!("{e} ({:?} is not a file either)", args.target))?;
     let info = reader.resolve(&args.target)?;
     let (info, events) = reader.chain(&info.actor_id)?;
-    let mut verifier = Verifier::new(Some(&info.actor_id));
-    let checked = events
-        .iter()
-        .try_for_each(|e| verifier.check(e).map(drop))
-        .and_then(|()| verifier.finish(info.head));
+    let checked = verify_chain(&info.actor_id, &events, info.head);
     match checked {
         Ok(head) => {
             println!(
