@@ -15,6 +15,7 @@ fn log_event(i: u64) -> Event {
             function: "log".into(),
             params: format!("message number {i} from the benchmark").into_bytes(),
             result: HostResult::Value(Vec::new()),
+            message_id: None,
         }),
     }
 }

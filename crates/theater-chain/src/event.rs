@@ -4,7 +4,7 @@ use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::Hash;
 
 /// The version byte that starts every encoded event.
-pub const EVENT_ENCODING_VERSION: u8 = 1;
+pub const EVENT_ENCODING_VERSION: u8 = 2;
 
 /// One chain event. Its canonical bytes (see [`Event::encode`]) are what the chain hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,9 @@ pub struct HostCall {
     pub function: String,
     pub params: Vec<u8>,
     pub result: HostResult,
+    /// Set when the call sent a message (`send`, `request`, channel traffic), so the
+    /// receiver's `call-start` with the same id can be found.
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +92,13 @@ pub enum HostResult {
     Value(Vec<u8>),
     /// A result derived from the chain itself (`get-chain`): its first `len` events ending at `head`.
     ChainRef { len: u64, head: Hash },
+    /// A result derived from another actor's chain (`get-child-events`): its first `len`
+    /// events ending at `head`.
+    ActorChainRef {
+        actor_id: String,
+        len: u64,
+        head: Hash,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +287,18 @@ impl Event {
                         w.u64(*len);
                         w.hash(head);
                     }
+                    HostResult::ActorChainRef {
+                        actor_id,
+                        len,
+                        head,
+                    } => {
+                        w.u8(2);
+                        w.str(actor_id);
+                        w.u64(*len);
+                        w.hash(head);
+                    }
                 }
+                w.opt(h.message_id.as_deref(), |w, s| w.str(s));
             }
             EventKind::Trap { kind, message } => {
                 w.u8(tag::TRAP);
@@ -354,8 +375,15 @@ impl Event {
                         len: r.u64("chain length")?,
                         head: r.hash("chain head")?,
                     },
+                    2 => HostResult::ActorChainRef {
+                        actor_id: r.str("actor id")?,
+                        len: r.u64("chain length")?,
+                        head: r.hash("chain head")?,
+                    },
                     other => {
-                        return Err(r.error(format!("result kind must be 0 or 1, found {other}")));
+                        return Err(
+                            r.error(format!("result kind must be 0, 1 or 2, found {other}"))
+                        );
                     }
                 };
                 EventKind::HostCall(HostCall {
@@ -363,6 +391,7 @@ impl Event {
                     function,
                     params,
                     result,
+                    message_id: r.opt("message id", |r| r.str("message id"))?,
                 })
             }
             tag::TRAP => EventKind::Trap {

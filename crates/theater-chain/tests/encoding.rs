@@ -74,15 +74,24 @@ fn later_kind() -> impl Strategy<Value = EventKind> {
             bytes(),
             prop_oneof![
                 bytes().prop_map(HostResult::Value),
-                (any::<u64>(), hash()).prop_map(|(len, head)| HostResult::ChainRef { len, head })
-            ]
+                (any::<u64>(), hash()).prop_map(|(len, head)| HostResult::ChainRef { len, head }),
+                (text(), any::<u64>(), hash()).prop_map(|(actor_id, len, head)| {
+                    HostResult::ActorChainRef {
+                        actor_id,
+                        len,
+                        head,
+                    }
+                })
+            ],
+            prop::option::of(text())
         )
-            .prop_map(|(interface, function, params, result)| {
+            .prop_map(|(interface, function, params, result, message_id)| {
                 EventKind::HostCall(HostCall {
                     interface,
                     function,
                     params,
                     result,
+                    message_id,
                 })
             }),
         (prop::sample::select(TrapKind::ALL), text())
@@ -201,6 +210,7 @@ fn changed_event_is_named_by_index() {
             function: "log".into(),
             params: msg.as_bytes().to_vec(),
             result: HostResult::Value(vec![]),
+            message_id: None,
         }),
     };
     let mut file = file_of("a", &[spawn, log("one"), log("two"), log("six")]);

@@ -16,6 +16,7 @@ fn spawn_event(id: &str) -> Event {
 
 fn log_event(i: u32) -> Event {
     Event::new(EventKind::HostCall(HostCall {
+        message_id: None,
         interface: "theater:simple/runtime".into(),
         function: "log".into(),
         params: i.to_le_bytes().to_vec(),

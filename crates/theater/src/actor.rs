@@ -1,39 +1,62 @@
-//! One actor: its store context, its spawn (instantiate + `init`), and what is left of it
-//! between calls.
+//! One actor's instance and how the runtime calls into it.
 //!
-//! An actor between calls is not a task or a thread: it is a [`ParkedActor`] in the runtime's
-//! table, so an idle actor costs no scheduler work. Its instance stays live until the runtime's
-//! sweeper finds it idle for the hibernation delay; then the instance is dropped (its pool slot
-//! freed) and only its state and chain head remain. A fresh instance is created, and recorded
-//! as an `instance` event, when it next runs.
+//! An [`Actor`] is the actor's state (owned by the runtime, passed into every export call) and
+//! its wasmtime store, or only the store's data once it hibernates. Between calls it sits in
+//! its cell in the runtime's table; it is not a task or a thread. Every export call goes
+//! through [`Actor::call`], which records `call-start`/`call-end` (or `trap`) around it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use theater_chain::{
-    CallEnd, CallStart, ChainInfo, EventKind, Hash, InstanceReason, ShutdownReason, Spawn, TrapKind,
-};
-use tokio::sync::watch;
-use wasmtime::component::{Instance, TypedFunc};
+use serde::Serialize;
+use theater_chain::{CallEnd, CallStart, EventKind, Hash, InstanceReason, TrapKind};
+use tokio::sync::oneshot;
+use wasmtime::component::TypedFunc;
+use wasmtime::component::{ComponentNamedList, ComponentType, Func, Instance, Lift, Lower};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
-use crate::component::{ACTOR_INTERFACE, INIT, Prepared, one_line};
+use crate::component::{Export, Prepared, one_line};
 use crate::engine::EPOCH_TICK;
-use crate::error::SpawnError;
 use crate::manifest::Manifest;
 use crate::recording::ChainRecorder;
-use crate::runtime::{ActorExit, ActorHandle, LogLine, LogSink, Shared};
+use crate::runtime::{LogLine, LogSink, Shared};
 
-type State = Option<Vec<u8>>;
-type InitFunc = TypedFunc<(State, (String,)), (Result<(State,), String>,)>;
+pub(crate) type State = Option<Vec<u8>>;
+
+/// Where a request's answer goes.
+pub(crate) type Reply = oneshot::Sender<Result<Vec<u8>, String>>;
+
+/// A request this actor deferred (its `handle-request` returned `none`).
+pub(crate) struct Deferred {
+    pub(crate) reply: Reply,
+    /// Keeps the runtime from counting as quiescent while the requester waits.
+    pub(crate) _work: crate::runtime::Work,
+}
+
+/// What a host function leaves for the recording wrapper besides its result.
+#[derive(Default)]
+pub(crate) struct HostNote {
+    /// The id given to the message this call sent.
+    pub(crate) message_id: Option<Arc<str>>,
+    /// Record this instead of the result (a reference to another actor's chain).
+    pub(crate) result: Option<theater_chain::HostResult>,
+}
 
 /// The data a wasmtime `Store` holds for one actor.
 pub struct ActorCtx {
     pub(crate) id: Arc<str>,
     pub(crate) name: Arc<str>,
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) shared: Weak<Shared>,
     pub(crate) chain: ChainRecorder,
     /// Set by `runtime.shutdown`; acted on when the current call returns.
     pub(crate) shutdown_requested: Option<Option<Vec<u8>>>,
+    /// The request the current `handle-request` call is answering, until it returns.
+    pub(crate) current_request: Option<(Arc<str>, Reply)>,
+    /// Requests deferred with `none`, by request id.
+    pub(crate) deferred: HashMap<Arc<str>, Deferred>,
+    pub(crate) note: HostNote,
     on_log: LogSink,
     limits: StoreLimits,
     /// Epoch ticks the current call has run for, and how many it may.
@@ -42,6 +65,36 @@ pub struct ActorCtx {
 }
 
 impl ActorCtx {
+    pub(crate) fn new(
+        id: Arc<str>,
+        manifest: Arc<Manifest>,
+        shared: &Arc<Shared>,
+        chain: ChainRecorder,
+    ) -> ActorCtx {
+        ActorCtx {
+            name: manifest.name.as_str().into(),
+            id,
+            shared: Arc::downgrade(shared),
+            chain,
+            shutdown_requested: None,
+            current_request: None,
+            deferred: HashMap::new(),
+            note: HostNote::default(),
+            on_log: shared.on_log.clone(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size((manifest.limits.memory_mb as usize) << 20)
+                .trap_on_grow_failure(true)
+                .build(),
+            ticks: 0,
+            max_ticks: manifest
+                .limits
+                .max_call_cpu_ms
+                .div_ceil(EPOCH_TICK.as_millis() as u64)
+                .max(1),
+            manifest,
+        }
+    }
+
     pub(crate) fn log(&self, message: &str) {
         (self.on_log)(&LogLine {
             actor_id: &self.id,
@@ -49,18 +102,28 @@ impl ActorCtx {
             message,
         });
     }
+
+    /// The runtime, while it exists.
+    pub(crate) fn shared(&self) -> wasmtime::Result<Arc<Shared>> {
+        self.shared
+            .upgrade()
+            .ok_or_else(|| wasmtime::format_err!("the runtime is shutting down"))
+    }
+
+    /// Forgets what belonged to the previous instance before a restart.
+    fn reset_for_new_instance(&mut self) {
+        self.shutdown_requested = None;
+        self.current_request = None;
+        self.deferred.clear();
+        self.note = HostNote::default();
+        self.ticks = 0;
+    }
 }
 
 /// The guest used more CPU in one call than its manifest allows.
 #[derive(Debug, thiserror::Error)]
 #[error("the call used more than its CPU budget of {0} ms (manifest [limits] max_call_cpu_ms)")]
 struct CpuBudgetExceeded(u64);
-
-pub(crate) struct SpawnRequest {
-    pub(crate) manifest: Arc<Manifest>,
-    pub(crate) parent: Option<String>,
-    pub(crate) init_state: Option<Vec<u8>>,
-}
 
 fn new_store(prepared: &Prepared, ctx: ActorCtx) -> Store<ActorCtx> {
     let mut store = Store::new(prepared.pre.engine(), ctx);
@@ -79,227 +142,320 @@ fn new_store(prepared: &Prepared, ctx: ActorCtx) -> Store<ActorCtx> {
     store
 }
 
-/// Spawns an actor: records its spawn, instantiates it and runs `init`. Returns once `init` has
-/// returned; a failed or trapping `init` leaves no actor behind.
-pub(crate) async fn spawn(
-    shared: &Arc<Shared>,
-    request: SpawnRequest,
-) -> Result<ActorHandle, SpawnError> {
-    let manifest = request.manifest;
-    let prepared = shared
-        .components
-        .prepare(&manifest, shared.content.as_ref())
-        .await?;
-    let fail = |message: String| SpawnError::Runtime {
-        actor: manifest.name.clone(),
-        message,
-    };
-    if manifest.limits.memory_mb > shared.settings.max_memory_mb {
-        return Err(fail(format!(
-            "[limits] memory_mb = {} is more than this runtime's largest memory ({} MiB; see --max-memory-mb)",
-            manifest.limits.memory_mb, shared.settings.max_memory_mb
-        )));
+/// A live instance and the export functions looked up on it so far.
+struct Live {
+    store: Store<ActorCtx>,
+    instance: Instance,
+    funcs: [Option<Func>; Export::COUNT],
+}
+
+enum Body {
+    Live(Box<Live>),
+    /// The instance is gone; the context (chain head and all) is kept for the next one.
+    Hibernated(Box<ActorCtx>),
+    /// Only while the body changes shape.
+    Moving,
+}
+
+/// An actor: its state and its instance (or what remains of one while it hibernates).
+pub(crate) struct Actor {
+    body: Body,
+    prepared: Arc<Prepared>,
+    /// Owned by the runtime, passed into every export call.
+    pub(crate) state: State,
+    state_hash: Option<Hash>,
+    /// When it last finished a call.
+    pub(crate) idle_since: Instant,
+}
+
+/// An export taking the state by reference (see the SAFETY note in [`Actor::call`]).
+type BorrowedStateFunc<'s, P, O> = TypedFunc<(Option<&'s [u8]>, P), (Result<O, String>,)>;
+
+/// How an export call ended.
+pub(crate) enum Outcome<R> {
+    Returned(R),
+    /// The guest returned `Err`: recorded, the state is unchanged, the actor goes on.
+    GuestError(String),
+    /// The instance is gone (trap, or killed after its shutdown timeout); recorded.
+    Trapped(Trap),
+}
+
+/// The rest of an export's result after the new state.
+pub(crate) trait Returns: ComponentNamedList + Lift + Send + Sync + 'static {
+    type Rest: Serialize;
+    fn split(self) -> (State, Self::Rest);
+}
+
+impl Returns for (State,) {
+    type Rest = ();
+    fn split(self) -> (State, ()) {
+        (self.0, ())
     }
-    let init_state = match (request.init_state, &manifest.init_state) {
-        (Some(state), _) => Some(state),
-        (None, Some(path)) => Some(std::fs::read(path).map_err(|e| SpawnError::InitState {
-            actor: manifest.name.clone(),
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?),
-        (None, None) => None,
-    };
+}
 
-    let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-    let name: Arc<str> = manifest.name.as_str().into();
-    let mut chain = match (&shared.writer, manifest.save_chain) {
-        (Some(writer), true) => {
-            writer
-                .register(ChainInfo {
-                    actor_id: id.to_string(),
-                    name: manifest.name.clone(),
-                    parent: request.parent.clone(),
-                    created_ms: now_ms(),
-                    head: Default::default(),
-                })
-                .map_err(|e| fail(e.to_string()))?;
-            ChainRecorder::persisted(
-                id.clone(),
-                writer.clone(),
-                shared.data_dir.clone().expect("a writer has a data dir"),
-                manifest.chain.durability.unwrap_or(shared.durability),
-            )
-        }
-        _ => ChainRecorder::in_memory(id.clone()),
-    };
-    // Keep what replay needs: the component's bytes and the initial state, by hash.
-    let initial_state_hash = init_state.as_deref().map(Hash::of);
-    if let Some(content) = &shared.content {
-        if let Some(bytes) = prepared.loaded.bytes_to_store() {
-            content.put(&bytes).map_err(|e| fail(e.to_string()))?;
-        }
-        if let Some(state) = &init_state {
-            content.put(state).map_err(|e| fail(e.to_string()))?;
-        }
+impl<T> Returns for (State, (T,))
+where
+    T: ComponentType + Lift + Serialize + Send + Sync + 'static,
+{
+    type Rest = T;
+    fn split(self) -> (State, T) {
+        (self.0, self.1.0)
     }
+}
 
-    let record_err = |e: wasmtime::Error| fail(format!("recording its chain: {}", one_line(&e)));
-    let component = prepared.loaded.hash;
-    chain
-        .record(EventKind::Spawn(Spawn {
-            actor_id: id.to_string(),
-            name: manifest.name.clone(),
-            component,
-            manifest: manifest.text.clone(),
-            parent: request.parent.clone(),
-            initial_state: initial_state_hash,
-        }))
-        .await
-        .map_err(record_err)?;
-    chain
-        .record(EventKind::Instance {
-            component,
-            reason: InstanceReason::Spawn,
-        })
-        .await
-        .map_err(record_err)?;
+/// Who sent the message a call delivers, for the chain.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Delivery<'a> {
+    pub(crate) message_id: Option<&'a str>,
+    pub(crate) sender: Option<&'a str>,
+}
 
-    let ctx = ActorCtx {
-        id: id.clone(),
-        name: name.clone(),
-        chain,
-        shutdown_requested: None,
-        on_log: shared.on_log.clone(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size((manifest.limits.memory_mb as usize) << 20)
-            .trap_on_grow_failure(true)
-            .build(),
-        ticks: 0,
-        max_ticks: manifest
-            .limits
-            .max_call_cpu_ms
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
-            .max(1),
-    };
-    let mut store = new_store(&prepared, ctx);
-    let instance = prepared
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| {
-            let message = one_line(&e);
-            if message.contains("maximum concurrent") {
-                fail(format!(
-                    "no free instance slot: {} instances are live (raise `theater run --max-instances`)",
-                    shared.settings.max_instances
-                ))
-            } else {
-                fail(format!("instantiating: {message}"))
-            }
-        })?;
-    let init: InitFunc = instance
-        .get_typed_func(&mut store, &prepared.init)
-        .map_err(|e| {
-            fail(format!(
-                "`{ACTOR_INTERFACE}.{INIT}` has the wrong signature: {}",
-                one_line(&e)
-            ))
-        })?;
-
-    let export = format!("{ACTOR_INTERFACE}.{INIT}");
-    store
-        .data_mut()
-        .chain
-        .record(EventKind::CallStart(CallStart {
-            export: export.clone(),
-            state: initial_state_hash,
-            params: crate::payload::encode(&(id.to_string(),)).map_err(record_err)?,
-            message_id: None,
-            sender: None,
-        }))
-        .await
-        .map_err(record_err)?;
-    store.data_mut().ticks = 0;
-    let outcome = init
-        .call_async(&mut store, (init_state, (id.to_string(),)))
-        .await;
-
-    match outcome {
-        Ok((Ok((state,)),)) => {
-            store
-                .data_mut()
-                .chain
-                .record(EventKind::CallEnd(CallEnd {
-                    export,
-                    outcome: Ok(Vec::new()),
-                    state: state.as_deref().map(Hash::of),
-                }))
-                .await
-                .map_err(record_err)?;
-            let requested = store.data_mut().shutdown_requested.take();
-            let (exit, exit_rx) = watch::channel(None);
-            let actor = ParkedActor {
-                body: Body::Live { store, instance },
+impl Actor {
+    /// Creates an instance for a new or restarted actor, recording an `instance` event first.
+    pub(crate) async fn instantiate(
+        prepared: Arc<Prepared>,
+        mut ctx: ActorCtx,
+        reason: InstanceReason,
+        state: State,
+        max_instances: u32,
+    ) -> Result<Actor, (Box<ActorCtx>, String)> {
+        ctx.reset_for_new_instance();
+        if let Err(e) = ctx
+            .chain
+            .record(EventKind::Instance {
+                component: prepared.loaded.hash,
+                reason,
+            })
+            .await
+        {
+            return Err((
+                Box::new(ctx),
+                format!("recording its chain: {}", one_line(&e)),
+            ));
+        }
+        let mut store = new_store(&prepared, ctx);
+        match prepared.pre.instantiate_async(&mut store).await {
+            Ok(instance) => Ok(Actor {
+                state_hash: state.as_deref().map(Hash::of),
                 state,
-                exit,
+                body: Body::Live(Box::new(Live {
+                    store,
+                    instance,
+                    funcs: [None; Export::COUNT],
+                })),
+                prepared,
                 idle_since: Instant::now(),
-            };
-            let handle = ActorHandle::new(id.clone(), name, shared.clone(), exit_rx);
-            match requested {
-                Some(data) => actor.end(ShutdownReason::Requested, data).await,
-                None => shared.park(id, actor),
+            }),
+            Err(e) => Err((
+                Box::new(store.into_data()),
+                instantiate_error(&e, max_instances),
+            )),
+        }
+    }
+
+    pub(crate) fn ctx(&self) -> &ActorCtx {
+        match &self.body {
+            Body::Live(live) => live.store.data(),
+            Body::Hibernated(ctx) => ctx,
+            Body::Moving => unreachable!("an actor is never observed changing shape"),
+        }
+    }
+
+    pub(crate) fn ctx_mut(&mut self) -> &mut ActorCtx {
+        match &mut self.body {
+            Body::Live(live) => live.store.data_mut(),
+            Body::Hibernated(ctx) => ctx,
+            Body::Moving => unreachable!("an actor is never observed changing shape"),
+        }
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self.body, Body::Live(_))
+    }
+
+    /// Drops the instance, freeing its pool slot, and keeps the context.
+    pub(crate) fn hibernate(&mut self) {
+        if let Body::Live(live) = std::mem::replace(&mut self.body, Body::Moving) {
+            self.body = Body::Hibernated(Box::new(live.store.into_data()));
+        } else {
+            unreachable!("only a live actor hibernates");
+        }
+    }
+
+    /// Gives up the instance and returns the context and the last good state.
+    pub(crate) fn into_parts(self) -> (Box<ActorCtx>, State) {
+        let ctx = match self.body {
+            Body::Live(live) => Box::new(live.store.into_data()),
+            Body::Hibernated(ctx) => ctx,
+            Body::Moving => unreachable!("an actor is never observed changing shape"),
+        };
+        (ctx, self.state)
+    }
+
+    /// Makes sure there is an instance, creating one (recorded as a wake) after hibernation.
+    async fn wake(&mut self, max_instances: u32) -> Result<(), String> {
+        if !matches!(self.body, Body::Hibernated(_)) {
+            return Ok(());
+        }
+        let Body::Hibernated(ctx) = std::mem::replace(&mut self.body, Body::Moving) else {
+            unreachable!()
+        };
+        match Actor::instantiate(
+            self.prepared.clone(),
+            *ctx,
+            InstanceReason::Wake,
+            None,
+            max_instances,
+        )
+        .await
+        {
+            Ok(fresh) => {
+                self.body = fresh.body;
+                Ok(())
             }
-            Ok(handle)
+            Err((ctx, message)) => {
+                self.body = Body::Hibernated(ctx);
+                Err(message)
+            }
         }
-        Ok((Err(message),)) => {
-            let end = EventKind::CallEnd(CallEnd {
-                export,
-                outcome: Err(message.clone()),
-                state: initial_state_hash,
+    }
+
+    /// Calls `export` with the current state and `params`; records the call and keeps the new
+    /// state if it returns `Ok`. `kill` ends the call early (the instance is lost).
+    pub(crate) async fn call<P, O>(
+        &mut self,
+        export: Export,
+        params: P,
+        delivery: Delivery<'_>,
+        kill: &tokio::sync::Notify,
+        max_instances: u32,
+    ) -> Outcome<O::Rest>
+    where
+        P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+        O: Returns,
+    {
+        if let Err(message) = self.wake(max_instances).await {
+            return Outcome::GuestError(message);
+        }
+        let Body::Live(live) = &mut self.body else {
+            unreachable!("woken above")
+        };
+        let Some(index) = self.prepared.exports[export as usize] else {
+            return Outcome::GuestError(format!(
+                "actor {} does not export `{}`",
+                live.store.data().name,
+                export.path()
+            ));
+        };
+        let func = match live.funcs[export as usize] {
+            Some(func) => func,
+            None => {
+                let Some(func) = live.instance.get_func(&mut live.store, index) else {
+                    return Outcome::GuestError(format!("`{}` is not a function", export.path()));
+                };
+                // Check the signature once per instance, with owned types.
+                if let Err(e) = func.typed::<(State, P), (Result<O, String>,)>(&live.store) {
+                    return Outcome::GuestError(format!(
+                        "`{}` has the wrong signature: {}",
+                        export.path(),
+                        one_line(&e)
+                    ));
+                }
+                live.funcs[export as usize] = Some(func);
+                func
+            }
+        };
+        // SAFETY: checked above with `State` in place of `Option<&[u8]>`; both lower to the
+        // same component type (`option<list<u8>>`). Borrowing saves copying the state.
+        let typed: BorrowedStateFunc<'_, P, O> = unsafe { TypedFunc::new_unchecked(func) };
+
+        let ctx = live.store.data_mut();
+        let start = match crate::payload::encode(&params) {
+            Ok(params) => EventKind::CallStart(CallStart {
+                export: export.path().to_owned(),
+                state: self.state_hash,
+                params,
+                message_id: delivery.message_id.map(str::to_owned),
+                sender: delivery.sender.map(str::to_owned),
+            }),
+            Err(e) => return Outcome::GuestError(one_line(&e)),
+        };
+        if let Err(e) = ctx.chain.record(start).await {
+            return Outcome::GuestError(format!("recording its chain: {}", one_line(&e)));
+        }
+        ctx.ticks = 0;
+
+        let result = tokio::select! {
+            biased;
+            r = typed.call_async(&mut live.store, (self.state.as_deref(), params)) => r,
+            () = kill.notified() => Err(wasmtime::Error::new(Killed)),
+        };
+        let ctx = live.store.data_mut();
+        let (end, outcome) = match result {
+            Ok((Ok(returned),)) => {
+                let (state, rest) = returned.split();
+                let payload = crate::payload::encode(&rest).unwrap_or_default();
+                self.state_hash = state.as_deref().map(Hash::of);
+                self.state = state;
+                (
+                    EventKind::CallEnd(CallEnd {
+                        export: export.path().to_owned(),
+                        outcome: Ok(payload),
+                        state: self.state_hash,
+                    }),
+                    Outcome::Returned(rest),
+                )
+            }
+            Ok((Err(message),)) => (
+                EventKind::CallEnd(CallEnd {
+                    export: export.path().to_owned(),
+                    outcome: Err(message.clone()),
+                    state: self.state_hash,
+                }),
+                Outcome::GuestError(message),
+            ),
+            Err(error) => {
+                let trap = Trap::from_error(&error);
+                (
+                    EventKind::Trap {
+                        kind: trap.kind,
+                        message: trap.message.clone(),
+                    },
+                    Outcome::Trapped(trap),
+                )
+            }
+        };
+        // A call that ended with a trap leaves the instance unusable; the context is intact.
+        if let Err(e) = ctx.chain.record(end).await {
+            return Outcome::Trapped(Trap {
+                kind: TrapKind::Other,
+                message: format!("recording its chain: {}", one_line(&e)),
+                backtrace: None,
             });
-            record_failure(&mut store.data_mut().chain, end)
-                .await
-                .map_err(record_err)?;
-            Err(SpawnError::InitFailed {
-                actor: manifest.name.clone(),
-                id: id.to_string(),
-                message,
-            })
         }
-        Err(error) => {
-            let trap = Trap::from_error(&error);
-            let event = EventKind::Trap {
-                kind: trap.kind,
-                message: trap.message.clone(),
-            };
-            // The store may be unusable after a trap; the chain recorder is not part of it.
-            record_failure(&mut store.data_mut().chain, event)
-                .await
-                .map_err(record_err)?;
-            Err(SpawnError::InitTrapped {
-                actor: manifest.name.clone(),
-                id: id.to_string(),
-                kind: trap.kind,
-                message: trap.message,
-                backtrace: trap.backtrace,
-            })
-        }
+        self.idle_since = Instant::now();
+        outcome
     }
 }
 
-/// Records how a call failed, then that the actor is gone.
-async fn record_failure(chain: &mut ChainRecorder, how: EventKind) -> wasmtime::Result<()> {
-    chain.record(how).await?;
-    chain
-        .record(EventKind::Shutdown {
-            reason: ShutdownReason::Failed,
-            data: None,
-        })
-        .await?;
-    Ok(())
+fn instantiate_error(e: &wasmtime::Error, max_instances: u32) -> String {
+    let message = one_line(e);
+    if message.contains("maximum concurrent") {
+        format!(
+            "no free instance slot: {max_instances} instances are live (raise `theater run --max-instances`)"
+        )
+    } else {
+        format!("instantiating: {message}")
+    }
 }
+
+/// The call was ended because the actor did not stop within its shutdown timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("killed: it did not finish its call within its shutdown timeout")]
+struct Killed;
 
 /// A trap, classified for the chain and described for people.
+#[derive(Debug, Clone)]
 pub(crate) struct Trap {
     pub(crate) kind: TrapKind,
     pub(crate) message: String,
@@ -323,7 +479,7 @@ impl Trap {
                 T::Interrupt => TrapKind::Deadline,
                 _ => TrapKind::Other,
             }
-        } else if error.is::<CpuBudgetExceeded>() {
+        } else if error.is::<CpuBudgetExceeded>() || error.is::<Killed>() {
             TrapKind::Deadline
         } else if one_line(error).contains("forcing trap when growing memory") {
             TrapKind::ResourceLimit
@@ -354,70 +510,7 @@ impl Trap {
     }
 }
 
-enum Body {
-    Live {
-        store: Store<ActorCtx>,
-        #[allow(dead_code)] // Export calls beyond `init` come with messaging.
-        instance: Instance,
-    },
-    /// The instance is gone; the context (chain head and all) is kept for the next one.
-    Hibernated(Box<ActorCtx>),
-    /// Only while [`Actor::hibernate`] moves the context out of the store.
-    Moving,
-}
-
-/// An actor between calls.
-pub(crate) struct ParkedActor {
-    body: Body,
-    /// Owned by the runtime, passed into every export call.
-    #[allow(dead_code)] // Read by export calls beyond `init`, which come with messaging.
-    state: Option<Vec<u8>>,
-    exit: watch::Sender<Option<ActorExit>>,
-    /// When it last finished a call.
-    idle_since: Instant,
-}
-
-impl ParkedActor {
-    fn ctx_mut(&mut self) -> &mut ActorCtx {
-        match &mut self.body {
-            Body::Live { store, .. } => store.data_mut(),
-            Body::Hibernated(ctx) => ctx,
-            Body::Moving => unreachable!("an actor is never observed mid-hibernation"),
-        }
-    }
-
-    pub(crate) fn idle_since(&self) -> Instant {
-        self.idle_since
-    }
-
-    /// Drops the instance, freeing its pool slot, and keeps the context.
-    pub(crate) fn hibernate(&mut self) {
-        if let Body::Live { store, .. } = std::mem::replace(&mut self.body, Body::Moving) {
-            self.body = Body::Hibernated(Box::new(store.into_data()));
-        }
-    }
-
-    /// Records the actor's end, drops it, and tells whoever waits on its exit.
-    pub(crate) async fn end(mut self, reason: ShutdownReason, data: Option<Vec<u8>>) {
-        let result = self
-            .ctx_mut()
-            .chain
-            .record(EventKind::Shutdown {
-                reason,
-                data: data.clone(),
-            })
-            .await;
-        drop(self.body);
-        let exit = match (result, reason) {
-            (Err(e), _) => ActorExit::Failed(one_line(&e)),
-            (Ok(_), ShutdownReason::Requested) => ActorExit::Shutdown(data),
-            (Ok(_), _) => ActorExit::Stopped,
-        };
-        let _ = self.exit.send(Some(exit));
-    }
-}
-
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -38,11 +38,90 @@ impl LoadedComponent {
     }
 }
 
+/// The exports the runtime calls. All but `init` are optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Export {
+    Init,
+    HandleSend,
+    HandleRequest,
+    HandleChannelOpen,
+    HandleChannelMessage,
+    HandleChannelClose,
+    HandleChildError,
+    HandleChildExit,
+    HandleChildExternalStop,
+}
+
+impl Export {
+    pub(crate) const COUNT: usize = 9;
+    const ALL: [Export; Export::COUNT] = [
+        Export::Init,
+        Export::HandleSend,
+        Export::HandleRequest,
+        Export::HandleChannelOpen,
+        Export::HandleChannelMessage,
+        Export::HandleChannelClose,
+        Export::HandleChildError,
+        Export::HandleChildExit,
+        Export::HandleChildExternalStop,
+    ];
+
+    pub(crate) fn interface(self) -> &'static str {
+        match self {
+            Export::Init => ACTOR_INTERFACE,
+            Export::HandleSend
+            | Export::HandleRequest
+            | Export::HandleChannelOpen
+            | Export::HandleChannelMessage
+            | Export::HandleChannelClose => "theater:simple/message-server-client",
+            Export::HandleChildError
+            | Export::HandleChildExit
+            | Export::HandleChildExternalStop => "theater:simple/supervisor-handlers",
+        }
+    }
+
+    pub(crate) fn function(self) -> &'static str {
+        match self {
+            Export::Init => INIT,
+            Export::HandleSend => "handle-send",
+            Export::HandleRequest => "handle-request",
+            Export::HandleChannelOpen => "handle-channel-open",
+            Export::HandleChannelMessage => "handle-channel-message",
+            Export::HandleChannelClose => "handle-channel-close",
+            Export::HandleChildError => "handle-child-error",
+            Export::HandleChildExit => "handle-child-exit",
+            Export::HandleChildExternalStop => "handle-child-external-stop",
+        }
+    }
+
+    /// `interface.function`, as the chain records it.
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Export::Init => "theater:simple/actor.init",
+            Export::HandleSend => "theater:simple/message-server-client.handle-send",
+            Export::HandleRequest => "theater:simple/message-server-client.handle-request",
+            Export::HandleChannelOpen => "theater:simple/message-server-client.handle-channel-open",
+            Export::HandleChannelMessage => {
+                "theater:simple/message-server-client.handle-channel-message"
+            }
+            Export::HandleChannelClose => {
+                "theater:simple/message-server-client.handle-channel-close"
+            }
+            Export::HandleChildError => "theater:simple/supervisor-handlers.handle-child-error",
+            Export::HandleChildExit => "theater:simple/supervisor-handlers.handle-child-exit",
+            Export::HandleChildExternalStop => {
+                "theater:simple/supervisor-handlers.handle-child-external-stop"
+            }
+        }
+    }
+}
+
 /// A component linked for one set of granted handlers, ready to instantiate.
 pub(crate) struct Prepared {
     pub(crate) loaded: Arc<LoadedComponent>,
     pub(crate) pre: InstancePre<ActorCtx>,
-    pub(crate) init: ComponentExportIndex,
+    /// Where each [`Export`] is, if the component has it (`init` always is).
+    pub(crate) exports: [Option<ComponentExportIndex>; Export::COUNT],
 }
 
 /// A component linked for a sorted set of granted handlers.
@@ -206,12 +285,16 @@ impl ComponentCache {
                 },
             });
         }
-        let init = component
-            .get_export_index(None, ACTOR_INTERFACE)
-            .and_then(|actor| component.get_export_index(Some(&actor), INIT))
-            .ok_or_else(|| SpawnError::NotAnActor {
+        let exports = Export::ALL.map(|export| {
+            component
+                .get_export_index(None, export.interface())
+                .and_then(|i| component.get_export_index(Some(&i), export.function()))
+        });
+        if exports[Export::Init as usize].is_none() {
+            return Err(SpawnError::NotAnActor {
                 origin: loaded.origin.clone(),
-            })?;
+            });
+        }
 
         let mut linker = Linker::new(&self.engine);
         for interface in TYPE_ONLY_INTERFACES {
@@ -234,7 +317,11 @@ impl ComponentCache {
                 origin: loaded.origin.clone(),
                 message: one_line(&e),
             })?;
-        Ok(Prepared { loaded, pre, init })
+        Ok(Prepared {
+            loaded,
+            pre,
+            exports,
+        })
     }
 }
 

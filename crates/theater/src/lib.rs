@@ -25,15 +25,20 @@
 
 mod actor;
 pub mod bindings;
+mod cell;
 mod component;
+mod deadlock;
 pub mod describe;
 mod engine;
 mod error;
 pub mod handlers;
+mod lifecycle;
 pub mod manifest;
+mod messaging;
 mod payload;
 mod recording;
 mod runtime;
+pub mod supervision;
 pub mod wit;
 
 pub use actor::ActorCtx;
@@ -41,5 +46,8 @@ pub use component::{ACTOR_INTERFACE, INIT};
 pub use engine::{EPOCH_TICK, EngineSettings};
 pub use error::{RuntimeError, SpawnError};
 pub use manifest::{Manifest, ManifestError, ManifestOrigin};
-pub use runtime::{ActorExit, ActorHandle, LogLine, LogSink, Runtime, RuntimeConfig, short_id};
+pub use runtime::{
+    ActorExit, ActorHandle, Lifecycle, LifecycleEvent, LifecycleSink, LogLine, LogSink, Runtime,
+    RuntimeConfig, short_id,
+};
 pub use theater_chain as chain;

@@ -8,11 +8,20 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::handlers::HandlerKind;
+use crate::supervision::{RestartFrom, RestartType, Strategy, SupervisorSpec};
 
 /// Memory an actor may use when its manifest sets no `[limits] memory_mb`.
 pub const DEFAULT_MEMORY_MB: u32 = 64;
 /// Guest CPU time one call may use when the manifest sets no `[limits] max_call_cpu_ms`.
 pub const DEFAULT_MAX_CALL_CPU_MS: u64 = 10_000;
+/// How long a request waits for its answer when the manifest sets no
+/// `[messaging] request_timeout_ms`.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Messages an actor's mailbox holds when the manifest sets no `[messaging] mailbox_capacity`.
+pub const DEFAULT_MAILBOX_CAPACITY: u32 = 10_000;
+/// The largest message an actor accepts when the manifest sets no
+/// `[messaging] max_message_bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone)]
@@ -29,6 +38,11 @@ pub struct Manifest {
     pub handlers: Vec<HandlerKind>,
     pub limits: Limits,
     pub chain: ChainSettings,
+    pub messaging: MessagingSettings,
+    /// How this actor supervises its children (`[supervision]`).
+    pub supervision: SupervisorSpec,
+    /// This actor's restart type as a child (`[child] restart`); `None`: its parent's default.
+    pub restart: Option<RestartType>,
     /// The manifest's text, recorded in the spawn event.
     pub text: String,
     /// Where it was read from, for error messages and relative paths.
@@ -89,6 +103,28 @@ pub struct ChainSettings {
     pub durability: Option<theater_chain::Durability>,
 }
 
+/// Messaging limits (`[messaging]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagingSettings {
+    /// How long this actor's requests wait for an answer.
+    pub request_timeout_ms: u64,
+    /// Messages waiting in this actor's mailbox at most; a sender to a full mailbox waits
+    /// (up to its request timeout) for room, then gets an error.
+    pub mailbox_capacity: u32,
+    /// The largest message this actor accepts.
+    pub max_message_bytes: u32,
+}
+
+impl Default for MessagingSettings {
+    fn default() -> Self {
+        MessagingSettings {
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
 /// A manifest that could not be used. Displays as one line naming the manifest and the problem.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("manifest {origin}{line}: {message}", line = line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -111,6 +147,34 @@ struct RawManifest {
     handler: Vec<toml::Table>,
     limits: Option<RawLimits>,
     chain: Option<RawChain>,
+    messaging: Option<RawMessaging>,
+    supervision: Option<RawSupervision>,
+    child: Option<RawChild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessaging {
+    request_timeout_ms: Option<u64>,
+    mailbox_capacity: Option<u32>,
+    max_message_bytes: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupervision {
+    strategy: Option<String>,
+    max_restarts: Option<u32>,
+    period_ms: Option<u64>,
+    restart: Option<String>,
+    restart_from: Option<String>,
+    shutdown_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChild {
+    restart: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +200,25 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "handler",
     "limits",
     "chain",
+    "messaging",
+    "supervision",
+    "child",
+];
+
+/// Keys of the manifest's tables, for suggestions.
+const TABLE_KEYS: &[&str] = &[
+    "memory_mb",
+    "max_call_cpu_ms",
+    "durability",
+    "request_timeout_ms",
+    "mailbox_capacity",
+    "max_message_bytes",
+    "strategy",
+    "max_restarts",
+    "period_ms",
+    "restart",
+    "restart_from",
+    "shutdown_timeout_ms",
 ];
 
 impl Manifest {
@@ -209,6 +292,73 @@ impl Manifest {
                 })?),
             },
         };
+        let messaging = match raw.messaging {
+            None => MessagingSettings::default(),
+            Some(m) => {
+                let d = MessagingSettings::default();
+                let settings = MessagingSettings {
+                    request_timeout_ms: m.request_timeout_ms.unwrap_or(d.request_timeout_ms),
+                    mailbox_capacity: m.mailbox_capacity.unwrap_or(d.mailbox_capacity),
+                    max_message_bytes: m.max_message_bytes.unwrap_or(d.max_message_bytes),
+                };
+                if settings.mailbox_capacity == 0 {
+                    return Err(fail(
+                        line_of("mailbox_capacity"),
+                        "`messaging.mailbox_capacity` must be at least 1".into(),
+                    ));
+                }
+                settings
+            }
+        };
+        let parse_restart = |value: &str| {
+            RestartType::parse(value).ok_or_else(|| {
+                fail(
+                    line_of("restart"),
+                    format!(
+                        "unknown restart type {value:?}: use \"permanent\", \"transient\" or \"temporary\""
+                    ),
+                )
+            })
+        };
+        let mut supervision = SupervisorSpec::default();
+        if let Some(raw) = raw.supervision {
+            if let Some(s) = raw.strategy {
+                supervision.strategy = Strategy::parse(&s).ok_or_else(|| {
+                    fail(
+                        line_of("strategy"),
+                        format!(
+                            "unknown strategy {s:?}: use \"one-for-one\", \"one-for-all\" or \"rest-for-one\""
+                        ),
+                    )
+                })?;
+            }
+            if let Some(from) = raw.restart_from {
+                supervision.restart_from = RestartFrom::parse(&from).ok_or_else(|| {
+                    fail(
+                        line_of("restart_from"),
+                        format!("unknown restart_from {from:?}: use \"init\" or \"last-state\""),
+                    )
+                })?;
+            }
+            if let Some(r) = raw.restart {
+                supervision.restart = parse_restart(&r)?;
+            }
+            supervision.max_restarts = raw.max_restarts.unwrap_or(supervision.max_restarts);
+            supervision.period_ms = raw.period_ms.unwrap_or(supervision.period_ms);
+            supervision.shutdown_timeout_ms = raw
+                .shutdown_timeout_ms
+                .unwrap_or(supervision.shutdown_timeout_ms);
+            if supervision.period_ms == 0 {
+                return Err(fail(
+                    line_of("period_ms"),
+                    "`supervision.period_ms` must be at least 1".into(),
+                ));
+            }
+        }
+        let restart = match raw.child.and_then(|c| c.restart) {
+            Some(r) => Some(parse_restart(&r)?),
+            None => None,
+        };
         Ok(Manifest {
             name: raw.name,
             version: raw.version,
@@ -219,6 +369,9 @@ impl Manifest {
             handlers,
             limits,
             chain,
+            messaging,
+            supervision,
+            restart,
             text: text.to_owned(),
             origin,
         })
@@ -294,7 +447,7 @@ fn describe_toml_error(message: &str) -> String {
         && let Some(field) = rest.split('`').next()
     {
         let hint = did_you_mean(field, TOP_LEVEL_KEYS)
-            .or_else(|| did_you_mean(field, &["memory_mb", "max_call_cpu_ms", "durability"]))
+            .or_else(|| did_you_mean(field, TABLE_KEYS))
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
         return format!("unknown key `{field}`{hint}");
@@ -391,6 +544,33 @@ mod tests {
         let m = parse(&BASE.replace("a.wasm", &format!("store:{hex}"))).unwrap();
         assert_eq!(m.component, ComponentSource::Store([0xab; 32]));
         assert!(parse(&BASE.replace("a.wasm", "store:zz")).is_err());
+    }
+
+    #[test]
+    fn supervision_and_messaging_tables_parse() {
+        let m = parse(&format!(
+            "{BASE}[supervision]\nstrategy = \"rest-for-one\"\nmax_restarts = 5\nrestart_from = \"last-state\"\n[messaging]\nrequest_timeout_ms = 50\n[child]\nrestart = \"temporary\"\n"
+        ))
+        .unwrap();
+        assert_eq!(m.supervision.strategy, Strategy::RestForOne);
+        assert_eq!(m.supervision.max_restarts, 5);
+        assert_eq!(m.supervision.restart_from, RestartFrom::LastState);
+        assert_eq!(m.messaging.request_timeout_ms, 50);
+        assert_eq!(m.restart, Some(RestartType::Temporary));
+        let err = parse(&format!(
+            "{BASE}[supervision]\nstrategy = \"one-for-some\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown strategy \"one-for-some\""),
+            "{err}"
+        );
+        let err = parse(&format!("{BASE}[supervision]\nmax_restart = 1\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean `max_restarts`"),
+            "{err}"
+        );
     }
 
     #[test]

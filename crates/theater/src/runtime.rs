@@ -3,18 +3,22 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use theater_chain::{ChainWriter, Durability, ShutdownReason};
-use tokio::sync::{Notify, watch};
+use theater_chain::{ChainWriter, Durability};
+use tokio::sync::{Notify, oneshot, watch};
 
-use crate::actor::{self, ParkedActor, SpawnRequest};
+use crate::actor::State;
+use crate::cell::{Cell, Slot, Start, StopCause, StopRequest};
 use crate::component::ComponentCache;
+use crate::deadlock::WaitGraph;
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
 use crate::error::{RuntimeError, SpawnError};
-use crate::manifest::Manifest;
+use crate::lifecycle::{self, SpawnRequest};
+use crate::manifest::{DEFAULT_REQUEST_TIMEOUT_MS, Manifest};
+use crate::messaging::Channels;
 
 /// One line an actor logged.
 pub struct LogLine<'a> {
@@ -26,6 +30,29 @@ pub struct LogLine<'a> {
 /// Where actors' log lines go.
 pub type LogSink = Arc<dyn Fn(&LogLine<'_>) + Send + Sync>;
 
+/// An actor started, stopped, failed or restarted.
+pub struct Lifecycle<'a> {
+    pub actor_id: &'a str,
+    pub name: &'a str,
+    pub parent: Option<&'a str>,
+    pub event: LifecycleEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleEvent {
+    Started,
+    Restarted,
+    /// It called `runtime.shutdown`.
+    Exited,
+    /// Its parent, the operator or the runtime stopped it.
+    Stopped,
+    /// It trapped, failed to restart, or gave up restarting its children.
+    Failed(String),
+}
+
+/// Where lifecycle events go (`theater run` draws the actor tree from them).
+pub type LifecycleSink = Arc<dyn Fn(&Lifecycle<'_>) + Send + Sync>;
+
 /// How a runtime is set up.
 #[derive(Clone)]
 pub struct RuntimeConfig {
@@ -34,11 +61,14 @@ pub struct RuntimeConfig {
     pub data_dir: Option<PathBuf>,
     /// The durability of chains whose manifest does not set `[chain] durability`.
     pub durability: Durability,
+    /// Record chains at all. Off only to measure the runtime without recording.
+    pub record: bool,
     pub engine: EngineSettings,
     /// An actor idle this long drops its instance (its state and chain head stay). `None`:
     /// never hibernate.
     pub hibernate_after: Option<Duration>,
     pub on_log: LogSink,
+    pub on_lifecycle: Option<LifecycleSink>,
 }
 
 impl Default for RuntimeConfig {
@@ -46,6 +76,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             data_dir: None,
             durability: Durability::default(),
+            record: true,
             engine: EngineSettings::default(),
             hibernate_after: Some(Duration::from_secs(1)),
             on_log: Arc::new(|line| {
@@ -56,6 +87,7 @@ impl Default for RuntimeConfig {
                     line.message
                 )
             }),
+            on_lifecycle: None,
         }
     }
 }
@@ -65,6 +97,39 @@ pub fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
+/// Counts work in progress; zero means quiescent.
+#[derive(Default)]
+pub(crate) struct Busy {
+    count: AtomicUsize,
+    quiet: Notify,
+}
+
+/// One unit of work in progress until dropped.
+pub(crate) struct Work(Arc<Busy>);
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
+
+impl Busy {
+    pub(crate) fn begin(self: &Arc<Self>) -> Work {
+        self.add();
+        Work(self.clone())
+    }
+
+    pub(crate) fn add(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.quiet.notify_waiters();
+        }
+    }
+}
+
 /// What a runtime's actors share.
 pub(crate) struct Shared {
     pub(crate) components: ComponentCache,
@@ -72,69 +137,94 @@ pub(crate) struct Shared {
     pub(crate) content: Option<theater_store::ContentStore>,
     pub(crate) data_dir: Option<Arc<PathBuf>>,
     pub(crate) durability: Durability,
+    pub(crate) record: bool,
     pub(crate) settings: EngineSettings,
     pub(crate) hibernate_after: Option<Duration>,
     pub(crate) on_log: LogSink,
-    /// Every running actor, between calls.
-    actors: Mutex<HashMap<Arc<str>, ParkedActor>>,
-    /// Parked actors by the time they went idle, oldest first, for the hibernation sweeper.
-    idle: Mutex<VecDeque<(Instant, Arc<str>)>>,
-    /// Spawns in progress and commands not yet handled; zero means quiescent.
-    busy: AtomicUsize,
-    quiet: Notify,
+    pub(crate) on_lifecycle: Option<LifecycleSink>,
+    cells: RwLock<HashMap<Arc<str>, Arc<Cell>>>,
+    /// Parked actors with live instances, by when they went idle, for the sweeper.
+    idle: Mutex<VecDeque<(Instant, Weak<Cell>)>>,
+    /// Spawns, queued messages, deferred requests, open channels and live children.
+    pub(crate) busy: Arc<Busy>,
+    pub(crate) waits: WaitGraph,
+    pub(crate) channels: Channels,
+    pub(crate) message_prefix: u32,
+    pub(crate) message_counter: AtomicU64,
     _ticker: EpochTicker,
 }
 
 impl Shared {
-    /// Keeps an actor that has finished its call until something needs it.
-    pub(crate) fn park(&self, id: Arc<str>, actor: ParkedActor) {
-        if self.hibernate_after.is_some() {
-            self.idle
-                .lock()
-                .unwrap()
-                .push_back((actor.idle_since(), id.clone()));
-        }
-        self.actors.lock().unwrap().insert(id, actor);
+    pub(crate) fn cell(&self, id: &str) -> Option<Arc<Cell>> {
+        self.cells.read().unwrap().get(id).cloned()
     }
 
-    /// Stops a running actor, recording why. An actor that is not running is left alone.
-    async fn stop_actor(&self, id: &str, reason: ShutdownReason) {
-        let actor = self.actors.lock().unwrap().remove(id);
-        if let Some(actor) = actor {
-            actor.end(reason, None).await;
-        }
+    pub(crate) fn insert(&self, cell: Arc<Cell>) {
+        self.cells.write().unwrap().insert(cell.id.clone(), cell);
     }
 
-    /// Hibernates every actor idle since before `cutoff`.
+    pub(crate) fn forget(&self, id: &str) {
+        self.cells.write().unwrap().remove(id);
+    }
+
+    pub(crate) fn queue_idle(&self, cell: &Arc<Cell>) {
+        self.idle
+            .lock()
+            .unwrap()
+            .push_back((Instant::now(), Arc::downgrade(cell)));
+    }
+
+    /// Hibernates every actor idle since before `cutoff`; requeues those that ran since.
     fn hibernate_idle(&self, cutoff: Instant) {
-        let mut idle = self.idle.lock().unwrap();
-        while let Some((since, _)) = idle.front()
-            && *since <= cutoff
+        let mut requeue = Vec::new();
         {
-            let (since, id) = idle.pop_front().expect("front exists");
-            let mut actors = self.actors.lock().unwrap();
-            // Skip actors that stopped, or ran again since they were queued.
-            if let Some(actor) = actors.get_mut(&id)
-                && actor.idle_since() == since
+            let mut idle = self.idle.lock().unwrap();
+            while let Some((since, _)) = idle.front()
+                && *since <= cutoff
             {
-                actor.hibernate();
+                let (_, cell) = idle.pop_front().expect("front exists");
+                let Some(cell) = cell.upgrade() else { continue };
+                let mut inner = cell.inner.lock().unwrap();
+                match &mut inner.slot {
+                    Slot::Parked(actor) if actor.is_live() => {
+                        if actor.idle_since <= cutoff {
+                            actor.hibernate();
+                            inner.idle_queued = false;
+                        } else {
+                            requeue.push((actor.idle_since, Arc::downgrade(&cell)));
+                        }
+                    }
+                    // Running now: it is queued again when it next parks live.
+                    _ => inner.idle_queued = false,
+                }
             }
+            idle.extend(requeue);
         }
     }
 
-    fn begin_work(&self) -> WorkGuard<'_> {
-        self.busy.fetch_add(1, Ordering::SeqCst);
-        WorkGuard(self)
-    }
-}
-
-/// Counts one unit of work as in progress until dropped.
-struct WorkGuard<'a>(&'a Shared);
-
-impl Drop for WorkGuard<'_> {
-    fn drop(&mut self) {
-        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.quiet.notify_waiters();
+    /// The state of `cell` between calls, waiting for its current call to end if it is busy.
+    pub(crate) async fn state_of(&self, cell: &Cell, timeout: Duration) -> Result<State, String> {
+        let rx = {
+            let mut inner = cell.inner.lock().unwrap();
+            match &inner.slot {
+                Slot::Parked(actor) => return Ok(actor.state.clone()),
+                Slot::Exited(exited) => return Ok(exited.state.clone()),
+                Slot::Gone => return Err(format!("actor {} has stopped", cell.label())),
+                Slot::Busy => {
+                    let (tx, rx) = oneshot::channel();
+                    inner.state_waiters.push(tx);
+                    rx
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(state)) => Ok(state),
+            Ok(Err(_)) => Err(format!("actor {} stopped", cell.label())),
+            Err(_) => Err(format!(
+                "actor {} did not finish its call within {} ms",
+                cell.label(),
+                timeout.as_millis()
+            )),
         }
     }
 }
@@ -158,8 +248,7 @@ pub enum ActorExit {
 /// A cheap, clonable reference to a running (or finished) actor.
 #[derive(Clone)]
 pub struct ActorHandle {
-    id: Arc<str>,
-    name: Arc<str>,
+    cell: Arc<Cell>,
     shared: Arc<Shared>,
     exit: watch::Receiver<Option<ActorExit>>,
 }
@@ -167,33 +256,27 @@ pub struct ActorHandle {
 impl std::fmt::Debug for ActorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ActorHandle")
-            .field("id", &self.id)
-            .field("name", &self.name)
+            .field("id", &self.cell.id)
+            .field("name", &self.cell.name)
             .finish()
     }
 }
 
 impl ActorHandle {
-    pub(crate) fn new(
-        id: Arc<str>,
-        name: Arc<str>,
-        shared: Arc<Shared>,
-        exit: watch::Receiver<Option<ActorExit>>,
-    ) -> Self {
+    fn new(cell: Arc<Cell>, shared: Arc<Shared>) -> Self {
         ActorHandle {
-            id,
-            name,
+            exit: cell.exit.subscribe(),
+            cell,
             shared,
-            exit,
         }
     }
 
     pub fn id(&self) -> &str {
-        &self.id
+        &self.cell.id
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.cell.name
     }
 
     /// How the actor ended, if it has.
@@ -210,11 +293,63 @@ impl ActorHandle {
         }
     }
 
-    /// Stops the actor, recording why, and returns once it has stopped.
+    /// Stops the actor (its children first), recording why, and returns once it has stopped.
+    /// A supervised actor's parent hears of it through `handle-child-external-stop`.
     pub async fn stop(&self) {
+        lifecycle::stop(
+            &self.shared,
+            &self.cell,
+            StopRequest {
+                cause: StopCause::External,
+                message: None,
+            },
+        )
+        .await;
+    }
+
+    /// Delivers `msg` to the actor's `handle-send`.
+    pub async fn send(&self, msg: Vec<u8>) -> Result<(), String> {
+        let id = self.shared.next_message_id();
         self.shared
-            .stop_actor(&self.id, ShutdownReason::Stopped)
-            .await;
+            .deliver(
+                None,
+                &self.cell.id,
+                crate::cell::Message::Send(msg),
+                Some(id),
+                Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            )
+            .await
+    }
+
+    /// Sends `msg` to the actor's `handle-request` and waits for the answer (default timeout).
+    pub async fn request(&self, msg: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.request_within(msg, Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS))
+            .await
+    }
+
+    pub async fn request_within(&self, msg: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, String> {
+        let id = self.shared.next_message_id();
+        self.shared
+            .request(None, &self.cell.id, msg, id, timeout)
+            .await
+    }
+
+    /// The actor's state between calls.
+    pub async fn state(&self) -> Result<Option<Vec<u8>>, String> {
+        self.shared
+            .state_of(
+                &self.cell,
+                Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            )
+            .await
+    }
+
+    /// The ids of its children, oldest first.
+    pub async fn children(&self) -> Vec<String> {
+        match &self.cell.supervision {
+            Some(s) => s.lock().await.children().map(|c| c.to_string()).collect(),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -239,13 +374,18 @@ impl Runtime {
             content,
             data_dir: config.data_dir.clone().map(Arc::new),
             durability: config.durability,
+            record: config.record,
             settings: config.engine,
             hibernate_after: config.hibernate_after,
             on_log: config.on_log,
-            actors: Mutex::default(),
+            on_lifecycle: config.on_lifecycle,
+            cells: RwLock::default(),
             idle: Mutex::default(),
-            busy: AtomicUsize::new(0),
-            quiet: Notify::new(),
+            busy: Arc::default(),
+            waits: WaitGraph::default(),
+            channels: Channels::default(),
+            message_prefix: uuid::Uuid::new_v4().as_u128() as u32,
+            message_counter: AtomicU64::new(0),
             _ticker: EpochTicker::start(engine),
         };
         let shared = Arc::new(shared);
@@ -257,51 +397,73 @@ impl Runtime {
 
     /// Spawns a root actor and returns once its `init` has returned.
     pub async fn spawn(&self, manifest: Manifest) -> Result<ActorHandle, SpawnError> {
-        self.spawn_with(manifest, None, None).await
+        self.spawn_with(manifest, None).await
     }
 
-    /// Spawns an actor with a parent id and an initial state that overrides the manifest's.
+    /// Spawns a root actor with an initial state that overrides the manifest's `init_state`.
     pub async fn spawn_with(
         &self,
         manifest: Manifest,
-        parent: Option<String>,
         init_state: Option<Vec<u8>>,
     ) -> Result<ActorHandle, SpawnError> {
-        let _work = self.shared.begin_work();
-        actor::spawn(
+        let cell = lifecycle::spawn(
             &self.shared,
             SpawnRequest {
                 manifest: Arc::new(manifest),
-                parent,
-                init_state,
+                parent: None,
+                start: Start::Init(init_state),
+                id: None,
             },
         )
-        .await
+        .await?;
+        Ok(ActorHandle::new(cell, self.shared.clone()))
+    }
+
+    /// A handle to a running actor, by id.
+    pub fn actor(&self, id: &str) -> Option<ActorHandle> {
+        self.shared
+            .cell(id)
+            .map(|cell| ActorHandle::new(cell, self.shared.clone()))
     }
 
     /// Actors currently running.
     pub fn actor_count(&self) -> usize {
-        self.shared.actors.lock().unwrap().len()
+        self.shared.cells.read().unwrap().len()
     }
 
-    /// Waits until nothing is in progress: no spawn running and no message waiting.
+    /// Waits until nothing is in progress or can deliver input: no spawn running, no message
+    /// waiting, no deferred request, no open channel and no running child.
     pub async fn quiescent(&self) {
         loop {
-            let notified = self.shared.quiet.notified();
-            if self.shared.busy.load(Ordering::SeqCst) == 0 {
+            let notified = self.shared.busy.quiet.notified();
+            if self.shared.busy.count.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
         }
     }
 
-    /// Stops every actor (recording why), then commits every chain.
+    /// Stops every actor (children first, recording why), then commits every chain.
     pub async fn shutdown(self) -> Result<(), RuntimeError> {
-        let ids: Vec<Arc<str>> = self.shared.actors.lock().unwrap().keys().cloned().collect();
-        for id in ids {
-            self.shared
-                .stop_actor(&id, ShutdownReason::RuntimeExit)
-                .await;
+        let roots: Vec<Arc<Cell>> = self
+            .shared
+            .cells
+            .read()
+            .unwrap()
+            .values()
+            .filter(|c| c.parent.is_none())
+            .cloned()
+            .collect();
+        for cell in roots {
+            lifecycle::stop(
+                &self.shared,
+                &cell,
+                StopRequest {
+                    cause: StopCause::RuntimeExit,
+                    message: None,
+                },
+            )
+            .await;
         }
         self.flush().await
     }
@@ -322,8 +484,12 @@ impl Drop for Runtime {
     /// Drops the actors still parked, without recording why (use [`Runtime::shutdown`] for
     /// that), even if some [`ActorHandle`]s outlive the runtime.
     fn drop(&mut self) {
-        let actors = std::mem::take(&mut *self.shared.actors.lock().unwrap());
-        drop(actors);
+        let cells = std::mem::take(&mut *self.shared.cells.write().unwrap());
+        for cell in cells.values() {
+            let mut inner = cell.inner.lock().unwrap();
+            inner.slot = Slot::Gone;
+            inner.mailbox.clear();
+        }
     }
 }
 

@@ -65,7 +65,6 @@ async fn spawn_probe(
     h.runtime
         .spawn_with(
             manifest(test_actors::PROBE, extra),
-            None,
             Some(script.as_bytes().to_vec()),
         )
         .await
@@ -391,7 +390,6 @@ async fn store_component_reference_runs_the_stored_bytes() {
         .runtime
         .spawn_with(
             manifest(&format!("store:{hash}"), ""),
-            None,
             Some(b"log:from store".to_vec()),
         )
         .await

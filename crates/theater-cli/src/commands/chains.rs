@@ -201,7 +201,7 @@ fn event_line(index: usize, stored: &StoredEvent, event: &Event) -> String {
                 opt_short(&c.state)
             );
             if let Some(id) = &c.message_id {
-                line.push_str(&format!(" message {id}"));
+                line.push_str(&format!(" msg={id}"));
             }
             if let Some(sender) = &c.sender {
                 line.push_str(&format!(" from {sender}"));
@@ -223,14 +223,27 @@ fn event_line(index: usize, stored: &StoredEvent, event: &Event) -> String {
                 HostResult::ChainRef { len, head } => {
                     format!("the chain's first {len} events (head {})", short(head))
                 }
+                HostResult::ActorChainRef {
+                    actor_id,
+                    len,
+                    head,
+                } => format!(
+                    "the first {len} events of {actor_id}'s chain (head {})",
+                    short(head)
+                ),
             };
             let result = if result.is_empty() {
                 String::new()
             } else {
                 format!(" -> {result}")
             };
+            let message = h
+                .message_id
+                .as_deref()
+                .map(|id| format!(" msg={id}"))
+                .unwrap_or_default();
             format!(
-                "{name}({}){result}",
+                "{name}({}){result}{message}",
                 theater::describe::params(&name, &h.params)
             )
         }
@@ -296,9 +309,16 @@ fn event_json(index: usize, stored: &StoredEvent, event: &Event) -> Value {
                 HostResult::ChainRef { len, head } => json!({
                     "chain_ref": { "len": len, "head": head.to_hex() },
                 }),
+                HostResult::ActorChainRef {
+                    actor_id,
+                    len,
+                    head,
+                } => json!({
+                    "chain_ref": { "actor_id": actor_id, "len": len, "head": head.to_hex() },
+                }),
             };
             json!({
-                "interface": h.interface, "function": h.function,
+                "interface": h.interface, "function": h.function, "message_id": h.message_id,
                 "params": theater::describe::params(&name, &h.params),
                 "params_hex": hex::encode(&h.params), "result": result,
             })

@@ -4,7 +4,9 @@
 //! Every host function is registered through [`InterfaceBuilder::func`], the one place that
 //! records host calls in the chain. A handler never records by hand.
 
+mod message_server;
 mod runtime;
+mod supervisor;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -110,7 +112,10 @@ impl HandlerKind {
 
     /// Whether this build implements the handler's host functions.
     pub fn is_implemented(self) -> bool {
-        matches!(self, HandlerKind::Runtime)
+        matches!(
+            self,
+            HandlerKind::Runtime | HandlerKind::MessageServer | HandlerKind::Supervisor
+        )
     }
 }
 
@@ -122,6 +127,8 @@ pub(crate) fn link(
     let mut registered = Vec::new();
     match kind {
         HandlerKind::Runtime => runtime::add_to_linker(linker, &mut registered)?,
+        HandlerKind::MessageServer => message_server::add_to_linker(linker, &mut registered)?,
+        HandlerKind::Supervisor => supervisor::add_to_linker(linker, &mut registered)?,
         other => wasmtime::bail!(
             "handler type {:?} is part of the API but this build does not implement it yet",
             other.name()
@@ -151,6 +158,9 @@ pub(crate) enum RecordAs {
     /// are derived from the chain and would otherwise copy it into itself.
     ChainRef,
 }
+
+// A host function may also leave a different record in `ActorCtx::note` (a reference to
+// another actor's chain) and the id of the message it sent.
 
 /// Registers the functions of one interface.
 pub(crate) struct InterfaceBuilder<'a, 'l> {
@@ -192,9 +202,13 @@ impl<'a, 'l> InterfaceBuilder<'a, 'l> {
                     let encoded_params = crate::payload::encode(&params)?;
                     let before = store.data().chain.head();
                     let result = f(store.as_context_mut(), params).await?;
-                    let recorded = match record_as {
-                        RecordAs::Value => HostResult::Value(crate::payload::encode(&result)?),
-                        RecordAs::ChainRef => HostResult::ChainRef {
+                    let note = std::mem::take(&mut store.data_mut().note);
+                    let recorded = match (note.result, record_as) {
+                        (Some(result), _) => result,
+                        (None, RecordAs::Value) => {
+                            HostResult::Value(crate::payload::encode(&result)?)
+                        }
+                        (None, RecordAs::ChainRef) => HostResult::ChainRef {
                             len: before.len,
                             head: before.head,
                         },
@@ -207,6 +221,7 @@ impl<'a, 'l> InterfaceBuilder<'a, 'l> {
                             function: function.to_owned(),
                             params: encoded_params,
                             result: recorded,
+                            message_id: note.message_id.map(|id| id.to_string()),
                         }))
                         .await?;
                     Ok(result)

@@ -25,9 +25,10 @@ fn log(store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFuture<'_
     })
 }
 
-fn get_chain(mut store: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (Chain,)> {
+fn get_chain(store: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (Chain,)> {
     Box::pin(async move {
-        let events = store.data_mut().chain.read_all().await?;
+        let source = store.data().chain.source().clone();
+        let events = source.read_all().await?;
         let events = events
             .into_iter()
             .enumerate()

@@ -1,0 +1,160 @@
+//! A test actor driven by its messages, so one component exercises every function of
+//! `message-server-host` and `supervisor`. A message is a command, `VERB ARGS`; a request
+//! answers with the command's output, a send discards it. The state is a journal of what the
+//! actor saw (`note` texts, channel and child events), which tests read back.
+//!
+//! Commands: `echo TEXT`, `note TEXT`, `state`, `log TEXT`, `fail TEXT` (returns `Err`),
+//! `panic`, `loop`, `shutdown`, `defer`, `outstanding`, `respond RID TEXT`, `cancel RID`,
+//! `send ID TEXT`, `request ID TEXT`, `open ID TEXT`, `chan CID TEXT`, `close CID`,
+//! `spawn MANIFEST` (path or TOML), `spawn-with INIT MANIFEST`, `resume STATE MANIFEST`,
+//! `children`, `stop ID`, `restart ID`, `child-state ID`, `child-events ID`.
+//! An initial state `init:COMMAND` runs COMMAND in `init` (its output is logged); `init-fail`
+//! makes `init` return `Err`.
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "theater:simple/message-supervisor-actor",
+    });
+}
+
+use bindings::exports::theater::simple::actor::Guest as Actor;
+use bindings::exports::theater::simple::message_server_client::Guest as Client;
+use bindings::exports::theater::simple::supervisor_handlers::Guest as Handlers;
+use bindings::theater::simple::types::{ChannelAccept, WitActorError};
+use bindings::theater::simple::{message_server_host as msg, runtime, supervisor};
+
+type State = Option<Vec<u8>>;
+
+struct Puppet;
+
+fn journal(state: State, entry: &str) -> State {
+    let mut s = state.unwrap_or_default();
+    s.extend_from_slice(entry.as_bytes());
+    s.push(b',');
+    Some(s)
+}
+
+fn shown<T: core::fmt::Display>(r: Result<T, String>) -> String {
+    match r {
+        Ok(v) => format!("ok {v}").trim_end().to_string(),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+/// Runs one command. Returns the new state and the answer (`None`: defer the request).
+fn run(state: State, command: &str) -> Result<(State, Option<String>), String> {
+    let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
+    let (first, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+    let answer = match verb {
+        "echo" => rest.to_string(),
+        "note" => return Ok((journal(state, rest), Some("ok".into()))),
+        "state" => String::from_utf8_lossy(state.as_deref().unwrap_or_default()).into_owned(),
+        "log" => {
+            runtime::log(rest);
+            "ok".into()
+        }
+        "fail" => return Err(rest.to_string()),
+        "panic" => panic!("puppet told to panic"),
+        "loop" => {
+            let mut x: u64 = 0;
+            loop {
+                x = core::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "shutdown" => shown(runtime::shutdown(Some(rest.as_bytes())).map(|()| "")),
+        "defer" => return Ok((state, None)),
+        "outstanding" => msg::list_outstanding_requests().join(" "),
+        "respond" => shown(msg::respond_to_request(first, tail.as_bytes()).map(|()| "")),
+        "cancel" => shown(msg::cancel_request(first).map(|()| "")),
+        "send" => shown(msg::send(first, tail.as_bytes()).map(|()| "")),
+        "request" => shown(
+            msg::request(first, tail.as_bytes()).map(|r| String::from_utf8_lossy(&r).into_owned()),
+        ),
+        "open" => shown(msg::open_channel(first, tail.as_bytes())),
+        "chan" => shown(msg::send_on_channel(first, tail.as_bytes()).map(|()| "")),
+        "close" => shown(msg::close_channel(first).map(|()| "")),
+        "spawn" => shown(supervisor::spawn(rest, None)),
+        "spawn-with" => shown(supervisor::spawn(tail, Some(first.as_bytes()))),
+        "resume" => shown(supervisor::resume(tail, Some(first.as_bytes()))),
+        "children" => supervisor::list_children().join(" "),
+        "stop" => shown(supervisor::stop_child(first).map(|()| "")),
+        "restart" => shown(supervisor::restart_child(first).map(|()| "")),
+        "child-state" => shown(supervisor::get_child_state(first).map(|s| {
+            String::from_utf8_lossy(&s.unwrap_or_default()).into_owned()
+        })),
+        "child-events" => shown(supervisor::get_child_events(first).map(|events| {
+            let types: Vec<String> = events.iter().map(|e| e.event_type.clone()).collect();
+            format!("{} {}", events.len(), types.join(" "))
+        })),
+        other => return Err(format!("puppet: unknown command {other:?}")),
+    };
+    Ok((state, Some(answer)))
+}
+
+impl Actor for Puppet {
+    fn init(state: State, (id,): (String,)) -> Result<(State,), String> {
+        let text = String::from_utf8_lossy(state.as_deref().unwrap_or_default()).into_owned();
+        if text == "init-fail" {
+            return Err("told to fail in init".into());
+        }
+        if let Some(command) = text.strip_prefix("init:") {
+            let (state, answer) = run(None, command)?;
+            runtime::log(&format!("init {id}: {}", answer.unwrap_or_default()));
+            return Ok((state,));
+        }
+        Ok((state,))
+    }
+}
+
+impl Client for Puppet {
+    fn handle_send(state: State, (m,): (Vec<u8>,)) -> Result<(State,), String> {
+        let (state, _) = run(state, &String::from_utf8_lossy(&m))?;
+        Ok((state,))
+    }
+
+    fn handle_request(state: State, (_, m): (String, Vec<u8>)) -> Result<(State, (Option<Vec<u8>>,)), String> {
+        let (state, answer) = run(state, &String::from_utf8_lossy(&m))?;
+        Ok((state, (answer.map(String::into_bytes),)))
+    }
+
+    fn handle_channel_open(state: State, (id, m): (String, Vec<u8>)) -> Result<(State, (ChannelAccept,)), String> {
+        let text = String::from_utf8_lossy(&m).into_owned();
+        let accepted = text != "reject";
+        let accept = ChannelAccept {
+            accepted,
+            message: Some(if accepted { b"welcome".to_vec() } else { b"go away".to_vec() }),
+        };
+        Ok((journal(state, &format!("open:{id}:{text}")), (accept,)))
+    }
+
+    fn handle_channel_message(state: State, (id, m): (String, Vec<u8>)) -> Result<(State,), String> {
+        let text = String::from_utf8_lossy(&m).into_owned();
+        if let Some(rest) = text.strip_prefix("echo ") {
+            msg::send_on_channel(&id, format!("re:{rest}").as_bytes())?;
+        }
+        Ok((journal(state, &format!("chan:{text}")),))
+    }
+
+    fn handle_channel_close(state: State, (id,): (String,)) -> Result<(State,), String> {
+        Ok((journal(state, &format!("closed:{id}")),))
+    }
+}
+
+impl Handlers for Puppet {
+    fn handle_child_error(state: State, (id, e): (String, WitActorError)) -> Result<(State,), String> {
+        let why = String::from_utf8_lossy(&e.data.unwrap_or_default()).into_owned();
+        runtime::log(&format!("child {id} failed: {why}"));
+        Ok((journal(state, &format!("child-error:{id}")),))
+    }
+
+    fn handle_child_exit(state: State, (id, _): (String, Option<Vec<u8>>)) -> Result<(State,), String> {
+        Ok((journal(state, &format!("child-exit:{id}")),))
+    }
+
+    fn handle_child_external_stop(state: State, (id,): (String,)) -> Result<(State,), String> {
+        Ok((journal(state, &format!("child-stop:{id}")),))
+    }
+}
+
+bindings::export!(Puppet with_types_in bindings);

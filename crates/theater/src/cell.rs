@@ -1,0 +1,510 @@
+//! An actor's place in the runtime: its mailbox, where its [`Actor`] is between calls, and the
+//! task that runs it while it has messages.
+//!
+//! Delivery pushes an [`Envelope`] into the receiver's mailbox. If the actor is parked, the
+//! deliverer takes it out and starts a task that handles envelopes one at a time, in mailbox
+//! order, and parks the actor again when the mailbox is empty. So an idle actor has no task,
+//! and one mailbox per receiver keeps every sender's messages in the order they were sent.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use theater_chain::ShutdownReason;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::actor::{Actor, ActorCtx, Deferred, Delivery, Outcome, Reply, State, Trap};
+use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
+use crate::component::{Export, Prepared};
+use crate::manifest::{Manifest, MessagingSettings};
+use crate::runtime::{ActorExit, Shared, Work, short_id};
+use crate::supervision::Supervision;
+
+/// How an actor was started, kept so that a restart from `init` can start it the same way.
+#[derive(Clone)]
+pub(crate) enum Start {
+    /// `init` with this state.
+    Init(State),
+    /// No `init`: this state as is (`supervisor.resume`).
+    Resume(State),
+}
+
+/// A message on its way to an actor.
+pub(crate) struct Envelope {
+    /// The id the sender's chain recorded; none for the runtime's own notices.
+    pub(crate) id: Option<Arc<str>>,
+    pub(crate) sender: Option<Arc<str>>,
+    pub(crate) message: Message,
+}
+
+#[allow(clippy::enum_variant_names)] // `ChannelMessage` is the WIT's name.
+pub(crate) enum Message {
+    Send(Vec<u8>),
+    Request(Vec<u8>, Reply),
+    ChannelOpen {
+        channel: Arc<str>,
+        msg: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    ChannelMessage {
+        channel: Arc<str>,
+        msg: Vec<u8>,
+    },
+    ChannelClose {
+        channel: Arc<str>,
+    },
+    ChildError {
+        child: Arc<str>,
+        error: WitActorError,
+    },
+    ChildExit {
+        child: Arc<str>,
+        data: Option<Vec<u8>>,
+    },
+    ChildExternalStop {
+        child: Arc<str>,
+    },
+}
+
+impl Message {
+    /// The export that handles it.
+    pub(crate) fn export(&self) -> Export {
+        match self {
+            Message::Send(_) => Export::HandleSend,
+            Message::Request(..) => Export::HandleRequest,
+            Message::ChannelOpen { .. } => Export::HandleChannelOpen,
+            Message::ChannelMessage { .. } => Export::HandleChannelMessage,
+            Message::ChannelClose { .. } => Export::HandleChannelClose,
+            Message::ChildError { .. } => Export::HandleChildError,
+            Message::ChildExit { .. } => Export::HandleChildExit,
+            Message::ChildExternalStop { .. } => Export::HandleChildExternalStop,
+        }
+    }
+
+    pub(crate) fn payload_len(&self) -> usize {
+        match self {
+            Message::Send(m) | Message::Request(m, _) => m.len(),
+            Message::ChannelOpen { msg, .. } | Message::ChannelMessage { msg, .. } => msg.len(),
+            _ => 0,
+        }
+    }
+
+    /// Tells a waiting sender that the message will not be handled.
+    pub(crate) fn refuse(self, why: String) {
+        match self {
+            Message::Request(_, reply) => {
+                let _ = reply.send(Err(why));
+            }
+            Message::ChannelOpen { reply, .. } => {
+                let _ = reply.send(Err(why));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Who asked an actor to stop, which decides what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopCause {
+    /// Its supervisor: `stop-child`, a strategy stopping siblings, or the parent stopping.
+    /// `keep` leaves it exited for a restart instead of removing it.
+    Parent { keep: bool },
+    /// The operator or the embedding program (not the parent): the parent is told.
+    External,
+    /// The runtime is exiting.
+    RuntimeExit,
+    /// Its own restart intensity was exceeded: it fails, and its parent decides.
+    Escalation,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StopRequest {
+    pub(crate) cause: StopCause,
+    /// For an escalation: why.
+    pub(crate) message: Option<String>,
+}
+
+impl StopRequest {
+    pub(crate) fn reason(&self) -> ShutdownReason {
+        match self.cause {
+            StopCause::Parent { .. } | StopCause::External => ShutdownReason::Stopped,
+            StopCause::RuntimeExit => ShutdownReason::RuntimeExit,
+            StopCause::Escalation => ShutdownReason::Failed,
+        }
+    }
+}
+
+/// What is left of an actor that exited, until its supervisor restarts or removes it.
+pub(crate) struct Exited {
+    pub(crate) ctx: Box<ActorCtx>,
+    /// Its state after its last successful call.
+    pub(crate) state: State,
+    /// How it ended, as its handle will report if it is removed.
+    pub(crate) exit: ActorExit,
+    /// Whether its chain already ends with a `shutdown` event.
+    pub(crate) shutdown_recorded: bool,
+}
+
+pub(crate) enum Slot {
+    /// Between calls; no task holds it.
+    Parked(Actor),
+    /// A task holds it: running calls, starting, restarting or stopping it.
+    Busy,
+    /// It exited and waits for its supervisor's decision.
+    Exited(Exited),
+    Gone,
+}
+
+pub(crate) struct Inner {
+    pub(crate) mailbox: VecDeque<Envelope>,
+    pub(crate) slot: Slot,
+    /// A stop asked for while the actor was busy; handled when its call returns.
+    pub(crate) stop: Option<StopRequest>,
+    /// Parents waiting for the state between calls (`get-child-state`).
+    pub(crate) state_waiters: Vec<oneshot::Sender<State>>,
+    /// A child keeps the runtime from being quiescent while it lives.
+    pub(crate) child_work: Option<Work>,
+    /// Whether the hibernation sweeper has an entry for it.
+    pub(crate) idle_queued: bool,
+}
+
+/// One actor's entry in the runtime.
+pub(crate) struct Cell {
+    pub(crate) id: Arc<str>,
+    pub(crate) name: Arc<str>,
+    pub(crate) parent: Option<Arc<str>>,
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) prepared: Arc<Prepared>,
+    pub(crate) start: Start,
+    pub(crate) messaging: MessagingSettings,
+    pub(crate) chain: crate::recording::ChainSource,
+    pub(crate) inner: Mutex<Inner>,
+    /// Signalled when a full mailbox gets room.
+    pub(crate) space: Notify,
+    /// Signalled to end a call that outlived its shutdown timeout.
+    pub(crate) kill: Notify,
+    /// Signalled whenever the actor stops being busy.
+    pub(crate) settled: Notify,
+    pub(crate) exit: watch::Sender<Option<ActorExit>>,
+    /// Its children, if it may have any (the `supervisor` handler is granted).
+    pub(crate) supervision: Option<tokio::sync::Mutex<Supervision<Arc<str>>>>,
+}
+
+impl Cell {
+    /// `name (1234abcd)`, as messages name an actor.
+    pub(crate) fn label(&self) -> String {
+        format!("{} ({})", self.name, short_id(&self.id))
+    }
+
+    pub(crate) fn exports(&self, export: Export) -> bool {
+        self.prepared.exports[export as usize].is_some()
+    }
+}
+
+/// Why a delivery did not happen.
+pub(crate) enum Refused {
+    /// The mailbox is full; the envelope is handed back so the sender can wait and retry.
+    Full(Envelope),
+    Gone,
+}
+
+impl Shared {
+    /// Puts `envelope` in `cell`'s mailbox and makes sure a task will handle it.
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        cell: &Arc<Cell>,
+        envelope: Envelope,
+    ) -> Result<(), Refused> {
+        let mut inner = cell.inner.lock().unwrap();
+        if matches!(inner.slot, Slot::Gone) {
+            return Err(Refused::Gone);
+        }
+        if inner.mailbox.len() >= cell.messaging.mailbox_capacity as usize {
+            return Err(Refused::Full(envelope));
+        }
+        inner.mailbox.push_back(envelope);
+        self.busy.add();
+        if let Slot::Parked(_) = inner.slot {
+            let Slot::Parked(actor) = std::mem::replace(&mut inner.slot, Slot::Busy) else {
+                unreachable!()
+            };
+            drop(inner);
+            tokio::spawn(run(self.clone(), cell.clone(), actor));
+        }
+        Ok(())
+    }
+
+    /// After a start or a restart: parks the actor, or runs it if something already waits.
+    pub(crate) fn park_or_run(self: &Arc<Self>, cell: &Arc<Cell>, mut actor: Actor) {
+        let mut inner = cell.inner.lock().unwrap();
+        if inner.mailbox.is_empty()
+            && inner.stop.is_none()
+            && inner.state_waiters.is_empty()
+            && actor.ctx().shutdown_requested.is_none()
+        {
+            actor.idle_since = Instant::now();
+            let queue = self.hibernate_after.is_some() && !inner.idle_queued;
+            inner.idle_queued |= queue;
+            inner.slot = Slot::Parked(actor);
+            drop(inner);
+            if queue {
+                self.queue_idle(cell);
+            }
+            cell.settled.notify_waiters();
+        } else {
+            inner.slot = Slot::Busy;
+            drop(inner);
+            tokio::spawn(run(self.clone(), cell.clone(), actor));
+        }
+    }
+}
+
+/// How many envelopes a task handles before letting other tasks run.
+const YIELD_EVERY: u32 = 32;
+
+/// Handles `cell`'s envelopes one at a time until its mailbox is empty, then parks the actor.
+pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) {
+    let mut handled = 0u32;
+    loop {
+        if let Some(data) = actor.ctx_mut().shutdown_requested.take() {
+            return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Shutdown(data)).await;
+        }
+        let next = {
+            let mut inner = cell.inner.lock().unwrap();
+            for waiter in inner.state_waiters.drain(..) {
+                let _ = waiter.send(actor.state.clone());
+            }
+            if let Some(stop) = inner.stop.take() {
+                Next::Stop(stop)
+            } else if let Some(envelope) = inner.mailbox.pop_front() {
+                let was_full = inner.mailbox.len() + 1 == cell.messaging.mailbox_capacity as usize;
+                Next::Deliver(envelope, was_full)
+            } else {
+                Next::Park
+            }
+        };
+        let envelope = match next {
+            Next::Stop(stop) => {
+                return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Stopped(stop)).await;
+            }
+            Next::Park => return shared.park_or_run(&cell, actor),
+            Next::Deliver(envelope, was_full) => {
+                if was_full {
+                    cell.space.notify_waiters();
+                }
+                envelope
+            }
+        };
+        let result = deliver(&shared, &cell, &mut actor, envelope).await;
+        shared.busy.done();
+        if let Err(trap) = result {
+            return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Trapped(trap)).await;
+        }
+        handled += 1;
+        if handled.is_multiple_of(YIELD_EVERY) {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+enum Next {
+    Stop(StopRequest),
+    Deliver(Envelope, bool),
+    Park,
+}
+
+/// How an actor's run ended.
+pub(crate) enum ExitHow {
+    /// It called `runtime.shutdown`.
+    Shutdown(Option<Vec<u8>>),
+    Trapped(Trap),
+    Stopped(StopRequest),
+}
+
+/// Calls the export that handles `envelope`. `Err` means the instance trapped.
+async fn deliver(
+    shared: &Arc<Shared>,
+    cell: &Arc<Cell>,
+    actor: &mut Actor,
+    envelope: Envelope,
+) -> Result<(), Trap> {
+    let delivery = Delivery {
+        message_id: envelope.id.as_deref(),
+        sender: envelope.sender.as_deref(),
+    };
+    let max = shared.settings.max_instances;
+    let kill = &cell.kill;
+    match envelope.message {
+        Message::Send(msg) => {
+            let outcome = actor
+                .call::<_, (State,)>(Export::HandleSend, (msg,), delivery, kill, max)
+                .await;
+            trapped(outcome)
+        }
+        Message::Request(msg, reply) => {
+            let request_id = envelope.id.clone().unwrap_or_else(|| "".into());
+            actor.ctx_mut().current_request = Some((request_id.clone(), reply));
+            let outcome = actor
+                .call::<_, (State, (Option<Vec<u8>>,))>(
+                    Export::HandleRequest,
+                    (request_id.to_string(), msg),
+                    delivery,
+                    kill,
+                    max,
+                )
+                .await;
+            // Still here unless the guest answered it already with `respond-to-request`.
+            let pending = actor.ctx_mut().current_request.take();
+            let Some((_, reply)) = pending else {
+                return trapped(outcome);
+            };
+            match outcome {
+                Outcome::Returned(Some(answer)) => {
+                    let _ = reply.send(Ok(answer));
+                }
+                Outcome::Returned(None) => {
+                    let work = shared.busy.begin();
+                    actor
+                        .ctx_mut()
+                        .deferred
+                        .insert(request_id, Deferred { reply, _work: work });
+                }
+                Outcome::GuestError(e) => {
+                    let _ = reply.send(Err(format!(
+                        "actor {} returned an error for request {request_id}: {e}",
+                        cell.label()
+                    )));
+                }
+                Outcome::Trapped(trap) => {
+                    let _ = reply.send(Err(format!(
+                        "actor {} trapped handling request {request_id}: {}",
+                        cell.label(),
+                        trap.message
+                    )));
+                    return Err(trap);
+                }
+            }
+            Ok(())
+        }
+        Message::ChannelOpen {
+            channel,
+            msg,
+            reply,
+        } => {
+            let outcome = actor
+                .call::<_, (State, (ChannelAccept,))>(
+                    Export::HandleChannelOpen,
+                    (channel.to_string(), msg),
+                    delivery,
+                    kill,
+                    max,
+                )
+                .await;
+            let opener = envelope.sender.clone();
+            let answer = match &outcome {
+                Outcome::Returned(accept) if accept.accepted => {
+                    shared.channels.accept(&channel, shared);
+                    if let (Some(opener), Some(msg)) = (&opener, accept.message.clone()) {
+                        // The acceptor's greeting reaches the opener as the first message.
+                        let _ = shared.send_from(
+                            Some(&cell.id),
+                            opener,
+                            Message::ChannelMessage {
+                                channel: channel.clone(),
+                                msg,
+                            },
+                            None,
+                        );
+                    }
+                    Ok(())
+                }
+                Outcome::Returned(accept) => Err(format!(
+                    "actor {} refused the channel{}",
+                    cell.label(),
+                    accept
+                        .message
+                        .as_deref()
+                        .map(|m| format!(": {}", String::from_utf8_lossy(m)))
+                        .unwrap_or_default()
+                )),
+                Outcome::GuestError(e) => Err(format!(
+                    "actor {} returned an error opening the channel: {e}",
+                    cell.label()
+                )),
+                Outcome::Trapped(trap) => Err(format!(
+                    "actor {} trapped opening the channel: {}",
+                    cell.label(),
+                    trap.message
+                )),
+            };
+            if answer.is_err() {
+                shared.channels.forget(&channel);
+            }
+            let _ = reply.send(answer);
+            trapped(outcome)
+        }
+        Message::ChannelMessage { channel, msg } => trapped(
+            actor
+                .call::<_, (State,)>(
+                    Export::HandleChannelMessage,
+                    (channel.to_string(), msg),
+                    delivery,
+                    kill,
+                    max,
+                )
+                .await,
+        ),
+        Message::ChannelClose { channel } => trapped(
+            actor
+                .call::<_, (State,)>(
+                    Export::HandleChannelClose,
+                    (channel.to_string(),),
+                    delivery,
+                    kill,
+                    max,
+                )
+                .await,
+        ),
+        Message::ChildError { child, error } => trapped(
+            actor
+                .call::<_, (State,)>(
+                    Export::HandleChildError,
+                    (child.to_string(), error),
+                    delivery,
+                    kill,
+                    max,
+                )
+                .await,
+        ),
+        Message::ChildExit { child, data } => trapped(
+            actor
+                .call::<_, (State,)>(
+                    Export::HandleChildExit,
+                    (child.to_string(), data),
+                    delivery,
+                    kill,
+                    max,
+                )
+                .await,
+        ),
+        Message::ChildExternalStop { child } => trapped(
+            actor
+                .call::<_, (State,)>(
+                    Export::HandleChildExternalStop,
+                    (child.to_string(),),
+                    delivery,
+                    kill,
+                    max,
+                )
+                .await,
+        ),
+    }
+}
+
+/// A guest error is recorded and the actor goes on; only a trap ends it.
+fn trapped<R>(outcome: Outcome<R>) -> Result<(), Trap> {
+    match outcome {
+        Outcome::Trapped(trap) => Err(trap),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,729 @@
+//! Starting, stopping and restarting actors, and applying their supervisors' decisions.
+//!
+//! Who does what:
+//! - [`spawn`] creates the cell, records the spawn, runs `init` and parks the actor;
+//! - [`exit`] ends a run (shutdown, trap or stop): children first (newest first), then open
+//!   channels and deferred requests, then the chain's last word; a supervised child then waits
+//!   in [`Slot::Exited`] for [`supervise`], which asks [`Supervision`] what to do and does it;
+//! - [`stop`] asks an actor to stop after its current call, and kills that call if it outlives
+//!   the shutdown timeout.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use theater_chain::{EventKind, Hash, InstanceReason, ShutdownReason, Spawn};
+
+use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State, now_ms};
+use crate::bindings::theater::simple::types::{WitActorError, WitErrorType};
+use crate::cell::{Cell, ExitHow, Exited, Inner, Message, Slot, Start, StopCause, StopRequest};
+use crate::component::{Export, one_line};
+use crate::error::SpawnError;
+use crate::handlers::HandlerKind;
+use crate::manifest::Manifest;
+use crate::recording::{ChainRecorder, ChainSource};
+use crate::runtime::{ActorExit, Lifecycle, LifecycleEvent, Shared};
+use crate::supervision::{ChildExit, RestartFrom, Supervision, SupervisorSpec};
+
+/// How long a root actor may take to finish its call when stopped.
+pub(crate) const ROOT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct SpawnRequest {
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) parent: Option<Arc<str>>,
+    /// `Init(None)` uses the manifest's `init_state`.
+    pub(crate) start: Start,
+    /// The id to use; a fresh UUID if none.
+    pub(crate) id: Option<Arc<str>>,
+}
+
+/// Spawns an actor. Returns once `init` has returned; a failed or trapping `init` leaves no
+/// actor behind.
+pub(crate) async fn spawn(
+    shared: &Arc<Shared>,
+    request: SpawnRequest,
+) -> Result<Arc<Cell>, SpawnError> {
+    let _work = shared.busy.begin();
+    let manifest = request.manifest;
+    let prepared = shared
+        .components
+        .prepare(&manifest, shared.content.as_ref())
+        .await?;
+    let fail = |message: String| SpawnError::Runtime {
+        actor: manifest.name.clone(),
+        message,
+    };
+    if manifest.limits.memory_mb > shared.settings.max_memory_mb {
+        return Err(fail(format!(
+            "[limits] memory_mb = {} is more than this runtime's largest memory ({} MiB; see --max-memory-mb)",
+            manifest.limits.memory_mb, shared.settings.max_memory_mb
+        )));
+    }
+    let start = match request.start {
+        Start::Init(None) => match &manifest.init_state {
+            Some(path) => Start::Init(Some(std::fs::read(path).map_err(|e| {
+                SpawnError::InitState {
+                    actor: manifest.name.clone(),
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?)),
+            None => Start::Init(None),
+        },
+        other => other,
+    };
+    let initial = match &start {
+        Start::Init(s) | Start::Resume(s) => s.clone(),
+    };
+
+    let id: Arc<str> = request
+        .id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
+    let source = shared
+        .chain_source(&id, &manifest, request.parent.as_deref())
+        .map_err(fail)?;
+    let durability = manifest.chain.durability.unwrap_or(shared.durability);
+    let mut chain = ChainRecorder::new(source.clone(), durability);
+    // Keep what replay needs: the component's bytes and the initial state, by hash.
+    let initial_state_hash = initial.as_deref().map(Hash::of);
+    if let Some(content) = &shared.content {
+        if let Some(bytes) = prepared.loaded.bytes_to_store() {
+            content.put(&bytes).map_err(|e| fail(e.to_string()))?;
+        }
+        if let Some(state) = &initial {
+            content.put(state).map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    chain
+        .record(EventKind::Spawn(Spawn {
+            actor_id: id.to_string(),
+            name: manifest.name.clone(),
+            component: prepared.loaded.hash,
+            manifest: manifest.text.clone(),
+            parent: request.parent.as_deref().map(str::to_owned),
+            initial_state: initial_state_hash,
+        }))
+        .await
+        .map_err(|e| fail(format!("recording its chain: {}", one_line(&e))))?;
+
+    let supervises = manifest.handlers.contains(&HandlerKind::Supervisor);
+    let cell = Arc::new(Cell {
+        id: id.clone(),
+        name: manifest.name.as_str().into(),
+        parent: request.parent.clone(),
+        manifest: manifest.clone(),
+        prepared: prepared.clone(),
+        // Only a child can be restarted; a root need not keep its initial state.
+        start: if request.parent.is_some() {
+            start.clone()
+        } else {
+            Start::Init(None)
+        },
+        messaging: manifest.messaging,
+        chain: source,
+        inner: std::sync::Mutex::new(Inner {
+            mailbox: VecDeque::new(),
+            slot: Slot::Busy,
+            stop: None,
+            state_waiters: Vec::new(),
+            child_work: None,
+            idle_queued: false,
+        }),
+        space: Default::default(),
+        kill: Default::default(),
+        settled: Default::default(),
+        exit: tokio::sync::watch::channel(None).0,
+        supervision: supervises
+            .then(|| tokio::sync::Mutex::new(Supervision::new(manifest.supervision))),
+    });
+    // Registered before `init`, so that whoever `init` talks to can answer it.
+    shared.insert(cell.clone());
+
+    let ctx = ActorCtx::new(id.clone(), manifest.clone(), shared, chain);
+    let max = shared.settings.max_instances;
+    let mut actor =
+        match Actor::instantiate(prepared, ctx, InstanceReason::Spawn, initial, max).await {
+            Ok(actor) => actor,
+            Err((mut ctx, message)) => {
+                record_end(&mut ctx, ShutdownReason::Failed, None).await;
+                remove(shared, &cell, ActorExit::Failed(message.clone()));
+                return Err(fail(message));
+            }
+        };
+    if let Start::Init(_) = start {
+        let outcome = actor
+            .call::<_, (State,)>(
+                Export::Init,
+                (id.to_string(),),
+                Delivery::default(),
+                &cell.kill,
+                max,
+            )
+            .await;
+        let error = match outcome {
+            Outcome::Returned(()) => None,
+            Outcome::GuestError(message) => Some(SpawnError::InitFailed {
+                actor: manifest.name.clone(),
+                id: id.to_string(),
+                message,
+            }),
+            Outcome::Trapped(trap) => Some(SpawnError::InitTrapped {
+                actor: manifest.name.clone(),
+                id: id.to_string(),
+                kind: trap.kind,
+                message: trap.message,
+                backtrace: trap.backtrace,
+            }),
+        };
+        if let Some(error) = error {
+            let (mut ctx, _) = actor.into_parts();
+            record_end(&mut ctx, ShutdownReason::Failed, None).await;
+            remove(shared, &cell, ActorExit::Failed(error.to_string()));
+            return Err(error);
+        }
+    }
+    if request.parent.is_some() {
+        cell.inner.lock().unwrap().child_work = Some(shared.busy.begin());
+    }
+    shared.lifecycle(&cell, LifecycleEvent::Started);
+    shared.park_or_run(&cell, actor);
+    Ok(cell)
+}
+
+async fn record_end(ctx: &mut ActorCtx, reason: ShutdownReason, data: Option<Vec<u8>>) {
+    if let Err(e) = ctx.chain.record(EventKind::Shutdown { reason, data }).await {
+        ctx.log(&format!("could not record its shutdown: {}", one_line(&e)));
+    }
+}
+
+/// Takes the cell out of the runtime for good and tells everyone waiting on it.
+fn remove(shared: &Arc<Shared>, cell: &Arc<Cell>, exit: ActorExit) {
+    let (mailbox, work) = {
+        let mut inner = cell.inner.lock().unwrap();
+        inner.slot = Slot::Gone;
+        inner.stop = None;
+        inner.state_waiters.clear();
+        (std::mem::take(&mut inner.mailbox), inner.child_work.take())
+    };
+    let label = cell.label();
+    for envelope in mailbox {
+        envelope
+            .message
+            .refuse(format!("actor {label} stopped before handling the message"));
+        shared.busy.done();
+    }
+    shared.forget(&cell.id);
+    let event = match &exit {
+        ActorExit::Failed(message) => LifecycleEvent::Failed(message.clone()),
+        ActorExit::Shutdown(_) => LifecycleEvent::Exited,
+        ActorExit::Stopped => LifecycleEvent::Stopped,
+    };
+    shared.lifecycle(cell, event);
+    cell.exit.send_replace(Some(exit));
+    cell.space.notify_waiters();
+    cell.settled.notify_waiters();
+    drop(work);
+}
+
+/// Removes an actor that exited, recording `shutdown` if its chain does not end with one.
+async fn finish(shared: &Arc<Shared>, cell: &Arc<Cell>, mut exited: Exited) {
+    if !exited.shutdown_recorded {
+        record_end(&mut exited.ctx, ShutdownReason::Failed, None).await;
+    }
+    drop(exited.ctx);
+    remove(shared, cell, exited.exit);
+}
+
+/// Removes `cell` if it is waiting in [`Slot::Exited`].
+async fn finish_exited(shared: &Arc<Shared>, cell: &Arc<Cell>) {
+    let exited = take_exited(cell);
+    if let Some(exited) = exited {
+        finish(shared, cell, exited).await;
+    }
+}
+
+fn take_exited(cell: &Cell) -> Option<Exited> {
+    let mut inner = cell.inner.lock().unwrap();
+    match std::mem::replace(&mut inner.slot, Slot::Busy) {
+        Slot::Exited(exited) => Some(exited),
+        other => {
+            inner.slot = other;
+            None
+        }
+    }
+}
+
+/// Ends an actor's run; see the module docs for the order of things.
+pub(crate) fn exit<'a>(
+    shared: &'a Arc<Shared>,
+    cell: &'a Arc<Cell>,
+    mut actor: Actor,
+    how: ExitHow,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        stop_children(shared, cell).await;
+        shared.channels.close_all_of(shared, &cell.id);
+        let label = cell.label();
+        for (id, deferred) in actor.ctx_mut().deferred.drain() {
+            let _ = deferred.reply.send(Err(format!(
+                "actor {label} stopped before answering request {id}"
+            )));
+        }
+
+        let child = cell.id.clone();
+        let (record, exit, child_exit, notice, keep) = match how {
+            ExitHow::Shutdown(data) => (
+                Some((ShutdownReason::Requested, data.clone())),
+                ActorExit::Shutdown(data.clone()),
+                Some(ChildExit::Normal),
+                Some(Message::ChildExit { child, data }),
+                false,
+            ),
+            ExitHow::Trapped(trap) => (
+                None,
+                ActorExit::Failed(format!("trapped: {}", trap.message)),
+                Some(ChildExit::Failed),
+                Some(Message::ChildError {
+                    child,
+                    error: WitActorError {
+                        error_type: WitErrorType::Internal,
+                        data: Some(trap.message.into_bytes()),
+                    },
+                }),
+                false,
+            ),
+            ExitHow::Stopped(request) => {
+                let reason = request.reason();
+                match request.cause {
+                    StopCause::Parent { keep } => {
+                        (Some((reason, None)), ActorExit::Stopped, None, None, keep)
+                    }
+                    StopCause::External => (
+                        Some((reason, None)),
+                        ActorExit::Stopped,
+                        None,
+                        Some(Message::ChildExternalStop { child }),
+                        false,
+                    ),
+                    StopCause::RuntimeExit => {
+                        (Some((reason, None)), ActorExit::Stopped, None, None, false)
+                    }
+                    StopCause::Escalation => {
+                        let message = request.message.unwrap_or_default();
+                        (
+                            Some((reason, Some(message.clone().into_bytes()))),
+                            ActorExit::Failed(message.clone()),
+                            Some(ChildExit::Failed),
+                            Some(Message::ChildError {
+                                child,
+                                error: WitActorError {
+                                    error_type: WitErrorType::Internal,
+                                    data: Some(message.into_bytes()),
+                                },
+                            }),
+                            false,
+                        )
+                    }
+                }
+            }
+        };
+        let shutdown_recorded = record.is_some();
+        if let Some((reason, data)) = record {
+            record_end(actor.ctx_mut(), reason, data).await;
+        }
+        let (ctx, state) = actor.into_parts();
+        let exited = Exited {
+            ctx,
+            state,
+            exit,
+            shutdown_recorded,
+        };
+
+        let Some(parent) = cell.parent.clone() else {
+            return finish(shared, cell, exited).await;
+        };
+        if let Some(child_exit) = child_exit {
+            if let ActorExit::Failed(message) = &exited.exit {
+                shared.lifecycle(cell, LifecycleEvent::Failed(message.clone()));
+            }
+            park_exited(cell, exited);
+            return supervise(shared, &parent, cell, child_exit, notice).await;
+        }
+        if keep {
+            return park_exited(cell, exited);
+        }
+        // Stopped for good. If someone other than the parent stopped it, the parent hears.
+        // (A stop by the parent leaves the parent's bookkeeping to the parent, which may hold
+        // its supervision lock right now.)
+        if let Some(notice) = notice
+            && let Some(parent) = shared.cell(&parent)
+        {
+            if let Some(supervision) = &parent.supervision {
+                supervision.lock().await.remove(&cell.id);
+            }
+            shared.notify(&parent, notice);
+        }
+        finish(shared, cell, exited).await
+    })
+}
+
+fn park_exited(cell: &Cell, exited: Exited) {
+    let mut inner = cell.inner.lock().unwrap();
+    inner.slot = Slot::Exited(exited);
+    inner.stop = None;
+    inner.state_waiters.clear();
+    drop(inner);
+    cell.settled.notify_waiters();
+}
+
+/// Stops every child of `cell`, newest first, and forgets them.
+async fn stop_children(shared: &Arc<Shared>, cell: &Arc<Cell>) {
+    let Some(supervision) = &cell.supervision else {
+        return;
+    };
+    let children: Vec<Arc<str>> = {
+        let mut guard = supervision.lock().await;
+        let ids: Vec<Arc<str>> = guard.children().rev().cloned().collect();
+        for id in &ids {
+            guard.remove(id);
+        }
+        ids
+    };
+    for id in children {
+        if let Some(child) = shared.cell(&id) {
+            stop(
+                shared,
+                &child,
+                StopRequest {
+                    cause: StopCause::Parent { keep: false },
+                    message: None,
+                },
+            )
+            .await;
+        }
+    }
+}
+
+/// The shutdown timeout that applies to `cell`: its parent's setting, or the root default.
+fn shutdown_timeout(shared: &Shared, cell: &Cell) -> Duration {
+    cell.parent
+        .as_deref()
+        .and_then(|p| shared.cell(p))
+        .map(|p| Duration::from_millis(p.manifest.supervision.shutdown_timeout_ms))
+        .unwrap_or(ROOT_SHUTDOWN_TIMEOUT)
+}
+
+/// Stops `cell` after its current call (killing the call if it outlives the shutdown timeout)
+/// and returns once it has stopped.
+pub(crate) fn stop<'a>(
+    shared: &'a Arc<Shared>,
+    cell: &'a Arc<Cell>,
+    request: StopRequest,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        let mut deadline = tokio::time::Instant::now() + shutdown_timeout(shared, cell);
+        let mut asked = false;
+        loop {
+            let settled = cell.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let now = {
+                let mut inner = cell.inner.lock().unwrap();
+                match std::mem::replace(&mut inner.slot, Slot::Busy) {
+                    Slot::Parked(actor) => StopNow::Exit(actor),
+                    Slot::Exited(exited) => {
+                        if request.cause == (StopCause::Parent { keep: true }) {
+                            inner.slot = Slot::Exited(exited);
+                            return;
+                        }
+                        StopNow::Finish(exited)
+                    }
+                    Slot::Gone => {
+                        inner.slot = Slot::Gone;
+                        return;
+                    }
+                    Slot::Busy => {
+                        if !asked {
+                            inner.stop = Some(request.clone());
+                            asked = true;
+                        }
+                        StopNow::Wait
+                    }
+                }
+            };
+            match now {
+                StopNow::Exit(actor) => {
+                    return exit(shared, cell, actor, ExitHow::Stopped(request)).await;
+                }
+                StopNow::Finish(exited) => return finish(shared, cell, exited).await,
+                StopNow::Wait => {}
+            }
+            if tokio::time::timeout_at(deadline, &mut settled)
+                .await
+                .is_err()
+            {
+                // Still in its call: end it. Repeated, in case the call had not begun.
+                cell.kill.notify_waiters();
+                deadline = tokio::time::Instant::now() + Duration::from_millis(10);
+            }
+        }
+    })
+}
+
+enum StopNow {
+    Exit(Actor),
+    Finish(Exited),
+    Wait,
+}
+
+/// A supervised child exited: apply its parent's strategy, then tell the parent.
+fn supervise<'a>(
+    shared: &'a Arc<Shared>,
+    parent_id: &'a str,
+    child: &'a Arc<Cell>,
+    exit: ChildExit,
+    notice: Option<Message>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        let Some(parent) = shared.cell(parent_id) else {
+            return finish_exited(shared, child).await;
+        };
+        let Some(supervision) = &parent.supervision else {
+            return finish_exited(shared, child).await;
+        };
+        let mut guard = supervision.lock().await;
+        // Already restarted, or removed, while this waited for the lock.
+        let still_exited = matches!(child.inner.lock().unwrap().slot, Slot::Exited(_));
+        if !still_exited || !guard.contains(&child.id) {
+            drop(guard);
+            return finish_exited(shared, child).await;
+        }
+        let decision = guard.on_exit(&child.id, exit, now_ms());
+        if let Some(notice) = notice {
+            shared.notify(&parent, notice);
+        }
+        let spec = guard.spec;
+        let escalation = apply(shared, &mut guard, spec, decision).await;
+        drop(guard);
+        if let Some(message) = escalation {
+            parent_log(shared, &parent, &message);
+            stop(
+                shared,
+                &parent,
+                StopRequest {
+                    cause: StopCause::Escalation,
+                    message: Some(message),
+                },
+            )
+            .await;
+        }
+    })
+}
+
+fn parent_log(shared: &Shared, parent: &Cell, message: &str) {
+    (shared.on_log)(&crate::runtime::LogLine {
+        actor_id: &parent.id,
+        actor_name: &parent.name,
+        message,
+    });
+}
+
+/// Carries out a decision (and those that follow from failed restarts). Returns the
+/// escalation message if the supervisor must fail.
+async fn apply(
+    shared: &Arc<Shared>,
+    supervision: &mut Supervision<Arc<str>>,
+    spec: SupervisorSpec,
+    decision: crate::supervision::Decision<Arc<str>>,
+) -> Option<String> {
+    let mut decisions = VecDeque::from([decision]);
+    while let Some(decision) = decisions.pop_front() {
+        for id in &decision.stop {
+            if let Some(cell) = shared.cell(id) {
+                let keep = !decision.remove.contains(id);
+                stop(
+                    shared,
+                    &cell,
+                    StopRequest {
+                        cause: StopCause::Parent { keep },
+                        message: None,
+                    },
+                )
+                .await;
+            }
+        }
+        for id in &decision.remove {
+            if let Some(cell) = shared.cell(id) {
+                finish_exited(shared, &cell).await;
+            }
+        }
+        if decision.escalate {
+            return Some(format!(
+                "restart intensity exceeded: more than {} restarts in {} ms ([supervision] max_restarts, period_ms); stopping",
+                spec.max_restarts, spec.period_ms
+            ));
+        }
+        for id in &decision.restart {
+            let Some(cell) = shared.cell(id) else {
+                continue;
+            };
+            if let Err(message) = restart(shared, &cell, spec.restart_from).await {
+                shared.lifecycle(&cell, LifecycleEvent::Failed(message));
+                decisions.push_back(supervision.on_exit(id, ChildExit::Failed, now_ms()));
+            }
+        }
+    }
+    None
+}
+
+/// Starts an exited child again with a fresh instance, keeping its id, chain and mailbox.
+pub(crate) async fn restart(
+    shared: &Arc<Shared>,
+    cell: &Arc<Cell>,
+    from: RestartFrom,
+) -> Result<(), String> {
+    let Some(exited) = take_exited(cell) else {
+        return Ok(());
+    };
+    let Exited {
+        ctx,
+        state: last_state,
+        ..
+    } = exited;
+    let (state, call_init) = match (from, &cell.start) {
+        (RestartFrom::LastState, _) => (last_state.clone(), false),
+        (RestartFrom::Init, Start::Init(s)) => (s.clone(), true),
+        (RestartFrom::Init, Start::Resume(s)) => (s.clone(), false),
+    };
+    let max = shared.settings.max_instances;
+    let put_back = |ctx: Box<ActorCtx>, message: &str| {
+        park_exited(
+            cell,
+            Exited {
+                ctx,
+                state: last_state.clone(),
+                exit: ActorExit::Failed(message.to_owned()),
+                shutdown_recorded: false,
+            },
+        );
+    };
+    let mut actor = match Actor::instantiate(
+        cell.prepared.clone(),
+        *ctx,
+        InstanceReason::Restart,
+        state,
+        max,
+    )
+    .await
+    {
+        Ok(actor) => actor,
+        Err((ctx, message)) => {
+            put_back(ctx, &message);
+            return Err(message);
+        }
+    };
+    if call_init {
+        let outcome = actor
+            .call::<_, (State,)>(
+                Export::Init,
+                (cell.id.to_string(),),
+                Delivery::default(),
+                &cell.kill,
+                max,
+            )
+            .await;
+        let failure = match outcome {
+            Outcome::Returned(()) => None,
+            Outcome::GuestError(e) => Some(format!("init returned an error on restart: {e}")),
+            Outcome::Trapped(t) => Some(format!("init trapped on restart: {}", t.message)),
+        };
+        if let Some(message) = failure {
+            let (ctx, _) = actor.into_parts();
+            put_back(ctx, &message);
+            return Err(message);
+        }
+    }
+    shared.lifecycle(cell, LifecycleEvent::Restarted);
+    shared.park_or_run(cell, actor);
+    Ok(())
+}
+
+/// Spawns a child of `parent` and adds it to the parent's supervision.
+pub(crate) async fn spawn_child(
+    shared: &Arc<Shared>,
+    parent: &Arc<Cell>,
+    manifest: Manifest,
+    start: Start,
+) -> Result<Arc<str>, String> {
+    let Some(supervision) = &parent.supervision else {
+        return Err("this actor's manifest does not grant the supervisor handler".into());
+    };
+    let restart = manifest
+        .restart
+        .unwrap_or(parent.manifest.supervision.restart);
+    let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    // The child's `init` may request its parent, which is blocked in this call.
+    let _wait = shared
+        .waits
+        .wait(&parent.id, &id)
+        .map_err(|cycle| shared.describe_cycle("spawn", &cycle))?;
+    let child = spawn(
+        shared,
+        SpawnRequest {
+            manifest: Arc::new(manifest),
+            parent: Some(parent.id.clone()),
+            start,
+            id: Some(id),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    supervision.lock().await.add(child.id.clone(), restart);
+    Ok(child.id.clone())
+}
+
+impl Shared {
+    /// Where a new actor's events go.
+    fn chain_source(
+        &self,
+        id: &Arc<str>,
+        manifest: &Manifest,
+        parent: Option<&str>,
+    ) -> Result<ChainSource, String> {
+        if !self.record {
+            return Ok(ChainSource::Off);
+        }
+        match (&self.writer, manifest.save_chain) {
+            (Some(writer), true) => {
+                writer
+                    .register(theater_chain::ChainInfo {
+                        actor_id: id.to_string(),
+                        name: manifest.name.clone(),
+                        parent: parent.map(str::to_owned),
+                        created_ms: now_ms(),
+                        head: Default::default(),
+                    })
+                    .map_err(|e| e.to_string())?;
+                Ok(ChainSource::Persisted {
+                    actor_id: id.clone(),
+                    writer: writer.clone(),
+                    data_dir: self.data_dir.clone().expect("a writer has a data dir"),
+                })
+            }
+            _ => Ok(ChainSource::Memory(Default::default())),
+        }
+    }
+
+    fn lifecycle(&self, cell: &Cell, event: LifecycleEvent) {
+        if let Some(sink) = &self.on_lifecycle {
+            sink(&Lifecycle {
+                actor_id: &cell.id,
+                name: &cell.name,
+                parent: cell.parent.as_deref(),
+                event,
+            });
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Sending, requests and channels between actors (and from the embedding program).
+//!
+//! Rules, all documented in `docs/architecture.md`:
+//! - one mailbox per receiver, so messages from one sender arrive in the order they were sent,
+//!   whether `send` or `request`;
+//! - a full mailbox makes the sender wait for room, up to its request timeout, then `err`;
+//!   nothing is dropped silently;
+//! - a wait that would close a cycle of actors waiting on each other fails at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::cell::{Cell, Envelope, Message, Refused};
+use crate::deadlock::Cycle;
+use crate::runtime::{Shared, Work, short_id};
+
+/// Open channels, by id.
+#[derive(Default)]
+pub(crate) struct Channels {
+    map: Mutex<HashMap<Arc<str>, Channel>>,
+}
+
+struct Channel {
+    opener: Arc<str>,
+    acceptor: Arc<str>,
+    /// `None` until the acceptor's `handle-channel-open` accepts it. An open channel keeps the
+    /// runtime from being quiescent.
+    open: Option<Work>,
+}
+
+impl Channels {
+    fn opening(&self, id: Arc<str>, opener: Arc<str>, acceptor: Arc<str>) {
+        self.map.lock().unwrap().insert(
+            id,
+            Channel {
+                opener,
+                acceptor,
+                open: None,
+            },
+        );
+    }
+
+    pub(crate) fn accept(&self, id: &str, shared: &Shared) {
+        if let Some(channel) = self.map.lock().unwrap().get_mut(id) {
+            channel.open = Some(shared.busy.begin());
+        }
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        self.map.lock().unwrap().remove(id);
+    }
+
+    /// The other end of an open channel that `me` is an end of.
+    fn peer(&self, id: &str, me: &str) -> Result<Arc<str>, String> {
+        let map = self.map.lock().unwrap();
+        let channel = map.get(id).ok_or_else(|| no_channel(id))?;
+        if channel.open.is_none() {
+            return Err(format!("channel {id} is not open yet"));
+        }
+        if *channel.opener == *me {
+            Ok(channel.acceptor.clone())
+        } else if *channel.acceptor == *me {
+            Ok(channel.opener.clone())
+        } else {
+            Err(format!("this actor is not an end of channel {id}"))
+        }
+    }
+
+    /// Closes a channel `me` is an end of; returns the other end.
+    fn close(&self, id: &str, me: &str) -> Result<Arc<str>, String> {
+        let peer = self.peer(id, me)?;
+        self.map.lock().unwrap().remove(id);
+        Ok(peer)
+    }
+
+    /// Closes every channel `actor` is an end of, telling the other ends.
+    pub(crate) fn close_all_of(&self, shared: &Arc<Shared>, actor: &Arc<str>) {
+        let closed: Vec<(Arc<str>, Arc<str>)> = {
+            let mut map = self.map.lock().unwrap();
+            let ids: Vec<Arc<str>> = map
+                .iter()
+                .filter(|(_, c)| c.opener == *actor || c.acceptor == *actor)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| {
+                    let c = map.remove(&id)?;
+                    let peer = if c.opener == *actor {
+                        c.acceptor
+                    } else {
+                        c.opener
+                    };
+                    c.open.map(|_| (id, peer))
+                })
+                .collect()
+        };
+        for (channel, peer) in closed {
+            let _ = shared.send_from(Some(actor), &peer, Message::ChannelClose { channel }, None);
+        }
+    }
+}
+
+fn no_channel(id: &str) -> String {
+    format!("no open channel {id} (it was never opened, or it was closed)")
+}
+
+impl Shared {
+    /// A message id unique in this runtime (and, by its random prefix, across runs).
+    pub(crate) fn next_message_id(&self) -> Arc<str> {
+        let n = self.message_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:x}", self.message_prefix).into()
+    }
+
+    /// Describes a refused wait for an error message.
+    pub(crate) fn describe_cycle(&self, what: &str, cycle: &Cycle) -> String {
+        let names: Vec<String> = cycle
+            .0
+            .iter()
+            .map(|id| match self.cell(id) {
+                Some(cell) => cell.label(),
+                None => short_id(id).to_owned(),
+            })
+            .collect();
+        format!(
+            "{what} would deadlock: {} would each wait on the next (an actor handles one call at a time)",
+            names.join(" -> ")
+        )
+    }
+
+    /// Delivers a message without waiting for room (the runtime's own notices and channel
+    /// greetings). A full mailbox is an error, not a drop.
+    pub(crate) fn send_from(
+        self: &Arc<Self>,
+        sender: Option<&Arc<str>>,
+        target: &str,
+        message: Message,
+        id: Option<Arc<str>>,
+    ) -> Result<(), String> {
+        let cell = self.cell(target).ok_or_else(|| no_actor(target))?;
+        if !cell.exports(message.export()) {
+            return Err(format!(
+                "actor {} does not export `{}`",
+                cell.label(),
+                message.export().function()
+            ));
+        }
+        let envelope = Envelope {
+            id,
+            sender: sender.cloned(),
+            message,
+        };
+        self.enqueue(&cell, envelope)
+            .map_err(|refused| match refused {
+                Refused::Full(_) => full(&cell),
+                Refused::Gone => stopped(&cell),
+            })
+    }
+
+    /// Tells a parent about a child, if it exports the handler for it.
+    pub(crate) fn notify(self: &Arc<Self>, parent: &Arc<Cell>, notice: Message) {
+        if parent.exports(notice.export()) {
+            let _ = self.enqueue(
+                parent,
+                Envelope {
+                    id: None,
+                    sender: None,
+                    message: notice,
+                },
+            );
+        }
+    }
+
+    /// Delivers `message` to `target`, waiting up to `timeout` for room in a full mailbox.
+    pub(crate) async fn deliver(
+        self: &Arc<Self>,
+        sender: Option<&Arc<str>>,
+        target: &str,
+        message: Message,
+        id: Option<Arc<str>>,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let cell = self.cell(target).ok_or_else(|| no_actor(target))?;
+        let export = message.export();
+        if !cell.exports(export) {
+            return Err(format!(
+                "actor {} does not export `{}`, so it cannot take this message",
+                cell.label(),
+                export.function()
+            ));
+        }
+        let len = message.payload_len();
+        if len > cell.messaging.max_message_bytes as usize {
+            return Err(format!(
+                "a message of {len} bytes is over actor {}'s limit of {} bytes ([messaging] max_message_bytes)",
+                cell.label(),
+                cell.messaging.max_message_bytes
+            ));
+        }
+        let mut envelope = Envelope {
+            id,
+            sender: sender.cloned(),
+            message,
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut waiting = None;
+        loop {
+            let room = cell.space.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.enqueue(&cell, envelope) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Gone) => return Err(stopped(&cell)),
+                Err(Refused::Full(back)) => envelope = back,
+            }
+            // Waiting for room is waiting on the receiver, so it takes part in cycle checks.
+            if waiting.is_none()
+                && let Some(sender) = sender
+                && !self.waits.is_waiting(sender)
+            {
+                waiting = Some(
+                    self.waits
+                        .wait(sender, &cell.id)
+                        .map_err(|c| self.describe_cycle("sending to a full mailbox", &c))?,
+                );
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(format!(
+                    "{} and stayed full for {} ms",
+                    full(&cell),
+                    timeout.as_millis()
+                ));
+            }
+        }
+    }
+
+    /// Sends a request and waits for its answer, up to `timeout`.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        sender: Option<&Arc<str>>,
+        target: &str,
+        msg: Vec<u8>,
+        id: Arc<str>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let cell = self.cell(target).ok_or_else(|| no_actor(target))?;
+        let _waiting = match sender {
+            Some(sender) => Some(
+                self.waits
+                    .wait(sender, &cell.id)
+                    .map_err(|c| self.describe_cycle(&format!("request {id}"), &c))?,
+            ),
+            None => None,
+        };
+        let (reply, answer) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.deliver(
+            sender,
+            target,
+            Message::Request(msg, reply),
+            Some(id.clone()),
+            timeout,
+        )
+        .await?;
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(format!(
+                "actor {} stopped before answering request {id}",
+                cell.label()
+            )),
+            Err(_) => Err(format!(
+                "request {id} to actor {} got no answer within {} ms ([messaging] request_timeout_ms)",
+                cell.label(),
+                timeout.as_millis()
+            )),
+        }
+    }
+
+    /// Opens a channel from `opener` to `target`; returns its id once the target accepted it.
+    pub(crate) async fn open_channel(
+        self: &Arc<Self>,
+        opener: &Arc<str>,
+        target: &str,
+        msg: Vec<u8>,
+        id: Arc<str>,
+        timeout: Duration,
+    ) -> Result<Arc<str>, String> {
+        let cell = self.cell(target).ok_or_else(|| no_actor(target))?;
+        let channel: Arc<str> = format!("ch-{id}").into();
+        let _waiting = self
+            .waits
+            .wait(opener, &cell.id)
+            .map_err(|c| self.describe_cycle("open-channel", &c))?;
+        self.channels
+            .opening(channel.clone(), opener.clone(), cell.id.clone());
+        let (reply, answer) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let message = Message::ChannelOpen {
+            channel: channel.clone(),
+            msg,
+            reply,
+        };
+        let result = match self
+            .deliver(Some(opener), target, message, Some(id), timeout)
+            .await
+        {
+            Err(e) => Err(e),
+            Ok(()) => match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(format!(
+                    "actor {} stopped before answering the channel",
+                    cell.label()
+                )),
+                Err(_) => Err(format!(
+                    "actor {} did not answer the channel within {} ms ([messaging] request_timeout_ms)",
+                    cell.label(),
+                    timeout.as_millis()
+                )),
+            },
+        };
+        match result {
+            Ok(()) => Ok(channel),
+            Err(e) => {
+                self.channels.forget(&channel);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn send_on_channel(
+        self: &Arc<Self>,
+        me: &Arc<str>,
+        channel: &str,
+        msg: Vec<u8>,
+        id: Arc<str>,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let peer = self.channels.peer(channel, me)?;
+        let message = Message::ChannelMessage {
+            channel: channel.into(),
+            msg,
+        };
+        self.deliver(Some(me), &peer, message, Some(id), timeout)
+            .await
+    }
+
+    pub(crate) fn close_channel(
+        self: &Arc<Self>,
+        me: &Arc<str>,
+        channel: &str,
+        id: Arc<str>,
+    ) -> Result<(), String> {
+        let peer = self.channels.close(channel, me)?;
+        // The peer may have stopped meanwhile; the channel is closed either way.
+        let _ = self.send_from(
+            Some(me),
+            &peer,
+            Message::ChannelClose {
+                channel: channel.into(),
+            },
+            Some(id),
+        );
+        Ok(())
+    }
+}
+
+fn no_actor(id: &str) -> String {
+    format!("no actor {id} (it never existed, or it has stopped)")
+}
+
+fn stopped(cell: &Cell) -> String {
+    format!("actor {} has stopped", cell.label())
+}
+
+fn full(cell: &Cell) -> String {
+    format!(
+        "the mailbox of actor {} is full ({} messages, [messaging] mailbox_capacity)",
+        cell.label(),
+        cell.messaging.mailbox_capacity
+    )
+}

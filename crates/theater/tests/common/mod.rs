@@ -1,0 +1,106 @@
+//! Shared setup for the integration tests: a runtime on a temp data dir with its log lines and
+//! lifecycle events collected, and the puppet actor (actors/puppet), driven by its messages.
+
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use theater::chain::{ChainReader, Event, Verifier};
+use theater::{ActorHandle, LifecycleEvent, Manifest, ManifestOrigin, Runtime, RuntimeConfig};
+
+pub struct Harness {
+    pub runtime: Runtime,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    /// (actor id, event), in the order they happened.
+    pub lifecycle: Arc<Mutex<Vec<(String, LifecycleEvent)>>>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let lifecycle = Arc::new(Mutex::new(Vec::new()));
+    let (log_sink, life_sink) = (logs.clone(), lifecycle.clone());
+    let mut config = RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        on_log: Arc::new(move |line| log_sink.lock().unwrap().push(line.message.to_owned())),
+        on_lifecycle: Some(Arc::new(move |l: &theater::Lifecycle<'_>| {
+            life_sink
+                .lock()
+                .unwrap()
+                .push((l.actor_id.to_owned(), l.event.clone()))
+        })),
+        ..Default::default()
+    };
+    config.engine.max_instances = 64;
+    Harness {
+        runtime: Runtime::new(config).unwrap(),
+        logs,
+        lifecycle,
+        dir,
+    }
+}
+
+/// A puppet manifest with these extra lines, written as a file in `dir` so that children can be
+/// spawned by relative path.
+pub fn puppet_manifest(dir: &Path, file: &str, extra: &str) -> Manifest {
+    let text = format!(
+        "name = {:?}\nversion = \"0.1.0\"\ncomponent = {:?}\n[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n{extra}",
+        file.trim_end_matches(".toml"),
+        test_actors::PUPPET
+    );
+    let path = dir.join(file);
+    std::fs::write(&path, &text).unwrap();
+    Manifest::parse(&text, ManifestOrigin::File(path)).unwrap()
+}
+
+pub async fn puppet(h: &Harness, file: &str, extra: &str) -> ActorHandle {
+    h.runtime
+        .spawn(puppet_manifest(h.dir.path(), file, extra))
+        .await
+        .unwrap()
+}
+
+/// Sends `command` as a request and returns the answer as text (or the error).
+pub async fn ask(actor: &ActorHandle, command: &str) -> Result<String, String> {
+    actor
+        .request(command.as_bytes().to_vec())
+        .await
+        .map(|a| String::from_utf8(a).unwrap())
+}
+
+/// Like [`ask`], for commands that must succeed; returns the text after `ok `.
+pub async fn ok(actor: &ActorHandle, command: &str) -> String {
+    let answer = ask(actor, command).await.unwrap();
+    match answer.strip_prefix("ok") {
+        Some(rest) => rest.trim_start().to_owned(),
+        None => panic!("{command:?} answered {answer:?}"),
+    }
+}
+
+pub async fn journal(actor: &ActorHandle) -> String {
+    String::from_utf8(actor.state().await.unwrap().unwrap_or_default()).unwrap()
+}
+
+/// The persisted chain of `id`, verified, decoded.
+pub fn chain_of(data_dir: &Path, id: &str) -> Vec<Event> {
+    let reader = ChainReader::open(data_dir).unwrap();
+    let (info, events) = reader.chain(id).unwrap();
+    let mut verifier = Verifier::new(Some(id));
+    let decoded = events.iter().map(|e| verifier.check(e).unwrap()).collect();
+    verifier.finish(info.head).unwrap();
+    decoded
+}
+
+/// The actor's deferred request ids, once it has at least one (a request is on its way).
+pub async fn outstanding(actor: &ActorHandle) -> String {
+    for _ in 0..5_000 {
+        let ids = ask(actor, "outstanding").await.unwrap();
+        if !ids.is_empty() {
+            return ids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("actor {} never deferred a request", actor.id());
+}
