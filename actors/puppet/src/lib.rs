@@ -6,7 +6,7 @@
 //! Commands: `echo TEXT`, `note TEXT`, `state`, `log TEXT`, `fail TEXT` (returns `Err`),
 //! `panic`, `loop`, `shutdown`, `defer`, `outstanding`, `respond RID TEXT`, `cancel RID`,
 //! `send ID TEXT`, `request ID TEXT`, `open ID TEXT`, `chan CID TEXT`, `close CID`,
-//! `spawn MANIFEST` (path or TOML), `spawn-with INIT MANIFEST`, `resume STATE MANIFEST`,
+//! `spawn MANIFEST` (path or TOML), `spawn-with INIT|MANIFEST`, `resume STATE|MANIFEST`,
 //! `children`, `stop ID`, `restart ID`, `child-state ID`, `child-events ID`.
 //! An initial state `init:COMMAND` runs COMMAND in `init` (its output is logged); `init-fail`
 //! makes `init` return `Err`.
@@ -75,8 +75,15 @@ fn run(state: State, command: &str) -> Result<(State, Option<String>), String> {
         "chan" => shown(msg::send_on_channel(first, tail.as_bytes()).map(|()| "")),
         "close" => shown(msg::close_channel(first).map(|()| "")),
         "spawn" => shown(supervisor::spawn(rest, None)),
-        "spawn-with" => shown(supervisor::spawn(tail, Some(first.as_bytes()))),
-        "resume" => shown(supervisor::resume(tail, Some(first.as_bytes()))),
+        "spawn-with" | "resume" => {
+            let (init, manifest) = rest.split_once('|').unwrap_or((rest, ""));
+            let init = Some(init.as_bytes());
+            shown(if verb == "resume" {
+                supervisor::resume(manifest, init)
+            } else {
+                supervisor::spawn(manifest, init)
+            })
+        }
         "children" => supervisor::list_children().join(" "),
         "stop" => shown(supervisor::stop_child(first).map(|()| "")),
         "restart" => shown(supervisor::restart_child(first).map(|()| "")),

@@ -298,7 +298,13 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
         let result = deliver(&shared, &cell, &mut actor, envelope).await;
         shared.busy.done();
         if let Err(trap) = result {
-            return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Trapped(trap)).await;
+            // A call killed (or trapping) while a stop was pending ends as that stop.
+            let stop = cell.inner.lock().unwrap().stop.take();
+            let how = match stop {
+                Some(stop) => ExitHow::Stopped(stop),
+                None => ExitHow::Trapped(trap),
+            };
+            return crate::lifecycle::exit(&shared, &cell, actor, how).await;
         }
         handled += 1;
         if handled.is_multiple_of(YIELD_EVERY) {

@@ -352,6 +352,7 @@ pub(crate) fn exit<'a>(
             return supervise(shared, &parent, cell, child_exit, notice).await;
         }
         if keep {
+            shared.lifecycle(cell, LifecycleEvent::Stopped);
             return park_exited(cell, exited);
         }
         // Stopped for good. If someone other than the parent stopped it, the parent hears.
