@@ -370,6 +370,9 @@ impl Actor {
         let typed: BorrowedStateFunc<'_, P, O> = unsafe { TypedFunc::new_unchecked(func) };
 
         let ctx = live.store.data_mut();
+        if !ctx.chain.is_on() {
+            return self.call_unrecorded::<P, O>(export, params, kill).await;
+        }
         let start = match crate::payload::encode(&params) {
             Ok(params) => EventKind::CallStart(CallStart {
                 export: export.path().to_owned(),
@@ -384,6 +387,9 @@ impl Actor {
             return Outcome::GuestError(format!("recording its chain: {}", one_line(&e)));
         }
         ctx.ticks = 0;
+        // The deadline is relative to the current epoch: one set by an earlier call is long
+        // past and would make this call yield at its first check.
+        live.store.set_epoch_deadline(1);
 
         let result = tokio::select! {
             biased;
@@ -435,6 +441,44 @@ impl Actor {
         }
         self.idle_since = Instant::now();
         outcome
+    }
+}
+
+impl Actor {
+    /// [`Actor::call`] without a chain: the same call and state rules, no events.
+    async fn call_unrecorded<P, O>(
+        &mut self,
+        export: Export,
+        params: P,
+        kill: &tokio::sync::Notify,
+    ) -> Outcome<O::Rest>
+    where
+        P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+        O: Returns,
+    {
+        let Body::Live(live) = &mut self.body else {
+            unreachable!("woken by the caller")
+        };
+        let func = live.funcs[export as usize].expect("looked up by the caller");
+        // SAFETY: as in `call`.
+        let typed: BorrowedStateFunc<'_, P, O> = unsafe { TypedFunc::new_unchecked(func) };
+        live.store.data_mut().ticks = 0;
+        live.store.set_epoch_deadline(1);
+        let result = tokio::select! {
+            biased;
+            r = typed.call_async(&mut live.store, (self.state.as_deref(), params)) => r,
+            () = kill.notified() => Err(wasmtime::Error::new(Killed)),
+        };
+        self.idle_since = Instant::now();
+        match result {
+            Ok((Ok(returned),)) => {
+                let (state, rest) = returned.split();
+                self.state = state;
+                Outcome::Returned(rest)
+            }
+            Ok((Err(message),)) => Outcome::GuestError(message),
+            Err(error) => Outcome::Trapped(Trap::from_error(&error)),
+        }
     }
 }
 

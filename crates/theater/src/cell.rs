@@ -295,7 +295,9 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
                 envelope
             }
         };
-        let result = deliver(&shared, &cell, &mut actor, envelope).await;
+        // Boxed: the call's future is large, and this keeps `run`'s own future (moved into
+        // every spawned task) small.
+        let result = Box::pin(deliver(&shared, &cell, &mut actor, envelope)).await;
         shared.busy.done();
         if let Err(trap) = result {
             // A call killed (or trapping) while a stop was pending ends as that stop.

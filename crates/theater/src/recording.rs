@@ -42,6 +42,11 @@ impl ChainRecorder {
         self.head
     }
 
+    /// Whether events are kept at all; callers skip building events when not.
+    pub(crate) fn is_on(&self) -> bool {
+        !matches!(self.source, ChainSource::Off)
+    }
+
     pub(crate) fn source(&self) -> &ChainSource {
         &self.source
     }

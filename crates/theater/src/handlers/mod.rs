@@ -199,6 +199,11 @@ impl<'a, 'l> InterfaceBuilder<'a, 'l> {
             function,
             move |mut store: StoreContextMut<'_, ActorCtx>, params: P| {
                 Box::new(async move {
+                    if !store.data().chain.is_on() {
+                        let result = f(store.as_context_mut(), params).await?;
+                        store.data_mut().note = Default::default();
+                        return Ok(result);
+                    }
                     let encoded_params = crate::payload::encode(&params)?;
                     let before = store.data().chain.head();
                     let result = f(store.as_context_mut(), params).await?;
