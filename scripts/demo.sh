@@ -13,7 +13,7 @@ echo "==> theater build actors/hello"
 $theater build actors/hello
 echo "==> theater run actors/hello/manifest.toml"
 $theater run actors/hello/manifest.toml 2>&1 | tee /tmp/theater-demo.log
-id=$(sed -n 's/^theater: started hello \([0-9a-f-]*\).*/\1/p' /tmp/theater-demo.log | head -1)
+id=$(sed -n 's/^theater: root actor hello \([0-9a-f-]*\).*/\1/p' /tmp/theater-demo.log | head -1)
 echo "==> theater events $id"
 $theater events "$id"
 echo "==> theater verify $id"

@@ -68,7 +68,7 @@ fn run_prints_logs_and_events_and_verify_read_the_chain() {
     );
     let id = chain_id(data.path(), "greeter");
     assert!(
-        stderr(&out).contains(&format!("started greeter {id}")),
+        stderr(&out).contains(&format!("root actor greeter {id}")),
         "{}",
         stderr(&out)
     );

@@ -173,6 +173,8 @@ pub(crate) struct Cell {
     pub(crate) id: Arc<str>,
     pub(crate) name: Arc<str>,
     pub(crate) parent: Option<Arc<str>>,
+    /// 0 for a root, its parent's depth + 1 for a child.
+    pub(crate) depth: u32,
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) prepared: Arc<Prepared>,
     pub(crate) start: Start,

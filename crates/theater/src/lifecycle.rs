@@ -113,6 +113,11 @@ pub(crate) async fn spawn(
         id: id.clone(),
         name: manifest.name.as_str().into(),
         parent: request.parent.clone(),
+        depth: request
+            .parent
+            .as_deref()
+            .and_then(|p| shared.cell(p))
+            .map_or(0, |p| p.depth + 1),
         manifest: manifest.clone(),
         prepared: prepared.clone(),
         // Only a child can be restarted; a root need not keep its initial state.
@@ -263,6 +268,8 @@ pub(crate) fn exit<'a>(
     how: ExitHow,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
+        // An actor on its way out is work in progress: quiescence waits for its end.
+        let _work = shared.busy.begin();
         stop_children(shared, cell).await;
         shared.channels.close_all_of(shared, &cell.id);
         let label = cell.label();
@@ -723,6 +730,7 @@ impl Shared {
                 actor_id: &cell.id,
                 name: &cell.name,
                 parent: cell.parent.as_deref(),
+                depth: cell.depth,
                 event,
             });
         }

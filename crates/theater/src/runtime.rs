@@ -35,6 +35,8 @@ pub struct Lifecycle<'a> {
     pub actor_id: &'a str,
     pub name: &'a str,
     pub parent: Option<&'a str>,
+    /// 0 for a root actor, 1 for its children, and so on.
+    pub depth: u32,
     pub event: LifecycleEvent,
 }
 

@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use theater::chain::{ChainReader, Durability};
-use theater::{ActorExit, Manifest, Runtime, RuntimeConfig};
+use theater::{
+    ActorExit, Lifecycle, LifecycleEvent, LifecycleSink, Manifest, Runtime, RuntimeConfig,
+};
 
 use crate::output;
 
@@ -52,6 +55,7 @@ async fn run_actor(args: Args, manifest: Manifest, data_dir: PathBuf) -> Result<
     let mut config = RuntimeConfig {
         data_dir: Some(data_dir.clone()),
         durability: Durability::parse(&args.durability).expect("validated by clap"),
+        on_lifecycle: Some(actor_tree()),
         ..Default::default()
     };
     config.engine.max_instances = args.max_instances;
@@ -69,7 +73,7 @@ async fn run_actor(args: Args, manifest: Manifest, data_dir: PathBuf) -> Result<
             return Ok(ExitCode::FAILURE);
         }
     };
-    output::status(&format!("started {} {}", root.name(), root.id()));
+    output::status(&format!("root actor {} {}", root.name(), root.id()));
 
     let exit = if args.keep_alive {
         tokio::select! {
@@ -84,6 +88,9 @@ async fn run_actor(args: Args, manifest: Manifest, data_dir: PathBuf) -> Result<
             _ = runtime.quiescent() => None,
         }
     };
+    // Quiescence and the root's end can arrive together (a root that shuts down stops its
+    // children first); the root's own end is the more precise report.
+    let exit = exit.or_else(|| root.exit());
     runtime.shutdown().await?;
 
     let events = ChainReader::open(&data_dir)
@@ -109,4 +116,23 @@ async fn run_actor(args: Args, manifest: Manifest, data_dir: PathBuf) -> Result<
     };
     output::status(&format!("{} {what}{saved}", root.name()));
     Ok(code)
+}
+
+/// Prints actors starting, stopping, failing and restarting, indented under their parents.
+fn actor_tree() -> LifecycleSink {
+    Arc::new(move |l: &Lifecycle<'_>| {
+        let (mark, what) = match &l.event {
+            LifecycleEvent::Started => ("+", "started".to_owned()),
+            LifecycleEvent::Restarted => ("~", "restarted".to_owned()),
+            LifecycleEvent::Exited => ("-", "shut down".to_owned()),
+            LifecycleEvent::Stopped => ("-", "stopped".to_owned()),
+            LifecycleEvent::Failed(why) => ("!", format!("failed: {why}")),
+        };
+        output::status(&format!(
+            "{}{mark} {} {} {what}",
+            "  ".repeat(l.depth as usize),
+            l.name,
+            theater::short_id(l.actor_id)
+        ));
+    })
 }
