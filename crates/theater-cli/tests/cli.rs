@@ -339,3 +339,63 @@ fn new_project_outside_the_repo_builds_and_runs_without_edits() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
 }
+
+#[test]
+fn supervisor_and_message_server_templates_build_and_run() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for template in ["message-server", "supervisor"] {
+        let name = format!("my-{template}");
+        let out = run(theater(data.path()).current_dir(work.path()).args([
+            "new",
+            &name,
+            "--template",
+            template,
+        ]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let project = work.path().join(&name);
+        let out = run(theater(data.path()).current_dir(&project).arg("build"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run(theater(data.path()).current_dir(&project).arg("run"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (logs, status) = (stdout(&out), stderr(&out));
+        if template == "supervisor" {
+            assert!(logs.contains("worker answered"), "{logs}");
+            // The tree: the worker indented under its parent, stopped before it.
+            let worker_stopped = status.find("  - my-supervisor-worker").unwrap();
+            let parent_done = status.find("- my-supervisor ").unwrap();
+            assert!(worker_stopped < parent_done, "{status}");
+        } else {
+            assert!(logs.contains("ready for messages"), "{logs}");
+        }
+    }
+}
+
+#[test]
+fn examples_run_to_completion_and_show_the_actor_tree() {
+    let data = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors");
+    // Built by test-actors' build script, where the examples' manifests point.
+    let _ = test_actors::PING_PONG;
+    for (example, expect) in [
+        ("ping-pong", "got pong by send; done"),
+        ("supervisor", "job: done, 1 jobs since this worker started"),
+        ("chat", "the room is empty; closing the chat"),
+    ] {
+        let manifest = examples.join(example).join("manifest.toml");
+        let out = run(theater(data.path()).arg("run").arg(&manifest));
+        assert!(out.status.success(), "{example}: {}", stderr(&out));
+        assert!(stdout(&out).contains(expect), "{example}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains(" shut down;"),
+            "{example}: {}",
+            stderr(&out)
+        );
+    }
+    let out = run(theater(data.path())
+        .args(["run"])
+        .arg(examples.join("supervisor/manifest.toml")));
+    let status = stderr(&out);
+    assert!(status.contains("  ! worker "), "{status}");
+    assert!(status.contains("  ~ worker "), "{status}");
+}

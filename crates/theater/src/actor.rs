@@ -219,7 +219,13 @@ impl Actor {
         state: State,
         max_instances: u32,
     ) -> Result<Actor, (Box<ActorCtx>, String)> {
-        ctx.reset_for_new_instance();
+        // A woken actor is the same actor: its deferred requests and the request it is about
+        // to handle stay. Any other new instance starts over.
+        if reason != InstanceReason::Wake {
+            ctx.reset_for_new_instance();
+        } else {
+            ctx.ticks = 0;
+        }
         if let Err(e) = ctx
             .chain
             .record(EventKind::Instance {

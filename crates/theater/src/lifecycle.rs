@@ -153,7 +153,7 @@ pub(crate) async fn spawn(
             Ok(actor) => actor,
             Err((mut ctx, message)) => {
                 record_end(&mut ctx, ShutdownReason::Failed, None).await;
-                remove(shared, &cell, ActorExit::Failed(message.clone()));
+                remove(shared, &cell, ActorExit::Failed(message.clone()), false);
                 return Err(fail(message));
             }
         };
@@ -185,7 +185,7 @@ pub(crate) async fn spawn(
         if let Some(error) = error {
             let (mut ctx, _) = actor.into_parts();
             record_end(&mut ctx, ShutdownReason::Failed, None).await;
-            remove(shared, &cell, ActorExit::Failed(error.to_string()));
+            remove(shared, &cell, ActorExit::Failed(error.to_string()), false);
             return Err(error);
         }
     }
@@ -204,7 +204,7 @@ async fn record_end(ctx: &mut ActorCtx, reason: ShutdownReason, data: Option<Vec
 }
 
 /// Takes the cell out of the runtime for good and tells everyone waiting on it.
-fn remove(shared: &Arc<Shared>, cell: &Arc<Cell>, exit: ActorExit) {
+fn remove(shared: &Arc<Shared>, cell: &Arc<Cell>, exit: ActorExit, announce: bool) {
     let (mailbox, work) = {
         let mut inner = cell.inner.lock().unwrap();
         inner.slot = Slot::Gone;
@@ -225,7 +225,9 @@ fn remove(shared: &Arc<Shared>, cell: &Arc<Cell>, exit: ActorExit) {
         ActorExit::Shutdown(_) => LifecycleEvent::Exited,
         ActorExit::Stopped => LifecycleEvent::Stopped,
     };
-    shared.lifecycle(cell, event);
+    if announce {
+        shared.lifecycle(cell, event);
+    }
     cell.exit.send_replace(Some(exit));
     cell.space.notify_waiters();
     cell.settled.notify_waiters();
@@ -238,7 +240,7 @@ async fn finish(shared: &Arc<Shared>, cell: &Arc<Cell>, mut exited: Exited) {
         record_end(&mut exited.ctx, ShutdownReason::Failed, None).await;
     }
     drop(exited.ctx);
-    remove(shared, cell, exited.exit);
+    remove(shared, cell, exited.exit, true);
 }
 
 /// Removes `cell` if it is waiting in [`Slot::Exited`].

@@ -265,3 +265,32 @@ async fn a_message_carries_one_id_from_the_senders_chain_to_the_receivers() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hibernated_actor_wakes_with_a_fresh_instance_for_its_next_message() {
+    let h = harness_with(|c| c.hibernate_after = Some(std::time::Duration::from_millis(20)));
+    let a = puppet(&h, "a.toml", "").await;
+    ok(&a, "note before").await;
+    // Wait until the sweeper has dropped its instance: the next call then records a wake.
+    let mut woke = false;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        ok(&a, "note again").await;
+        h.runtime.flush().await.unwrap();
+        woke = chain_of(h.dir.path(), a.id()).iter().any(|e| {
+            matches!(
+                e.kind,
+                EventKind::Instance {
+                    reason: theater::chain::InstanceReason::Wake,
+                    ..
+                }
+            )
+        });
+        if woke {
+            break;
+        }
+    }
+    assert!(woke, "no wake was recorded");
+    // The state survived hibernation.
+    assert!(journal(&a).await.starts_with("before,again,"));
+}

@@ -18,6 +18,10 @@ pub struct Harness {
 }
 
 pub fn harness() -> Harness {
+    harness_with(|_| {})
+}
+
+pub fn harness_with(adjust: impl FnOnce(&mut RuntimeConfig)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let logs = Arc::new(Mutex::new(Vec::new()));
     let lifecycle = Arc::new(Mutex::new(Vec::new()));
@@ -34,6 +38,7 @@ pub fn harness() -> Harness {
         ..Default::default()
     };
     config.engine.max_instances = 64;
+    adjust(&mut config);
     Harness {
         runtime: Runtime::new(config).unwrap(),
         logs,
