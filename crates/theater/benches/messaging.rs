@@ -50,7 +50,7 @@ fn manifest(name: &str, component: &str, extra: &str) -> Manifest {
     .unwrap()
 }
 
-const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n[limits]\nmax_call_cpu_ms = 3600000\n[messaging]\nrequest_timeout_ms = 3600000\n";
+const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n[limits]\nmax_call_cpu_ms = 3600000\n[messaging]\nrequest_timeout_ms = 3600000\n";
 
 async fn bench_actor(runtime: &Runtime, name: &str) -> ActorHandle {
     runtime

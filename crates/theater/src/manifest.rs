@@ -43,6 +43,10 @@ pub struct Manifest {
     pub supervision: SupervisorSpec,
     /// This actor's restart type as a child (`[child] restart`); `None`: its parent's default.
     pub restart: Option<RestartType>,
+    /// The directory that every file a child manifest names (the manifest itself, its
+    /// component, its `init_state`) must be in: the supervisor handler's `root`, resolved
+    /// against this manifest, or this manifest's directory.
+    pub children_root: PathBuf,
     /// The manifest's text, recorded in the spawn event.
     pub text: String,
     /// Where it was read from, for error messages and relative paths.
@@ -252,7 +256,17 @@ impl Manifest {
         let component = parse_component(&raw.component, origin.base_dir())
             .map_err(|m| fail(line_of("component"), m))?;
         let mut handlers = Vec::new();
+        let mut children_root = origin.base_dir().to_owned();
         for (i, table) in raw.handler.iter().enumerate() {
+            if let Some(root) = table.get("root") {
+                let root = root.as_str().ok_or_else(|| {
+                    fail(
+                        nth_line(text, "[[handler]]", i),
+                        format!("handler {}: `root` must be a string (a directory)", i + 1),
+                    )
+                })?;
+                children_root = origin.base_dir().join(root);
+            }
             let kind = parse_handler(table).map_err(|m| {
                 fail(
                     nth_line(text, "[[handler]]", i),
@@ -372,6 +386,7 @@ impl Manifest {
             messaging,
             supervision,
             restart,
+            children_root,
             text: text.to_owned(),
             origin,
         })

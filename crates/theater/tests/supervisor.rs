@@ -392,3 +392,46 @@ async fn a_child_whose_init_requests_its_parent_gets_a_cycle_error_not_a_hang() 
         h.logs.lock().unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_manifest_cannot_name_files_outside_the_supervisor_root() {
+    let h = harness();
+    // A parent with the default root: its own manifest's directory.
+    let dir = h.dir.path().join("parent");
+    std::fs::create_dir(&dir).unwrap();
+    let text = format!(
+        "name = \"parent\"\nversion = \"0.1.0\"\ncomponent = {:?}\n[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n",
+        test_actors::PUPPET
+    );
+    std::fs::write(dir.join("parent.toml"), &text).unwrap();
+    let manifest = theater::Manifest::from_file(&dir.join("parent.toml")).unwrap();
+    let parent = h.runtime.spawn(manifest).await.unwrap();
+    puppet_manifest(h.dir.path(), "sibling.toml", "");
+
+    let answer = ask(&parent, "spawn ../sibling.toml").await.unwrap();
+    assert!(
+        answer.contains("is outside this supervisor's root"),
+        "{answer}"
+    );
+    let secret = h.dir.path().join("secret.txt");
+    std::fs::write(&secret, "do not read").unwrap();
+    std::fs::copy(test_actors::PUPPET, dir.join("puppet.wasm")).unwrap();
+    let inline = format!(
+        "name = \"thief\"\nversion = \"0.1.0\"\ncomponent = \"puppet.wasm\"\ninit_state = {:?}\n[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n",
+        secret.display().to_string()
+    );
+    let answer = ask(&parent, &format!("spawn {inline}")).await.unwrap();
+    assert!(answer.contains("secret.txt is outside"), "{answer}");
+    // Inside the root, the same child is fine.
+    let answer = ask(
+        &parent,
+        &format!(
+            "spawn {}",
+            inline.replace(&secret.display().to_string(), "puppet.wasm")
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(answer.starts_with("ok "), "{answer}");
+    assert!(children(&parent).await.len() == 1);
+}

@@ -107,7 +107,10 @@ impl HandlerKind {
 
     /// The keys a `[[handler]]` table of this type may have besides `type`.
     pub fn setting_keys(self) -> &'static [&'static str] {
-        &[]
+        match self {
+            HandlerKind::Supervisor => &["root"],
+            _ => &[],
+        }
     }
 
     /// Whether this build implements the handler's host functions.

@@ -44,14 +44,48 @@ fn me(ctx: &ActorCtx) -> wasmtime::Result<(Arc<Shared>, Arc<Cell>)> {
 }
 
 /// A child manifest: TOML text if it has a `=`, else a path relative to the parent's manifest.
+/// Every file it names must be inside the parent's children root (the supervisor handler's
+/// `root`), so a guest cannot read files elsewhere through a child's manifest or init state.
 fn child_manifest(parent: &Manifest, manifest: &str) -> Result<Manifest, String> {
     let base_dir = parent.origin.base_dir().to_owned();
+    let root = &parent.children_root;
     let parsed = if manifest.contains('=') {
         Manifest::parse(manifest, ManifestOrigin::Inline { base_dir })
     } else {
-        Manifest::from_file(&base_dir.join(manifest.trim()))
+        let path = base_dir.join(manifest.trim());
+        inside(root, &path)?;
+        Manifest::from_file(&path)
+    }
+    .map_err(|e| e.to_string())?;
+    if let crate::manifest::ComponentSource::Path(component) = &parsed.component {
+        inside(root, component)?;
+    }
+    if let Some(state) = &parsed.init_state {
+        inside(root, state)?;
+    }
+    Ok(parsed)
+}
+
+/// Refuses `path` unless it exists inside `root` (symbolic links resolved).
+fn inside(root: &std::path::Path, path: &std::path::Path) -> Result<(), String> {
+    let outside = || {
+        format!(
+            "{} is outside this supervisor's root {} (set `root` in its [[handler]] type = \"supervisor\" table to allow more)",
+            path.display(),
+            root.display()
+        )
     };
-    parsed.map_err(|e| e.to_string())
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("supervisor root {}: {e}", root.display()))?;
+    let resolved = path
+        .canonicalize()
+        .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    if resolved.starts_with(&root) {
+        Ok(())
+    } else {
+        Err(outside())
+    }
 }
 
 /// `id` as one of `parent`'s children.

@@ -51,7 +51,7 @@ pub fn harness_with(adjust: impl FnOnce(&mut RuntimeConfig)) -> Harness {
 /// spawned by relative path.
 pub fn puppet_manifest(dir: &Path, file: &str, extra: &str) -> Manifest {
     let text = format!(
-        "name = {:?}\nversion = \"0.1.0\"\ncomponent = {:?}\n[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n{extra}",
+        "name = {:?}\nversion = \"0.1.0\"\ncomponent = {:?}\n[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n{extra}",
         file.trim_end_matches(".toml"),
         test_actors::PUPPET
     );
