@@ -211,17 +211,21 @@ pub(crate) enum Refused {
 }
 
 impl Shared {
-    /// Puts `envelope` in `cell`'s mailbox and makes sure a task will handle it.
+    /// Puts `envelope` in `cell`'s mailbox and makes sure a task will handle it. A `notice`
+    /// (the runtime's own: child events, channel greetings and closes) is taken even by a full
+    /// mailbox: it cannot wait for room, and dropping it would lose it silently. Notices are
+    /// few, at most a handful per child and per channel.
     pub(crate) fn enqueue(
         self: &Arc<Self>,
         cell: &Arc<Cell>,
         envelope: Envelope,
+        notice: bool,
     ) -> Result<(), Refused> {
         let mut inner = cell.inner.lock().unwrap();
         if matches!(inner.slot, Slot::Gone) {
             return Err(Refused::Gone);
         }
-        if inner.mailbox.len() >= cell.messaging.mailbox_capacity as usize {
+        if !notice && inner.mailbox.len() >= cell.messaging.mailbox_capacity as usize {
             return Err(Refused::Full(envelope));
         }
         inner.mailbox.push_back(envelope);

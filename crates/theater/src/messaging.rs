@@ -131,8 +131,8 @@ impl Shared {
         )
     }
 
-    /// Delivers a message without waiting for room (the runtime's own notices and channel
-    /// greetings). A full mailbox is an error, not a drop.
+    /// Delivers one of the runtime's notices (channel greetings and closes), which a full
+    /// mailbox takes too (see [`Shared::enqueue`]).
     pub(crate) fn send_from(
         self: &Arc<Self>,
         sender: Option<&Arc<str>>,
@@ -153,7 +153,7 @@ impl Shared {
             sender: sender.cloned(),
             message,
         };
-        self.enqueue(&cell, envelope)
+        self.enqueue(&cell, envelope, true)
             .map_err(|refused| match refused {
                 Refused::Full(_) => full(&cell),
                 Refused::Gone => stopped(&cell),
@@ -170,6 +170,7 @@ impl Shared {
                     sender: None,
                     message: notice,
                 },
+                true,
             );
         }
     }
@@ -211,7 +212,7 @@ impl Shared {
             let room = cell.space.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.enqueue(&cell, envelope) {
+            match self.enqueue(&cell, envelope, false) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Gone) => return Err(stopped(&cell)),
                 Err(Refused::Full(back)) => envelope = back,
