@@ -70,7 +70,11 @@ impl ManifestOrigin {
     /// The directory relative paths resolve against.
     pub fn base_dir(&self) -> &Path {
         match self {
-            ManifestOrigin::File(p) => p.parent().unwrap_or(Path::new(".")),
+            // `manifest.toml` has the parent "": that is the current directory.
+            ManifestOrigin::File(p) => match p.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            },
             ManifestOrigin::Inline { base_dir } => base_dir,
         }
     }
@@ -586,6 +590,18 @@ mod tests {
             err.to_string().contains("did you mean `max_restarts`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bare_file_name_resolves_against_the_current_directory() {
+        let origin = ManifestOrigin::File("manifest.toml".into());
+        assert_eq!(origin.base_dir(), Path::new("."));
+        let m = Manifest::parse(
+            &format!("{BASE}[[handler]]\ntype = \"supervisor\"\n"),
+            origin,
+        )
+        .unwrap();
+        assert_eq!(m.children_root, Path::new("."));
     }
 
     #[test]
