@@ -1,36 +1,12 @@
 //! Spawning real components: init, the chain it leaves, and every way a spawn can fail.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use theater::chain::{
-    ChainReader, Event, EventKind, HostResult, ShutdownReason, TrapKind, Verifier,
-};
+use std::sync::Arc;
+
+use common::{Harness, chain_of, harness};
+use theater::chain::{ChainReader, Event, EventKind, HostResult, ShutdownReason, TrapKind};
 use theater::{ActorExit, Manifest, ManifestOrigin, Runtime, RuntimeConfig, SpawnError};
-
-/// A runtime on a temp data dir whose log lines are collected.
-struct Harness {
-    runtime: Runtime,
-    logs: Arc<Mutex<Vec<String>>>,
-    dir: tempfile::TempDir,
-}
-
-fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let sink = logs.clone();
-    let mut config = RuntimeConfig {
-        data_dir: Some(dir.path().to_owned()),
-        on_log: Arc::new(move |line| sink.lock().unwrap().push(line.message.to_owned())),
-        ..Default::default()
-    };
-    config.engine.max_instances = 64;
-    Harness {
-        runtime: Runtime::new(config).unwrap(),
-        logs,
-        dir,
-    }
-}
 
 fn manifest(component: &str, extra: &str) -> Manifest {
     let text = format!("name = \"test\"\nversion = \"0.1.0\"\ncomponent = {component:?}\n{extra}");
@@ -41,16 +17,6 @@ fn manifest(component: &str, extra: &str) -> Manifest {
         },
     )
     .unwrap()
-}
-
-/// The persisted chain of `id`, verified, decoded.
-fn chain_of(data_dir: &Path, id: &str) -> Vec<Event> {
-    let reader = ChainReader::open(data_dir).unwrap();
-    let (info, events) = reader.chain(id).unwrap();
-    let mut verifier = Verifier::new(Some(id));
-    let decoded = events.iter().map(|e| verifier.check(e).unwrap()).collect();
-    verifier.finish(info.head).unwrap();
-    decoded
 }
 
 fn types(events: &[Event]) -> Vec<&'static str> {

@@ -12,6 +12,15 @@ fn child_file(h: &Harness, file: &str, extra: &str) -> String {
     file.to_owned()
 }
 
+/// Spawns `n` children of `parent` from `file`; returns their ids, oldest first.
+async fn spawn_children(parent: &theater::ActorHandle, file: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(ok(parent, &format!("spawn {file}")).await);
+    }
+    ids
+}
+
 async fn children(parent: &theater::ActorHandle) -> Vec<String> {
     let listed = ask(parent, "children").await.unwrap();
     listed
@@ -203,10 +212,7 @@ async fn one_for_all_stops_newest_first_then_restarts_in_start_order() {
     )
     .await;
     let file = child_file(&h, "child.toml", "");
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        ids.push(ok(&parent, &format!("spawn {file}")).await);
-    }
+    let ids = spawn_children(&parent, &file, 3).await;
     h.lifecycle.lock().unwrap().clear();
     ask(&parent, &format!("request {} panic", ids[1]))
         .await
@@ -242,10 +248,7 @@ async fn rest_for_one_restarts_the_child_and_those_started_after_it() {
     )
     .await;
     let file = child_file(&h, "child.toml", "");
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        ids.push(ok(&parent, &format!("spawn {file}")).await);
-    }
+    let ids = spawn_children(&parent, &file, 3).await;
     h.lifecycle.lock().unwrap().clear();
     ask(&parent, &format!("request {} panic", ids[1]))
         .await
@@ -304,10 +307,7 @@ async fn a_stopping_parent_stops_its_children_newest_first() {
     let h = harness();
     let parent = puppet(&h, "parent.toml", "").await;
     let file = child_file(&h, "child.toml", "");
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        ids.push(ok(&parent, &format!("spawn {file}")).await);
-    }
+    let ids = spawn_children(&parent, &file, 3).await;
     h.lifecycle.lock().unwrap().clear();
     parent.stop().await;
     let mut refs: Vec<&str> = ids.iter().map(String::as_str).collect();
