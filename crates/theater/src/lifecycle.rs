@@ -370,8 +370,22 @@ pub(crate) fn exit<'a>(
         if let Some(notice) = notice
             && let Some(parent) = shared.cell(&parent)
         {
+            // Not awaited here: the parent may be applying a decision that waits on this very
+            // actor to settle, holding the lock meanwhile.
             if let Some(supervision) = &parent.supervision {
-                supervision.lock().await.remove(&cell.id);
+                match supervision.try_lock() {
+                    Ok(mut guard) => {
+                        guard.remove(&cell.id);
+                    }
+                    Err(_) => {
+                        let (id, owner) = (cell.id.clone(), parent.clone());
+                        tokio::spawn(async move {
+                            if let Some(supervision) = &owner.supervision {
+                                supervision.lock().await.remove(&id);
+                            }
+                        });
+                    }
+                }
             }
             shared.notify(&parent, notice);
         }
