@@ -343,118 +343,101 @@ impl Actor {
         if let Err(message) = self.wake(max_instances).await {
             return Outcome::GuestError(message);
         }
-        let Body::Live(live) = &mut self.body else {
-            unreachable!("woken above")
+        let func = match self.func::<P, O>(export) {
+            Ok(func) => func,
+            Err(message) => return Outcome::GuestError(message),
         };
-        let Some(index) = self.prepared.exports[export as usize] else {
-            return Outcome::GuestError(format!(
-                "actor {} does not export `{}`",
-                live.store.data().name,
-                export.path()
-            ));
-        };
-        let func = match live.funcs[export as usize] {
-            Some(func) => func,
-            None => {
-                let Some(func) = live.instance.get_func(&mut live.store, index) else {
-                    return Outcome::GuestError(format!("`{}` is not a function", export.path()));
-                };
-                // Check the signature once per instance, with owned types.
-                if let Err(e) = func.typed::<(State, P), (Result<O, String>,)>(&live.store) {
-                    return Outcome::GuestError(format!(
-                        "`{}` has the wrong signature: {}",
-                        export.path(),
-                        one_line(&e)
-                    ));
-                }
-                live.funcs[export as usize] = Some(func);
-                func
+        let recording = self.ctx().chain.is_on();
+        if recording {
+            let start = match crate::payload::encode(&params) {
+                Ok(params) => EventKind::CallStart(CallStart {
+                    export: export.path().to_owned(),
+                    state: self.state_hash,
+                    params,
+                    message_id: delivery.message_id.map(str::to_owned),
+                    sender: delivery.sender.map(str::to_owned),
+                }),
+                Err(e) => return Outcome::GuestError(one_line(&e)),
+            };
+            if let Err(e) = self.ctx_mut().chain.record(start).await {
+                return Outcome::GuestError(format!("recording its chain: {}", one_line(&e)));
             }
-        };
-        // SAFETY: checked above with `State` in place of `Option<&[u8]>`; both lower to the
-        // same component type (`option<list<u8>>`). Borrowing saves copying the state.
-        let typed: BorrowedStateFunc<'_, P, O> = unsafe { TypedFunc::new_unchecked(func) };
-
-        let ctx = live.store.data_mut();
-        if !ctx.chain.is_on() {
-            return self.call_unrecorded::<P, O>(export, params, kill).await;
         }
-        let start = match crate::payload::encode(&params) {
-            Ok(params) => EventKind::CallStart(CallStart {
-                export: export.path().to_owned(),
-                state: self.state_hash,
-                params,
-                message_id: delivery.message_id.map(str::to_owned),
-                sender: delivery.sender.map(str::to_owned),
-            }),
-            Err(e) => return Outcome::GuestError(one_line(&e)),
-        };
-        if let Err(e) = ctx.chain.record(start).await {
-            return Outcome::GuestError(format!("recording its chain: {}", one_line(&e)));
+        let outcome = self.invoke::<P, O>(func, params, kill).await;
+        if !recording {
+            return outcome;
         }
-        ctx.ticks = 0;
-        // The deadline is relative to the current epoch: one set by an earlier call is long
-        // past and would make this call yield at its first check.
-        live.store.set_epoch_deadline(1);
-
-        let result = tokio::select! {
-            biased;
-            r = typed.call_async(&mut live.store, (self.state.as_deref(), params)) => r,
-            () = kill.notified() => Err(wasmtime::Error::new(Killed)),
-        };
-        let ctx = live.store.data_mut();
-        let (end, outcome) = match result {
-            Ok((Ok(returned),)) => {
-                let (state, rest) = returned.split();
-                let payload = crate::payload::encode(&rest).unwrap_or_default();
-                self.state_hash = state.as_deref().map(Hash::of);
-                self.state = state;
-                (
-                    EventKind::CallEnd(CallEnd {
-                        export: export.path().to_owned(),
-                        outcome: Ok(payload),
-                        state: self.state_hash,
-                    }),
-                    Outcome::Returned(rest),
-                )
-            }
-            Ok((Err(message),)) => (
+        let end = match &outcome {
+            Outcome::Returned(rest) => {
+                self.state_hash = self.state.as_deref().map(Hash::of);
                 EventKind::CallEnd(CallEnd {
                     export: export.path().to_owned(),
-                    outcome: Err(message.clone()),
+                    outcome: Ok(crate::payload::encode(rest).unwrap_or_default()),
                     state: self.state_hash,
-                }),
-                Outcome::GuestError(message),
-            ),
-            Err(error) => {
-                let trap = Trap::from_error(&error);
-                (
-                    EventKind::Trap {
-                        kind: trap.kind,
-                        message: trap.message.clone(),
-                    },
-                    Outcome::Trapped(trap),
-                )
+                })
             }
+            Outcome::GuestError(message) => EventKind::CallEnd(CallEnd {
+                export: export.path().to_owned(),
+                outcome: Err(message.clone()),
+                state: self.state_hash,
+            }),
+            Outcome::Trapped(trap) => EventKind::Trap {
+                kind: trap.kind,
+                message: trap.message.clone(),
+            },
         };
         // A call that ended with a trap leaves the instance unusable; the context is intact.
-        if let Err(e) = ctx.chain.record(end).await {
+        if let Err(e) = self.ctx_mut().chain.record(end).await {
             return Outcome::Trapped(Trap {
                 kind: TrapKind::Other,
                 message: format!("recording its chain: {}", one_line(&e)),
                 backtrace: None,
             });
         }
-        self.idle_since = Instant::now();
         outcome
     }
-}
 
-impl Actor {
-    /// [`Actor::call`] without a chain: the same call and state rules, no events.
-    async fn call_unrecorded<P, O>(
+    /// The live instance's `export`, its signature checked once per instance.
+    fn func<P, O>(&mut self, export: Export) -> Result<Func, String>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        O: Returns,
+    {
+        let Body::Live(live) = &mut self.body else {
+            unreachable!("woken by the caller")
+        };
+        if let Some(func) = live.funcs[export as usize] {
+            return Ok(func);
+        }
+        let Some(index) = self.prepared.exports[export as usize] else {
+            return Err(format!(
+                "actor {} does not export `{}`",
+                live.store.data().name,
+                export.path()
+            ));
+        };
+        let func = live
+            .instance
+            .get_func(&mut live.store, index)
+            .ok_or_else(|| format!("`{}` is not a function", export.path()))?;
+        // Checked with owned types; `invoke` calls it with the state borrowed.
+        func.typed::<(State, P), (Result<O, String>,)>(&live.store)
+            .map_err(|e| {
+                format!(
+                    "`{}` has the wrong signature: {}",
+                    export.path(),
+                    one_line(&e)
+                )
+            })?;
+        live.funcs[export as usize] = Some(func);
+        Ok(func)
+    }
+
+    /// Runs one call of `func` (from [`Actor::func`]) with the current state; keeps the new
+    /// state if it returns `Ok`. `kill` ends the call early (the instance is lost).
+    async fn invoke<P, O>(
         &mut self,
-        export: Export,
+        func: Func,
         params: P,
         kill: &tokio::sync::Notify,
     ) -> Outcome<O::Rest>
@@ -465,10 +448,12 @@ impl Actor {
         let Body::Live(live) = &mut self.body else {
             unreachable!("woken by the caller")
         };
-        let func = live.funcs[export as usize].expect("looked up by the caller");
-        // SAFETY: as in `call`.
+        // SAFETY: `func` was checked with `State` in place of `Option<&[u8]>`; both lower to
+        // the same component type (`option<list<u8>>`). Borrowing saves copying the state.
         let typed: BorrowedStateFunc<'_, P, O> = unsafe { TypedFunc::new_unchecked(func) };
         live.store.data_mut().ticks = 0;
+        // The deadline is relative to the current epoch: one set by an earlier call is long
+        // past and would make this call yield at its first check.
         live.store.set_epoch_deadline(1);
         let result = tokio::select! {
             biased;

@@ -348,13 +348,18 @@ async fn deliver(
     };
     let max = shared.settings.max_instances;
     let kill = &cell.kill;
+    // An export whose only result is the new state.
+    macro_rules! state_only {
+        ($export:expr, $params:expr) => {
+            trapped(
+                actor
+                    .call::<_, (State,)>($export, $params, delivery, kill, max)
+                    .await,
+            )
+        };
+    }
     match envelope.message {
-        Message::Send(msg) => {
-            let outcome = actor
-                .call::<_, (State,)>(Export::HandleSend, (msg,), delivery, kill, max)
-                .await;
-            trapped(outcome)
-        }
+        Message::Send(msg) => state_only!(Export::HandleSend, (msg,)),
         Message::Request(msg, reply) => {
             let request_id = envelope.id.clone().unwrap_or_else(|| "".into());
             actor.ctx_mut().current_request = Some((request_id.clone(), reply));
@@ -420,9 +425,9 @@ async fn deliver(
                     shared.channels.accept(&channel, shared);
                     if let (Some(opener), Some(msg)) = (&opener, accept.message.clone()) {
                         // The acceptor's greeting reaches the opener as the first message.
-                        let _ = shared.send_from(
-                            Some(&cell.id),
+                        shared.notify_id(
                             opener,
+                            Some(&cell.id),
                             Message::ChannelMessage {
                                 channel: channel.clone(),
                                 msg,
@@ -457,61 +462,21 @@ async fn deliver(
             let _ = reply.send(answer);
             trapped(outcome)
         }
-        Message::ChannelMessage { channel, msg } => trapped(
-            actor
-                .call::<_, (State,)>(
-                    Export::HandleChannelMessage,
-                    (channel.to_string(), msg),
-                    delivery,
-                    kill,
-                    max,
-                )
-                .await,
-        ),
-        Message::ChannelClose { channel } => trapped(
-            actor
-                .call::<_, (State,)>(
-                    Export::HandleChannelClose,
-                    (channel.to_string(),),
-                    delivery,
-                    kill,
-                    max,
-                )
-                .await,
-        ),
-        Message::ChildError { child, error } => trapped(
-            actor
-                .call::<_, (State,)>(
-                    Export::HandleChildError,
-                    (child.to_string(), error),
-                    delivery,
-                    kill,
-                    max,
-                )
-                .await,
-        ),
-        Message::ChildExit { child, data } => trapped(
-            actor
-                .call::<_, (State,)>(
-                    Export::HandleChildExit,
-                    (child.to_string(), data),
-                    delivery,
-                    kill,
-                    max,
-                )
-                .await,
-        ),
-        Message::ChildExternalStop { child } => trapped(
-            actor
-                .call::<_, (State,)>(
-                    Export::HandleChildExternalStop,
-                    (child.to_string(),),
-                    delivery,
-                    kill,
-                    max,
-                )
-                .await,
-        ),
+        Message::ChannelMessage { channel, msg } => {
+            state_only!(Export::HandleChannelMessage, (channel.to_string(), msg))
+        }
+        Message::ChannelClose { channel } => {
+            state_only!(Export::HandleChannelClose, (channel.to_string(),))
+        }
+        Message::ChildError { child, error } => {
+            state_only!(Export::HandleChildError, (child.to_string(), error))
+        }
+        Message::ChildExit { child, data } => {
+            state_only!(Export::HandleChildExit, (child.to_string(), data))
+        }
+        Message::ChildExternalStop { child } => {
+            state_only!(Export::HandleChildExternalStop, (child.to_string(),))
+        }
     }
 }
 

@@ -387,7 +387,7 @@ pub(crate) fn exit<'a>(
                     }
                 }
             }
-            shared.notify(&parent, notice);
+            shared.notify(&parent, None, notice, None);
         }
         finish(shared, cell, exited).await
     })
@@ -526,7 +526,7 @@ fn supervise<'a>(
         }
         let decision = guard.on_exit(&child.id, exit, now_ms());
         if let Some(notice) = notice {
-            shared.notify(&parent, notice);
+            shared.notify(&parent, None, notice, None);
         }
         let spec = guard.spec;
         let escalation = apply(shared, &mut guard, spec, decision).await;

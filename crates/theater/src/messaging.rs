@@ -99,7 +99,7 @@ impl Channels {
                 .collect()
         };
         for (channel, peer) in closed {
-            let _ = shared.send_from(Some(actor), &peer, Message::ChannelClose { channel }, None);
+            shared.notify_id(&peer, Some(actor), Message::ChannelClose { channel }, None);
         }
     }
 }
@@ -131,47 +131,36 @@ impl Shared {
         )
     }
 
-    /// Delivers one of the runtime's notices (channel greetings and closes), which a full
-    /// mailbox takes too (see [`Shared::enqueue`]).
-    pub(crate) fn send_from(
+    /// Delivers one of the runtime's notices (a channel's greeting or close, a child's exit for
+    /// its parent), if the receiver exports its handler and is still there. A full mailbox
+    /// takes it too (see [`Shared::enqueue`]), so it cannot fail otherwise.
+    pub(crate) fn notify(
         self: &Arc<Self>,
+        cell: &Arc<Cell>,
         sender: Option<&Arc<str>>,
-        target: &str,
         message: Message,
         id: Option<Arc<str>>,
-    ) -> Result<(), String> {
-        let cell = self.cell(target).ok_or_else(|| no_actor(target))?;
-        if !cell.exports(message.export()) {
-            return Err(format!(
-                "actor {} does not export `{}`",
-                cell.label(),
-                message.export().function()
-            ));
+    ) {
+        if cell.exports(message.export()) {
+            let envelope = Envelope {
+                id,
+                sender: sender.cloned(),
+                message,
+            };
+            let _ = self.enqueue(cell, envelope, true);
         }
-        let envelope = Envelope {
-            id,
-            sender: sender.cloned(),
-            message,
-        };
-        self.enqueue(&cell, envelope, true)
-            .map_err(|refused| match refused {
-                Refused::Full(_) => full(&cell),
-                Refused::Gone => stopped(&cell),
-            })
     }
 
-    /// Tells a parent about a child, if it exports the handler for it.
-    pub(crate) fn notify(self: &Arc<Self>, parent: &Arc<Cell>, notice: Message) {
-        if parent.exports(notice.export()) {
-            let _ = self.enqueue(
-                parent,
-                Envelope {
-                    id: None,
-                    sender: None,
-                    message: notice,
-                },
-                true,
-            );
+    /// [`Shared::notify`] by actor id; an actor that is gone is not told.
+    pub(crate) fn notify_id(
+        self: &Arc<Self>,
+        target: &str,
+        sender: Option<&Arc<str>>,
+        message: Message,
+        id: Option<Arc<str>>,
+    ) {
+        if let Some(cell) = self.cell(target) {
+            self.notify(&cell, sender, message, id);
         }
     }
 
@@ -185,6 +174,18 @@ impl Shared {
         timeout: Duration,
     ) -> Result<(), String> {
         let cell = self.cell(target).ok_or_else(|| no_actor(target))?;
+        self.deliver_to(sender, &cell, message, id, timeout).await
+    }
+
+    /// [`Shared::deliver`] to a cell already looked up.
+    async fn deliver_to(
+        self: &Arc<Self>,
+        sender: Option<&Arc<str>>,
+        cell: &Arc<Cell>,
+        message: Message,
+        id: Option<Arc<str>>,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let export = message.export();
         if !cell.exports(export) {
             return Err(format!(
@@ -212,9 +213,9 @@ impl Shared {
             let room = cell.space.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.enqueue(&cell, envelope, false) {
+            match self.enqueue(cell, envelope, false) {
                 Ok(()) => return Ok(()),
-                Err(Refused::Gone) => return Err(stopped(&cell)),
+                Err(Refused::Gone) => return Err(stopped(cell)),
                 Err(Refused::Full(back)) => envelope = back,
             }
             // Waiting for room is waiting on the receiver, so it takes part in cycle checks.
@@ -231,7 +232,7 @@ impl Shared {
             if tokio::time::timeout_at(deadline, room).await.is_err() {
                 return Err(format!(
                     "{} and stayed full for {} ms",
-                    full(&cell),
+                    full(cell),
                     timeout.as_millis()
                 ));
             }
@@ -258,9 +259,9 @@ impl Shared {
         };
         let (reply, answer) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
-        self.deliver(
+        self.deliver_to(
             sender,
-            target,
+            &cell,
             Message::Request(msg, reply),
             Some(id.clone()),
             timeout,
@@ -305,7 +306,7 @@ impl Shared {
             reply,
         };
         let result = match self
-            .deliver(Some(opener), target, message, Some(id), timeout)
+            .deliver_to(Some(opener), &cell, message, Some(id), timeout)
             .await
         {
             Err(e) => Err(e),
@@ -356,14 +357,10 @@ impl Shared {
     ) -> Result<(), String> {
         let peer = self.channels.close(channel, me)?;
         // The peer may have stopped meanwhile; the channel is closed either way.
-        let _ = self.send_from(
-            Some(me),
-            &peer,
-            Message::ChannelClose {
-                channel: channel.into(),
-            },
-            Some(id),
-        );
+        let close = Message::ChannelClose {
+            channel: channel.into(),
+        };
+        self.notify_id(&peer, Some(me), close, Some(id));
         Ok(())
     }
 }
