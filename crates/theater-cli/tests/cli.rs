@@ -381,6 +381,7 @@ fn examples_run_to_completion_and_show_the_actor_tree() {
         ("ping-pong", "got pong by send; done"),
         ("supervisor", "job: done, 1 jobs since this worker started"),
         ("chat", "the room is empty; closing the chat"),
+        ("dice", " in 5 throws"),
     ] {
         let manifest = examples.join(example).join("manifest.toml");
         let out = run(theater(data.path()).arg("run").arg(&manifest));

@@ -47,6 +47,9 @@ pub struct Manifest {
     /// component, its `init_state`) must be in: the supervisor handler's `root`, resolved
     /// against this manifest, or this manifest's directory.
     pub children_root: PathBuf,
+    /// The environment variables the guest may read (`allow` in the `environment` handler
+    /// table): exact names, or prefixes ending in `*`. Empty: none.
+    pub environment_allow: Vec<String>,
     /// The manifest's text, recorded in the spawn event.
     pub text: String,
     /// Where it was read from, for error messages and relative paths.
@@ -261,6 +264,7 @@ impl Manifest {
             .map_err(|m| fail(line_of("component"), m))?;
         let mut handlers = Vec::new();
         let mut children_root = origin.base_dir().to_owned();
+        let mut environment_allow = Vec::new();
         for (i, table) in raw.handler.iter().enumerate() {
             if let Some(root) = table.get("root") {
                 let root = root.as_str().ok_or_else(|| {
@@ -270,6 +274,20 @@ impl Manifest {
                     )
                 })?;
                 children_root = origin.base_dir().join(root);
+            }
+            if let Some(allow) = table.get("allow") {
+                environment_allow = allow
+                    .as_array()
+                    .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                    .ok_or_else(|| {
+                        fail(
+                            nth_line(text, "[[handler]]", i),
+                            format!(
+                                "handler {}: `allow` must be a list of variable names (a trailing `*` matches a prefix)",
+                                i + 1
+                            ),
+                        )
+                    })?;
             }
             let kind = parse_handler(table).map_err(|m| {
                 fail(
@@ -391,6 +409,7 @@ impl Manifest {
             supervision,
             restart,
             children_root,
+            environment_allow,
             text: text.to_owned(),
             origin,
         })

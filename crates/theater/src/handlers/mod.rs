@@ -4,9 +4,14 @@
 //! Every host function is registered through [`InterfaceBuilder::func`], the one place that
 //! records host calls in the chain. A handler never records by hand.
 
+mod environment;
 mod message_server;
+mod random;
 mod runtime;
 mod supervisor;
+mod timing;
+
+pub use random::MAX_RANDOM_BYTES;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -109,6 +114,7 @@ impl HandlerKind {
     pub fn setting_keys(self) -> &'static [&'static str] {
         match self {
             HandlerKind::Supervisor => &["root"],
+            HandlerKind::Environment => &["allow"],
             _ => &[],
         }
     }
@@ -117,7 +123,12 @@ impl HandlerKind {
     pub fn is_implemented(self) -> bool {
         matches!(
             self,
-            HandlerKind::Runtime | HandlerKind::MessageServer | HandlerKind::Supervisor
+            HandlerKind::Runtime
+                | HandlerKind::MessageServer
+                | HandlerKind::Supervisor
+                | HandlerKind::Timing
+                | HandlerKind::Random
+                | HandlerKind::Environment
         )
     }
 }
@@ -132,6 +143,9 @@ pub(crate) fn link(
         HandlerKind::Runtime => runtime::add_to_linker(linker, &mut registered)?,
         HandlerKind::MessageServer => message_server::add_to_linker(linker, &mut registered)?,
         HandlerKind::Supervisor => supervisor::add_to_linker(linker, &mut registered)?,
+        HandlerKind::Timing => timing::add_to_linker(linker, &mut registered)?,
+        HandlerKind::Random => random::add_to_linker(linker, &mut registered)?,
+        HandlerKind::Environment => environment::add_to_linker(linker, &mut registered)?,
         other => wasmtime::bail!(
             "handler type {:?} is part of the API but this build does not implement it yet",
             other.name()
