@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
     name = "theater",
     version,
     about = "Run WebAssembly components as actors, with every run recorded in a verifiable event chain",
-    after_help = "Examples:\n  theater new hello && cd hello\n  theater build\n  theater run\n  theater chains\n  theater events <ACTOR-ID>\n  theater verify <ACTOR-ID>"
+    after_help = "Examples:\n  theater new hello && cd hello\n  theater build\n  theater run\n  theater chains\n  theater events <ACTOR-ID>\n  theater verify <ACTOR-ID>\n  theater replay <ACTOR-ID>"
 )]
 struct Cli {
     /// Where chains, the content store and compiled components live
@@ -41,6 +41,8 @@ enum Command {
     Export(commands::chains::ExportArgs),
     /// Check a chain's hash links, from the data dir or an exported file
     Verify(commands::chains::VerifyArgs),
+    /// Re-execute a chain hermetically and report the first divergence
+    Replay(commands::replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Events(args) => data_dir().and_then(|d| commands::chains::events(args, d)),
         Command::Export(args) => data_dir().and_then(|d| commands::chains::export(args, d)),
         Command::Verify(args) => data_dir().and_then(|d| commands::chains::verify(args, d)),
+        Command::Replay(args) => data_dir().and_then(|d| commands::replay::run(args, d)),
     };
     match result {
         Ok(code) => code,

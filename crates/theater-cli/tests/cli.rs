@@ -399,4 +399,66 @@ fn examples_run_to_completion_and_show_the_actor_tree() {
     let status = stderr(&out);
     assert!(status.contains("  ! worker "), "{status}");
     assert!(status.contains("  ~ worker "), "{status}");
+
+    // Every chain of every example replays hermetically, to the same state hashes.
+    let out = run(theater(data.path()).args(["chains", "--json"]));
+    let chains: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(chains.len() >= 12, "{chains:?}");
+    for chain in &chains {
+        let id = chain["id"].as_str().unwrap();
+        let out = run(theater(data.path()).args(["replay", id, "--json"]));
+        assert!(out.status.success(), "{}: {}", chain["name"], stderr(&out));
+        let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(summary["events"], chain["events"], "{summary}");
+    }
+}
+
+#[test]
+fn replay_against_a_changed_build_names_the_divergence() {
+    let data = tempfile::tempdir().unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/dice/manifest.toml");
+    let out = run(theater(data.path()).arg("run").arg(&manifest));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = chain_id(data.path(), "dice");
+
+    let out = run(theater(data.path()).args(["replay", &id]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("ok: replayed dice"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(theater(data.path())
+        .args(["replay", &id, "--component"])
+        .arg(test_actors::DICE_LOADED));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap();
+    assert!(
+        first.starts_with("error: replay of dice") && first.contains("diverged at event"),
+        "{err}"
+    );
+    assert!(
+        err.contains("in call:  event 2 theater:simple/actor.init"),
+        "{err}"
+    );
+    assert!(
+        err.contains("expected: host-call theater:simple/random.random-range(1, 7)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("actual:   host-call theater:simple/random.random-range(1, 6)"),
+        "{err}"
+    );
+
+    // An exported file replays the same way.
+    let file = data.path().join("dice.chain");
+    let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(theater(data.path()).arg("replay").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -86,11 +86,30 @@ impl ActorCtx {
                 .trap_on_grow_failure(true)
                 .build(),
             ticks: 0,
-            max_ticks: manifest
-                .limits
-                .max_call_cpu_ms
-                .div_ceil(EPOCH_TICK.as_millis() as u64)
-                .max(1),
+            max_ticks: max_ticks(&manifest),
+            manifest,
+        }
+    }
+
+    /// A context for replaying the actor's chain: no runtime behind it (host functions do not
+    /// run in a replay) and no log output.
+    pub(crate) fn for_replay(id: Arc<str>, manifest: Arc<Manifest>, chain: ChainRecorder) -> Self {
+        ActorCtx {
+            name: manifest.name.as_str().into(),
+            id,
+            shared: Weak::new(),
+            chain,
+            shutdown_requested: None,
+            current_request: None,
+            deferred: HashMap::new(),
+            note: HostNote::default(),
+            on_log: Arc::new(|_| {}),
+            limits: StoreLimitsBuilder::new()
+                .memory_size((manifest.limits.memory_mb as usize) << 20)
+                .trap_on_grow_failure(true)
+                .build(),
+            ticks: 0,
+            max_ticks: max_ticks(&manifest),
             manifest,
         }
     }
@@ -118,6 +137,15 @@ impl ActorCtx {
         self.note = HostNote::default();
         self.ticks = 0;
     }
+}
+
+/// The epoch ticks one call may run for.
+fn max_ticks(manifest: &Manifest) -> u64 {
+    manifest
+        .limits
+        .max_call_cpu_ms
+        .div_ceil(EPOCH_TICK.as_millis() as u64)
+        .max(1)
 }
 
 /// The guest used more CPU in one call than its manifest allows.
@@ -273,6 +301,16 @@ impl Actor {
             Body::Hibernated(ctx) => ctx,
             Body::Moving => unreachable!("an actor is never observed changing shape"),
         }
+    }
+
+    /// Replaces the state (replay: the state a recorded call was given).
+    pub(crate) fn set_state(&mut self, state: State) {
+        self.state_hash = state.as_deref().map(Hash::of);
+        self.state = state;
+    }
+
+    pub(crate) fn state_hash(&self) -> Option<Hash> {
+        self.state_hash
     }
 
     pub(crate) fn is_live(&self) -> bool {

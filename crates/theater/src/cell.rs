@@ -260,7 +260,14 @@ impl Shared {
         } else {
             inner.slot = Slot::Busy;
             drop(inner);
-            tokio::spawn(run(self.clone(), cell.clone(), actor));
+            // A shutdown or stop request holds no work of its own: count the task, or the
+            // runtime could look quiescent before the actor has exited.
+            let work = self.busy.begin();
+            let (shared, cell) = (self.clone(), cell.clone());
+            tokio::spawn(async move {
+                run(shared, cell, actor).await;
+                drop(work);
+            });
         }
     }
 }

@@ -54,6 +54,12 @@ pub(crate) enum Export {
 
 impl Export {
     pub(crate) const COUNT: usize = 9;
+
+    /// The export a chain names as `interface.function`.
+    pub(crate) fn from_path(path: &str) -> Option<Export> {
+        Export::ALL.into_iter().find(|e| e.path() == path)
+    }
+
     const ALL: [Export; Export::COUNT] = [
         Export::Init,
         Export::HandleSend,
@@ -157,6 +163,25 @@ impl ComponentCache {
         content: Option<&theater_store::ContentStore>,
     ) -> Result<Arc<Prepared>, SpawnError> {
         let loaded = self.load(manifest, content).await?;
+        self.link_cached(manifest, loaded)
+    }
+
+    /// `bytes` as the manifest's component (replay of a chain against given bytes).
+    pub(crate) async fn prepare_bytes(
+        &self,
+        manifest: &Manifest,
+        bytes: Vec<u8>,
+        origin: String,
+    ) -> Result<Arc<Prepared>, SpawnError> {
+        let loaded = self.compile(bytes.into(), origin).await?;
+        self.link_cached(manifest, loaded)
+    }
+
+    fn link_cached(
+        &self,
+        manifest: &Manifest,
+        loaded: Arc<LoadedComponent>,
+    ) -> Result<Arc<Prepared>, SpawnError> {
         let mut grants: Vec<HandlerKind> = manifest.granted().collect();
         grants.sort();
         let key = (loaded.hash, grants);

@@ -3,6 +3,7 @@
 //! size and first bytes.
 
 use serde::de::DeserializeOwned;
+use theater_chain::{EventKind, Hash, HostResult};
 
 use crate::payload::decode;
 
@@ -57,6 +58,9 @@ const HOST: &str = "theater:simple/message-server-host.";
 const CLIENT: &str = "theater:simple/message-server-client.";
 const SUPERVISOR: &str = "theater:simple/supervisor.";
 const HANDLERS: &str = "theater:simple/supervisor-handlers.";
+const TIMING: &str = "theater:simple/timing.";
+const RANDOM: &str = "theater:simple/random.";
+const ENV: &str = "theater:simple/environment.";
 
 /// The parameters of a call, as `theater events` shows them between parentheses.
 pub fn params(function: &str, payload: &[u8]) -> String {
@@ -108,6 +112,13 @@ pub fn params(function: &str, payload: &[u8]) -> String {
         }),
         (SUPERVISOR, "list-children") => String::new(),
         (SUPERVISOR, _) => text(payload),
+        (TIMING, "now") | (RANDOM, "random-float" | "generate-uuid") | (ENV, "list-vars") => {
+            String::new()
+        }
+        (TIMING, "sleep" | "deadline") => show(payload, |(n,): (u64,)| n.to_string()),
+        (RANDOM, "random-bytes") => show(payload, |(n,): (u32,)| n.to_string()),
+        (RANDOM, "random-range") => show(payload, |(a, b): (u64, u64)| format!("{a}, {b}")),
+        (ENV, _) => text(payload),
         _ => opaque(payload),
     }
 }
@@ -132,6 +143,104 @@ pub fn result(function: &str, payload: &[u8]) -> String {
         (SUPERVISOR, "get-child-state") => ok_or_err(payload, |s: Option<Vec<u8>>| {
             s.as_deref().map(bytes).unwrap_or_else(|| "none".into())
         }),
+        (TIMING, "now") => show(payload, |(n,): (u64,)| n.to_string()),
+        (TIMING, _) => ok_or_err(payload, |()| String::new()),
+        (RANDOM, "random-bytes") => ok_or_err(payload, |b: Vec<u8>| bytes(&b)),
+        (RANDOM, "random-range") => ok_or_err(payload, |n: u64| n.to_string()),
+        (RANDOM, "random-float") => ok_or_err(payload, |x: f64| x.to_string()),
+        (RANDOM, "generate-uuid") => ok_or_err(payload, |s: String| s),
+        (ENV, "get-var") => show(payload, |(v,): (Option<String>,)| {
+            v.map(|v| format!("{v:?}")).unwrap_or_else(|| "none".into())
+        }),
+        (ENV, "exists") => show(payload, |(b,): (bool,)| b.to_string()),
+        (ENV, "list-vars") => show(payload, |(vars,): (Vec<(String, String)>,)| {
+            let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+            format!("{} variables {names:?}", names.len())
+        }),
         _ => opaque(payload),
+    }
+}
+
+fn short(hash: &Hash) -> String {
+    hash.to_hex()[..12].to_owned()
+}
+
+fn opt_short(hash: &Option<Hash>) -> String {
+    hash.as_ref().map(short).unwrap_or_else(|| "none".into())
+}
+
+/// One event's fields on one line (without its index, time or hash), as `theater events` and
+/// replay divergences show it.
+pub fn event(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Spawn(s) => format!(
+            "{} component {} parent {} initial state {}",
+            s.name,
+            short(&s.component),
+            s.parent.as_deref().unwrap_or("none"),
+            opt_short(&s.initial_state)
+        ),
+        EventKind::Instance { component, reason } => {
+            format!("{} of component {}", reason.name(), short(component))
+        }
+        EventKind::CallStart(c) => {
+            let mut line = format!(
+                "{}({}) state {}",
+                c.export,
+                params(&c.export, &c.params),
+                opt_short(&c.state)
+            );
+            if let Some(id) = &c.message_id {
+                line.push_str(&format!(" msg={id}"));
+            }
+            if let Some(sender) = &c.sender {
+                line.push_str(&format!(" from {sender}"));
+            }
+            line
+        }
+        EventKind::CallEnd(c) => match &c.outcome {
+            Ok(_) => format!("{} -> ok, state {}", c.export, opt_short(&c.state)),
+            Err(e) => format!(
+                "{} -> err {e:?}, state kept {}",
+                c.export,
+                opt_short(&c.state)
+            ),
+        },
+        EventKind::HostCall(h) => {
+            let name = format!("{}.{}", h.interface, h.function);
+            let shown = match &h.result {
+                HostResult::Value(v) => result(&name, v),
+                HostResult::ChainRef { len, head } => {
+                    format!("the chain's first {len} events (head {})", short(head))
+                }
+                HostResult::ActorChainRef {
+                    actor_id,
+                    len,
+                    head,
+                } => format!(
+                    "the first {len} events of {actor_id}'s chain (head {})",
+                    short(head)
+                ),
+            };
+            let shown = if shown.is_empty() {
+                String::new()
+            } else {
+                format!(" -> {shown}")
+            };
+            let message = h
+                .message_id
+                .as_deref()
+                .map(|id| format!(" msg={id}"))
+                .unwrap_or_default();
+            format!("{name}({}){shown}{message}", params(&name, &h.params))
+        }
+        EventKind::Trap { kind, message } => format!("{}: {message}", kind.name()),
+        EventKind::Shutdown { reason, data } => format!(
+            "{}{}",
+            reason.name(),
+            data.as_deref()
+                .map(|d| format!(" data {}", bytes(d)))
+                .unwrap_or_default()
+        ),
     }
 }

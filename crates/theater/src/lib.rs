@@ -37,6 +37,7 @@ pub mod manifest;
 mod messaging;
 mod payload;
 mod recording;
+pub mod replay;
 mod runtime;
 pub mod supervision;
 pub mod wit;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::replay::ReplayLog;
 use theater_chain::{
     ChainHead, ChainReader, ChainWriter, Durability, Event, EventKind, Hash, StoredEvent,
 };
@@ -27,6 +28,8 @@ pub(crate) enum ChainSource {
     Memory(Arc<Mutex<Vec<StoredEvent>>>),
     /// Recording is switched off (benchmarks of the bare runtime): nothing is kept.
     Off,
+    /// A replay: each event must equal the next one of a recorded chain (see `crate::replay`).
+    Replay(Arc<ReplayLog>),
 }
 
 impl ChainRecorder {
@@ -47,6 +50,19 @@ impl ChainRecorder {
         !matches!(self.source, ChainSource::Off)
     }
 
+    /// The recorded chain being replayed, if this is a replay.
+    pub(crate) fn replaying(&self) -> Option<&Arc<ReplayLog>> {
+        match &self.source {
+            ChainSource::Replay(log) => Some(log),
+            _ => None,
+        }
+    }
+
+    /// Continues a chain that already has events.
+    pub(crate) fn continue_from(&mut self, head: ChainHead) {
+        self.head = head;
+    }
+
     pub(crate) fn source(&self) -> &ChainSource {
         &self.source
     }
@@ -55,12 +71,16 @@ impl ChainRecorder {
     pub(crate) async fn record(&mut self, kind: EventKind) -> wasmtime::Result<Hash> {
         let event = match &self.source {
             ChainSource::Off => return Ok(self.head.head),
+            ChainSource::Replay(log) => {
+                self.head = log.accept(kind)?;
+                return Ok(self.head.head);
+            }
             _ => Event::new(kind),
         };
         let (index, stored) = self.head.append(&event);
         let hash = stored.hash;
         match &self.source {
-            ChainSource::Off => {}
+            ChainSource::Off | ChainSource::Replay(_) => {}
             ChainSource::Memory(events) => events.lock().unwrap().push(stored),
             ChainSource::Persisted {
                 writer, actor_id, ..
@@ -88,6 +108,7 @@ impl ChainSource {
         let stored = match self {
             ChainSource::Off => Vec::new(),
             ChainSource::Memory(events) => events.lock().unwrap().clone(),
+            ChainSource::Replay(log) => log.recorded_so_far(),
             ChainSource::Persisted {
                 actor_id,
                 writer,

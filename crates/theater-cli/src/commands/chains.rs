@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
 use theater::chain::{
-    ChainFile, ChainReader, Event, EventKind, HostResult, StoredEvent, verify_chain,
+    ChainFile, ChainHead, ChainReader, Event, EventKind, HostResult, StoredEvent, verify_chain,
 };
 
 #[derive(clap::Args)]
@@ -126,39 +126,71 @@ pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn verify(args: VerifyArgs, data_dir: PathBuf) -> Result<ExitCode> {
-    let path = Path::new(&args.target);
+/// A chain read from the data dir or from an exported file.
+pub struct LoadedChain {
+    pub actor_id: String,
+    pub name: String,
+    pub events: Vec<StoredEvent>,
+    /// The head its container recorded.
+    pub head: ChainHead,
+    /// The file it came from, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// `target` as an exported file if there is such a file, else as an actor id (or prefix) in
+/// the data dir.
+pub fn load_chain(target: &str, data_dir: &Path) -> Result<LoadedChain> {
+    let path = Path::new(target);
     if path.is_file() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let file =
             ChainFile::decode(&bytes).map_err(|e| anyhow!("chain file {}: {e}", path.display()))?;
-        let head = file
-            .verify()
-            .map_err(|e| anyhow!("chain file {}: {e}", path.display()))?;
-        println!(
-            "ok: {} verified: chain of actor {}, {} events, head {}",
-            path.display(),
-            file.actor_id,
-            head.len,
-            head.head
-        );
-        return Ok(ExitCode::SUCCESS);
+        let name = file
+            .events
+            .first()
+            .and_then(|e| Event::decode(&e.bytes).ok())
+            .and_then(|e| match e.kind {
+                EventKind::Spawn(s) => Some(s.name),
+                _ => None,
+            })
+            .unwrap_or_else(|| "?".into());
+        return Ok(LoadedChain {
+            actor_id: file.actor_id,
+            name,
+            head: ChainHead {
+                len: file.events.len() as u64,
+                head: file.head,
+            },
+            events: file.events,
+            file: Some(path.to_owned()),
+        });
     }
-    let reader = ChainReader::open(&data_dir)
-        .map_err(|e| anyhow!("{e} ({:?} is not a file either)", args.target))?;
-    let info = reader.resolve(&args.target)?;
+    let reader = ChainReader::open(data_dir)
+        .map_err(|e| anyhow!("{e} ({target:?} is not a file either)"))?;
+    let info = reader.resolve(target)?;
     let (info, events) = reader.chain(&info.actor_id)?;
-    let checked = verify_chain(&info.actor_id, &events, info.head);
-    match checked {
-        Ok(head) => {
-            println!(
-                "ok: chain of {} ({}) verified: {} events, head {}",
-                info.name, info.actor_id, head.len, head.head
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Err(anyhow!("chain of {} ({}): {e}", info.name, info.actor_id)),
-    }
+    Ok(LoadedChain {
+        actor_id: info.actor_id,
+        name: info.name,
+        events,
+        head: info.head,
+        file: None,
+    })
+}
+
+pub fn verify(args: VerifyArgs, data_dir: PathBuf) -> Result<ExitCode> {
+    let chain = load_chain(&args.target, &data_dir)?;
+    let what = match &chain.file {
+        Some(path) => format!("chain file {}", path.display()),
+        None => format!("chain of {} ({})", chain.name, chain.actor_id),
+    };
+    let head = verify_chain(&chain.actor_id, &chain.events, chain.head)
+        .map_err(|e| anyhow!("{what}: {e}"))?;
+    println!(
+        "ok: {what} verified: actor {}, {} events, head {}",
+        chain.actor_id, head.len, head.head
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `HH:MM:SS.mmm` UTC.
@@ -177,85 +209,8 @@ fn short(hash: &theater::chain::Hash) -> String {
     hash.to_hex()[..12].to_owned()
 }
 
-fn opt_short(hash: &Option<theater::chain::Hash>) -> String {
-    hash.as_ref().map(short).unwrap_or_else(|| "none".into())
-}
-
 fn event_line(index: usize, stored: &StoredEvent, event: &Event) -> String {
-    let detail = match &event.kind {
-        EventKind::Spawn(s) => format!(
-            "{} component {} parent {} initial state {}",
-            s.name,
-            short(&s.component),
-            s.parent.as_deref().unwrap_or("none"),
-            opt_short(&s.initial_state)
-        ),
-        EventKind::Instance { component, reason } => {
-            format!("{} of component {}", reason.name(), short(component))
-        }
-        EventKind::CallStart(c) => {
-            let mut line = format!(
-                "{}({}) state {}",
-                c.export,
-                theater::describe::params(&c.export, &c.params),
-                opt_short(&c.state)
-            );
-            if let Some(id) = &c.message_id {
-                line.push_str(&format!(" msg={id}"));
-            }
-            if let Some(sender) = &c.sender {
-                line.push_str(&format!(" from {sender}"));
-            }
-            line
-        }
-        EventKind::CallEnd(c) => match &c.outcome {
-            Ok(_) => format!("{} -> ok, state {}", c.export, opt_short(&c.state)),
-            Err(e) => format!(
-                "{} -> err {e:?}, state kept {}",
-                c.export,
-                opt_short(&c.state)
-            ),
-        },
-        EventKind::HostCall(h) => {
-            let name = format!("{}.{}", h.interface, h.function);
-            let result = match &h.result {
-                HostResult::Value(v) => theater::describe::result(&name, v),
-                HostResult::ChainRef { len, head } => {
-                    format!("the chain's first {len} events (head {})", short(head))
-                }
-                HostResult::ActorChainRef {
-                    actor_id,
-                    len,
-                    head,
-                } => format!(
-                    "the first {len} events of {actor_id}'s chain (head {})",
-                    short(head)
-                ),
-            };
-            let result = if result.is_empty() {
-                String::new()
-            } else {
-                format!(" -> {result}")
-            };
-            let message = h
-                .message_id
-                .as_deref()
-                .map(|id| format!(" msg={id}"))
-                .unwrap_or_default();
-            format!(
-                "{name}({}){result}{message}",
-                theater::describe::params(&name, &h.params)
-            )
-        }
-        EventKind::Trap { kind, message } => format!("{}: {message}", kind.name()),
-        EventKind::Shutdown { reason, data } => format!(
-            "{}{}",
-            reason.name(),
-            data.as_deref()
-                .map(|d| format!(" data {}", theater::describe::bytes(d)))
-                .unwrap_or_default()
-        ),
-    };
+    let detail = theater::describe::event(&event.kind);
     format!(
         "#{index:<4} {}  {}  {:<10}  {detail}",
         format_time(event.timestamp_ms),

@@ -1,6 +1,7 @@
 pub mod build;
 pub mod chains;
 pub mod new;
+pub mod replay;
 pub mod run;
 
 use std::path::PathBuf;

@@ -17,11 +17,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde::Serialize;
-use theater_chain::{EventKind, HostCall, HostResult};
+use serde::de::DeserializeOwned;
+use theater_chain::{Event, EventKind, HostCall, HostResult, StoredEvent};
 use wasmtime::component::{ComponentNamedList, Lift, Linker, LinkerInstance, Lower};
 use wasmtime::{AsContextMut, StoreContextMut};
 
 use crate::actor::ActorCtx;
+use crate::replay::ReplayLog;
 
 /// The WIT package every interface lives in.
 pub const PACKAGE: &str = "theater:simple";
@@ -166,6 +168,9 @@ pub fn registered_functions(
 /// What a host function returns to the wrapper: a future borrowing the store.
 pub(crate) type HostFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
+/// Turns a chain's events back into a host function's result (replay of a chain reference).
+pub(crate) type Rebuild<R> = fn(Vec<(StoredEvent, Event)>) -> R;
+
 /// How a host call's result is recorded.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordAs {
@@ -200,7 +205,8 @@ impl<'a, 'l> InterfaceBuilder<'a, 'l> {
     }
 
     /// Registers `f` as `function`, wrapped so that every call is recorded as a host-call event
-    /// (interface, function, params, result) after it returns.
+    /// (interface, function, params, result) after it returns. In a replay `f` does not run:
+    /// the wrapper returns the result the chain recorded.
     pub(crate) fn func<P, R>(
         &mut self,
         function: &'static str,
@@ -209,7 +215,38 @@ impl<'a, 'l> InterfaceBuilder<'a, 'l> {
     ) -> wasmtime::Result<()>
     where
         P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
-        R: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.register(function, record_as, f, None)
+    }
+
+    /// Like [`InterfaceBuilder::func`], for a function whose result may be recorded as a
+    /// reference to a chain (`get-chain`, `get-child-events`): `rebuild` turns that chain's
+    /// events back into the result during a replay.
+    pub(crate) fn func_from_chain<P, R>(
+        &mut self,
+        function: &'static str,
+        record_as: RecordAs,
+        f: for<'s> fn(StoreContextMut<'s, ActorCtx>, P) -> HostFuture<'s, R>,
+        rebuild: Rebuild<R>,
+    ) -> wasmtime::Result<()>
+    where
+        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
+        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.register(function, record_as, f, Some(rebuild))
+    }
+
+    fn register<P, R>(
+        &mut self,
+        function: &'static str,
+        record_as: RecordAs,
+        f: for<'s> fn(StoreContextMut<'s, ActorCtx>, P) -> HostFuture<'s, R>,
+        rebuild: Option<Rebuild<R>>,
+    ) -> wasmtime::Result<()>
+    where
+        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
+        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let interface = self.interface;
         self.instance.func_wrap_async(
@@ -222,6 +259,16 @@ impl<'a, 'l> InterfaceBuilder<'a, 'l> {
                         return Ok(result);
                     }
                     let encoded_params = crate::payload::encode(&params)?;
+                    if let Some(log) = store.data().chain.replaying().cloned() {
+                        let call = HostCall {
+                            interface: interface.to_owned(),
+                            function: function.to_owned(),
+                            params: encoded_params,
+                            result: HostResult::Value(Vec::new()),
+                            message_id: None,
+                        };
+                        return replay_host_call(store, &log, call, rebuild).await;
+                    }
                     let before = store.data().chain.head();
                     let result = f(store.as_context_mut(), params).await?;
                     let note = std::mem::take(&mut store.data_mut().note);
@@ -253,4 +300,32 @@ impl<'a, 'l> InterfaceBuilder<'a, 'l> {
         self.registered.push((interface, function));
         Ok(())
     }
+}
+
+/// A host call in a replay: the recorded result, if the chain's next event is this same call
+/// (function and params); otherwise the divergence, recorded in the log.
+async fn replay_host_call<R: DeserializeOwned>(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    log: &ReplayLog,
+    mut call: HostCall,
+    rebuild: Option<Rebuild<R>>,
+) -> wasmtime::Result<R> {
+    let Some(recorded) = log.next_host_call(&call) else {
+        // Recording what the guest did instead reports the divergence, with both sides.
+        store
+            .data_mut()
+            .chain
+            .record(EventKind::HostCall(call))
+            .await?;
+        wasmtime::bail!("replay diverged");
+    };
+    let result = log.rebuild_result(&recorded, rebuild)?;
+    call.result = recorded.result;
+    call.message_id = recorded.message_id;
+    store
+        .data_mut()
+        .chain
+        .record(EventKind::HostCall(call))
+        .await?;
+    Ok(result)
 }

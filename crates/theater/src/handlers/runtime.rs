@@ -1,5 +1,6 @@
 //! `theater:simple/runtime`: log, get-chain, shutdown. Always granted.
 
+use theater_chain::StoredEvent;
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
@@ -13,7 +14,7 @@ pub(crate) fn add_to_linker(
 ) -> wasmtime::Result<()> {
     let mut runtime = InterfaceBuilder::new(linker, "theater:simple/runtime", registered)?;
     runtime.func("log", RecordAs::Value, log)?;
-    runtime.func("get-chain", RecordAs::ChainRef, get_chain)?;
+    runtime.func_from_chain("get-chain", RecordAs::ChainRef, get_chain, chain_result)?;
     runtime.func("shutdown", RecordAs::Value, shutdown)?;
     Ok(())
 }
@@ -28,21 +29,25 @@ fn log(store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFuture<'_
 fn get_chain(store: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (Chain,)> {
     Box::pin(async move {
         let source = store.data().chain.source().clone();
-        let events = source.read_all().await?;
-        let events = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, (stored, event))| MetaEvent {
-                hash: stored.hash.short(),
-                event: Event {
-                    event_type: event.kind.type_name().to_owned(),
-                    parent: i.checked_sub(1).map(|p| p as u64),
-                    data: stored.bytes,
-                },
-            })
-            .collect();
-        Ok((Chain { events },))
+        Ok(chain_result(source.read_all().await?))
     })
+}
+
+/// The guest's view of a chain's events.
+fn chain_result(events: Vec<(StoredEvent, theater_chain::Event)>) -> (Chain,) {
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (stored, event))| MetaEvent {
+            hash: stored.hash.short(),
+            event: Event {
+                event_type: event.kind.type_name().to_owned(),
+                parent: i.checked_sub(1).map(|p| p as u64),
+                data: stored.bytes,
+            },
+        })
+        .collect();
+    (Chain { events },)
 }
 
 fn shutdown(

@@ -30,7 +30,12 @@ pub(crate) fn add_to_linker(
     host.func("stop-child", RecordAs::Value, stop_child)?;
     host.func("restart-child", RecordAs::Value, restart_child)?;
     host.func("get-child-state", RecordAs::Value, get_child_state)?;
-    host.func("get-child-events", RecordAs::Value, get_child_events)?;
+    host.func_from_chain(
+        "get-child-events",
+        RecordAs::Value,
+        get_child_events,
+        child_events_result,
+    )?;
     Ok(())
 }
 
@@ -232,20 +237,27 @@ fn get_child_events(
             len: events.len() as u64,
             head,
         });
-        let mut parent_hash = None;
-        let events = events
-            .into_iter()
-            .map(|(stored, event)| {
-                let hash = stored.hash.0.to_vec();
-                ChainEvent {
-                    parent_hash: parent_hash.replace(hash.clone()),
-                    hash,
-                    event_type: event.kind.type_name().to_owned(),
-                    data: stored.bytes,
-                    timestamp: event.timestamp_ms,
-                }
-            })
-            .collect();
-        Ok((Ok(events),))
+        Ok(child_events_result(events))
     })
+}
+
+/// The guest's view of a child's chain.
+fn child_events_result(
+    events: Vec<(theater_chain::StoredEvent, theater_chain::Event)>,
+) -> Answer<Vec<ChainEvent>> {
+    let mut parent_hash = None;
+    let events = events
+        .into_iter()
+        .map(|(stored, event)| {
+            let hash = stored.hash.0.to_vec();
+            ChainEvent {
+                parent_hash: parent_hash.replace(hash.clone()),
+                hash,
+                event_type: event.kind.type_name().to_owned(),
+                data: stored.bytes,
+                timestamp: event.timestamp_ms,
+            }
+        })
+        .collect();
+    (Ok(events),)
 }

@@ -1,0 +1,713 @@
+//! Hermetic replay: an actor's chain re-run against its component, or against a new build of it.
+//!
+//! Every export call is driven again from the chain's `call-start` events, and every host call
+//! the guest makes returns the result the chain recorded without running the host function, so a
+//! replay touches no file, network, clock or random source, and never waits. The replay records
+//! its events through the same [`ChainRecorder`] the live run used, pointed at the recorded chain
+//! instead of storage (the [`ReplayLog`]): each event must equal the recorded one, timestamps
+//! aside, and the first that does not is the divergence. So the state hash is compared after
+//! every call (it is part of `call-end`), and so are the params of every host call.
+//!
+//! Fresh instances are created exactly where the chain records one (spawn, restart, wake), so
+//! whatever the guest keeps in its own memory replays too. A call that ended in a trap that
+//! depended on time (CPU budget, shutdown-timeout kill) is taken from the chain, not re-run, so a
+//! looping guest does not hang a replay. A call the chain ends inside of (the runtime was killed
+//! during it) is not re-run either: nothing it did was kept.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use theater_chain::{
+    ChainHead, Durability, Event, EventKind, Hash, HostCall, HostResult, InstanceReason,
+    StoredEvent, TrapKind, Verifier,
+};
+
+use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State};
+use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
+use crate::component::{ComponentCache, Export, Prepared, one_line};
+use crate::engine::{EngineSettings, EpochTicker, build_engine};
+use crate::handlers::Rebuild;
+use crate::manifest::{Manifest, ManifestOrigin};
+use crate::recording::{ChainRecorder, ChainSource};
+
+/// Instances a replay needs at once: one, and one more while it is replaced.
+const MAX_INSTANCES: u32 = 2;
+
+/// Where a replay finds what a chain refers to by hash or by actor id.
+pub struct ReplaySources {
+    blobs: BlobLookup,
+    chains: ChainLookup,
+}
+
+type BlobLookup = Box<dyn Fn(&Hash) -> Option<Vec<u8>> + Send + Sync>;
+type ChainLookup = Box<dyn Fn(&str) -> Result<Vec<StoredEvent>, String> + Send + Sync>;
+
+impl ReplaySources {
+    /// `blobs`: content by BLAKE3 hash (the component, recorded states). `chains`: other actors'
+    /// chains, for results recorded as references to them (`get-child-events`).
+    pub fn new(
+        blobs: impl Fn(&Hash) -> Option<Vec<u8>> + Send + Sync + 'static,
+        chains: impl Fn(&str) -> Result<Vec<StoredEvent>, String> + Send + Sync + 'static,
+    ) -> ReplaySources {
+        ReplaySources {
+            blobs: Box::new(blobs),
+            chains: Box::new(chains),
+        }
+    }
+
+    /// The content store and chains of a data dir.
+    pub fn data_dir(dir: &Path) -> ReplaySources {
+        let content = theater_store::ContentStore::open(dir).ok();
+        let dir = dir.to_owned();
+        ReplaySources::new(
+            move |hash| content.as_ref()?.get(&hash.0).ok().flatten(),
+            move |id| {
+                theater_chain::ChainReader::open(&dir)
+                    .and_then(|r| r.chain(id))
+                    .map(|(_, events)| events)
+                    .map_err(|e| e.to_string())
+            },
+        )
+    }
+
+    /// Looks in `first`, then in `self`.
+    pub fn with_blobs(self, first: HashMap<Hash, Vec<u8>>) -> ReplaySources {
+        let rest = self.blobs;
+        ReplaySources {
+            blobs: Box::new(move |hash| first.get(hash).cloned().or_else(|| rest(hash))),
+            chains: self.chains,
+        }
+    }
+
+    fn blob(&self, hash: &Hash) -> Option<Vec<u8>> {
+        (self.blobs)(hash).filter(|b| Hash::of(b) == *hash)
+    }
+}
+
+/// How to replay.
+#[derive(Default)]
+pub struct ReplayOptions {
+    /// Replay against this component file instead of the recorded one (a new build).
+    pub component: Option<PathBuf>,
+    /// Where compiled components are cached between runs (`DATA_DIR/compiled`).
+    pub compiled_cache: Option<PathBuf>,
+    /// Called as the replay moves on: (events done, events in the chain).
+    pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
+}
+
+/// What a replay that matched the chain did.
+#[derive(Debug, Clone)]
+pub struct ReplaySummary {
+    pub actor_id: String,
+    pub name: String,
+    /// The component the replay ran.
+    pub component: Hash,
+    /// Events in the chain, all of them checked.
+    pub events: u64,
+    /// Export calls executed again.
+    pub calls: u64,
+    /// Host calls answered from the chain.
+    pub host_calls: u64,
+    /// Fresh instances created, as the chain recorded them.
+    pub instances: u64,
+    /// Calls not executed because they ended in a trap that depended on time; the trap was
+    /// taken from the chain.
+    pub traps_from_chain: u64,
+    /// Calls the chain ends (or a recovery cuts off) in the middle of; not executed.
+    pub interrupted_calls: u64,
+    /// The state hash after the last call.
+    pub final_state: Option<Hash>,
+    pub elapsed: Duration,
+}
+
+/// The first point where the replay did something other than what the chain recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    /// The index of the recorded event that was not matched.
+    pub index: u64,
+    /// The export call it happened in (its `call-start`, with params and state hash).
+    pub call: Option<(u64, String)>,
+    /// The recorded event; `None` if the chain had ended.
+    pub expected: Option<String>,
+    /// What the replay did instead.
+    pub actual: String,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "replay diverged at event {}", self.index)?;
+        if let Some((index, call)) = &self.call {
+            write!(f, " in the call at event {index}, {call}")?;
+        }
+        match &self.expected {
+            Some(expected) => write!(f, "; expected {expected}; replay did {}", self.actual),
+            None => write!(f, "; the chain ends there, but replay did {}", self.actual),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{0}")]
+    Diverged(Box<Divergence>),
+    /// The chain, or something it refers to, cannot be replayed.
+    #[error("{0}")]
+    Input(String),
+}
+
+/// A recorded chain being replayed, and how far the replay has matched it.
+pub(crate) struct ReplayLog {
+    stored: Vec<StoredEvent>,
+    events: Vec<Event>,
+    /// Replaying a different build: instance events name another component.
+    new_component: bool,
+    sources: ReplaySources,
+    cursor: Mutex<Cursor>,
+}
+
+#[derive(Default)]
+struct Cursor {
+    /// The next recorded event to match.
+    next: usize,
+    /// The call being replayed: its call-start's index.
+    call: Option<usize>,
+    host_calls: u64,
+    failure: Option<ReplayError>,
+}
+
+impl ReplayLog {
+    fn position(&self) -> usize {
+        self.cursor.lock().unwrap().next
+    }
+
+    fn skip_to(&self, next: usize) {
+        self.cursor.lock().unwrap().next = next;
+    }
+
+    fn head_at(&self, len: usize) -> ChainHead {
+        ChainHead {
+            len: len as u64,
+            head: len
+                .checked_sub(1)
+                .map_or(Hash::GENESIS, |i| self.stored[i].hash),
+        }
+    }
+
+    /// Matches the replay's next event against the recorded one; returns the chain head after
+    /// it. A mismatch is kept as the replay's failure and fails the call in progress.
+    pub(crate) fn accept(&self, kind: EventKind) -> wasmtime::Result<ChainHead> {
+        let mut cursor = self.cursor.lock().unwrap();
+        if cursor.failure.is_some() {
+            wasmtime::bail!("replay diverged");
+        }
+        let index = cursor.next;
+        let expected = self.events.get(index).map(|e| &e.kind);
+        if expected.is_some_and(|e| self.same(e, &kind)) {
+            cursor.next += 1;
+            match kind {
+                EventKind::CallStart(_) => cursor.call = Some(index),
+                EventKind::HostCall(_) => cursor.host_calls += 1,
+                _ => {}
+            }
+            return Ok(self.head_at(cursor.next));
+        }
+        let divergence = Divergence {
+            index: index as u64,
+            call: cursor.call.map(|c| (c as u64, self.describe(c))),
+            expected: expected.map(|e| format!("{} {}", e.type_name(), crate::describe::event(e))),
+            actual: format!("{} {}", kind.type_name(), crate::describe::event(&kind)),
+        };
+        cursor.failure = Some(ReplayError::Diverged(Box::new(divergence)));
+        wasmtime::bail!("replay diverged at event {index}")
+    }
+
+    fn same(&self, recorded: &EventKind, replayed: &EventKind) -> bool {
+        match (recorded, replayed) {
+            (EventKind::Instance { reason: a, .. }, EventKind::Instance { reason: b, .. })
+                if self.new_component =>
+            {
+                a == b
+            }
+            (a, b) => a == b,
+        }
+    }
+
+    fn describe(&self, index: usize) -> String {
+        crate::describe::event(&self.events[index].kind)
+    }
+
+    /// The recorded host call, if the chain's next event is `call` (same function and params).
+    pub(crate) fn next_host_call(&self, call: &HostCall) -> Option<HostCall> {
+        let cursor = self.cursor.lock().unwrap();
+        match self.events.get(cursor.next).map(|e| &e.kind) {
+            Some(EventKind::HostCall(h))
+                if cursor.failure.is_none()
+                    && h.interface == call.interface
+                    && h.function == call.function
+                    && h.params == call.params =>
+            {
+                Some(h.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The value a recorded host call returned to the guest.
+    pub(crate) fn rebuild_result<R: DeserializeOwned>(
+        &self,
+        call: &HostCall,
+        rebuild: Option<Rebuild<R>>,
+    ) -> wasmtime::Result<R> {
+        let index = self.position();
+        let name = format!("{}.{}", call.interface, call.function);
+        let chain = match &call.result {
+            HostResult::Value(bytes) => {
+                return crate::payload::decode(bytes).map_err(|e| {
+                    self.fail(format!(
+                        "event {index}: the recorded result of {name} does not decode as this build's type: {}",
+                        one_line(&e)
+                    ))
+                });
+            }
+            HostResult::ChainRef { len, head } => {
+                self.prefix(&self.stored, "this chain", *len, head, index)?
+            }
+            HostResult::ActorChainRef {
+                actor_id,
+                len,
+                head,
+            } => {
+                let other = (self.sources.chains)(actor_id).map_err(|e| {
+                    self.fail(format!(
+                        "event {index}: {name} returned actor {actor_id}'s chain, which this replay cannot read ({e}); replay from the data dir that holds it"
+                    ))
+                })?;
+                self.prefix(
+                    &other,
+                    &format!("actor {actor_id}'s chain"),
+                    *len,
+                    head,
+                    index,
+                )?
+            }
+        };
+        let rebuild = rebuild.ok_or_else(|| {
+            self.fail(format!(
+                "event {index}: {name} has a chain reference as its result, which it never records"
+            ))
+        })?;
+        Ok(rebuild(chain))
+    }
+
+    /// The first `len` events of `chain`, which must end at `head`.
+    fn prefix(
+        &self,
+        chain: &[StoredEvent],
+        what: &str,
+        len: u64,
+        head: &Hash,
+        index: usize,
+    ) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
+        let len = len as usize;
+        let found = len
+            .checked_sub(1)
+            .and_then(|i| chain.get(i))
+            .map_or(Hash::GENESIS, |e| e.hash);
+        if len > chain.len() || found != *head {
+            return Err(self.fail(format!(
+                "event {index} refers to the first {len} events of {what}, ending at {head}, which it does not have"
+            )));
+        }
+        chain[..len]
+            .iter()
+            .map(|s| Ok((s.clone(), Event::decode(&s.bytes)?)))
+            .collect::<Result<_, theater_chain::DecodeError>>()
+            .map_err(|e| self.fail(format!("event {index}: {what}: {e}")))
+    }
+
+    /// Stops the replay with `message` (the chain cannot be replayed past here).
+    fn fail(&self, message: String) -> wasmtime::Error {
+        let mut cursor = self.cursor.lock().unwrap();
+        cursor
+            .failure
+            .get_or_insert(ReplayError::Input(message.clone()));
+        wasmtime::format_err!("{message}")
+    }
+
+    fn take_failure(&self) -> Option<ReplayError> {
+        self.cursor.lock().unwrap().failure.take()
+    }
+
+    /// The recorded events the replay has matched so far.
+    pub(crate) fn recorded_so_far(&self) -> Vec<StoredEvent> {
+        self.stored[..self.position()].to_vec()
+    }
+}
+
+/// The replayed actor between events.
+enum Body {
+    Instance(Actor),
+    /// No instance (before the first, or after a trap or stop); the context and last state.
+    Empty(Box<ActorCtx>, State),
+    Moving,
+}
+
+/// Replays `stored`, the chain of `actor_id`, and checks every event against it.
+pub async fn replay_chain(
+    actor_id: &str,
+    stored: Vec<StoredEvent>,
+    sources: ReplaySources,
+    options: ReplayOptions,
+) -> Result<ReplaySummary, ReplayError> {
+    let started = Instant::now();
+    let input = ReplayError::Input;
+    let mut verifier = Verifier::new(Some(actor_id));
+    let events = stored
+        .iter()
+        .map(|s| verifier.check(s))
+        .collect::<Result<Vec<Event>, _>>()
+        .map_err(|e| input(format!("the chain does not verify: {e}")))?;
+    let Some(EventKind::Spawn(spawn)) = events.first().map(|e| &e.kind) else {
+        return Err(input("the chain is empty".into()));
+    };
+    let spawn = spawn.clone();
+    let manifest = Manifest::parse(
+        &spawn.manifest,
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+    )
+    .map_err(|e| input(format!("the recorded manifest: {e}")))?;
+    let (bytes, origin) = match &options.component {
+        Some(path) => (
+            std::fs::read(path).map_err(|e| input(format!("reading {}: {e}", path.display())))?,
+            path.display().to_string(),
+        ),
+        None => (
+            sources.blob(&spawn.component).ok_or_else(|| {
+                input(format!(
+                    "component {} is not in the content store; pass --component PATH",
+                    spawn.component
+                ))
+            })?,
+            format!("store:{}", spawn.component),
+        ),
+    };
+    let engine = build_engine(&EngineSettings {
+        max_instances: MAX_INSTANCES,
+        max_memory_mb: manifest.limits.memory_mb,
+    })
+    .map_err(|e| input(format!("starting the engine: {e:#}")))?;
+    // The CPU budget still applies, so a new build that loops where the old one did not is
+    // reported as a divergence instead of hanging.
+    let _ticker = EpochTicker::start(engine.clone());
+    let cache = ComponentCache::new(engine, options.compiled_cache.clone());
+    let prepared = cache
+        .prepare_bytes(&manifest, bytes, origin)
+        .await
+        .map_err(|e| input(e.to_string()))?;
+    let component = prepared.loaded.hash;
+
+    let log = Arc::new(ReplayLog {
+        stored,
+        events,
+        new_component: options.component.is_some(),
+        sources,
+        cursor: Mutex::new(Cursor {
+            next: 1,
+            ..Default::default()
+        }),
+    });
+    let mut chain = ChainRecorder::new(ChainSource::Replay(log.clone()), Durability::Batched);
+    chain.continue_from(log.head_at(1));
+    let ctx = ActorCtx::for_replay(actor_id.into(), Arc::new(manifest), chain);
+    let mut replayer = Replayer {
+        log,
+        prepared,
+        initial_state: spawn.initial_state,
+        body: Body::Empty(Box::new(ctx), None),
+        kill: tokio::sync::Notify::new(),
+        summary: ReplaySummary {
+            actor_id: actor_id.to_owned(),
+            name: spawn.name,
+            component,
+            events: 0,
+            calls: 0,
+            host_calls: 0,
+            instances: 0,
+            traps_from_chain: 0,
+            interrupted_calls: 0,
+            final_state: None,
+            elapsed: Duration::ZERO,
+        },
+        on_progress: options.on_progress,
+    };
+    replayer.run().await?;
+    let mut summary = replayer.summary;
+    summary.events = replayer.log.events.len() as u64;
+    summary.host_calls = replayer.log.cursor.lock().unwrap().host_calls;
+    summary.final_state = match &replayer.body {
+        Body::Instance(actor) => actor.state_hash(),
+        Body::Empty(_, state) => state.as_deref().map(Hash::of),
+        Body::Moving => None,
+    };
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+struct Replayer {
+    log: Arc<ReplayLog>,
+    prepared: Arc<Prepared>,
+    initial_state: Option<Hash>,
+    body: Body,
+    /// Never notified: a replay has no shutdown timeout to enforce.
+    kill: tokio::sync::Notify,
+    summary: ReplaySummary,
+    on_progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
+}
+
+impl Replayer {
+    async fn run(&mut self) -> Result<(), ReplayError> {
+        let total = self.log.events.len();
+        loop {
+            let index = self.log.position();
+            if let Some(progress) = &mut self.on_progress {
+                progress(index as u64, total as u64);
+            }
+            let Some(event) = self.log.events.get(index) else {
+                return Ok(());
+            };
+            match &event.kind {
+                EventKind::Instance {
+                    reason: InstanceReason::Wake,
+                    ..
+                } => self.wake(index).await?,
+                EventKind::Instance { reason, .. } => self.instantiate(index, *reason).await?,
+                EventKind::CallStart(_) => self.call(index, index).await?,
+                EventKind::Shutdown { .. } => {
+                    self.drop_instance();
+                    self.log.skip_to(index + 1);
+                }
+                other => {
+                    return Err(ReplayError::Input(format!(
+                        "event {index}: a {} event outside any call, which this runtime never records",
+                        other.type_name()
+                    )));
+                }
+            }
+            if let Some(failure) = self.log.take_failure() {
+                return Err(failure);
+            }
+        }
+    }
+
+    fn take_body(&mut self) -> (Box<ActorCtx>, State) {
+        match std::mem::replace(&mut self.body, Body::Moving) {
+            Body::Instance(actor) => actor.into_parts(),
+            Body::Empty(ctx, state) => (ctx, state),
+            Body::Moving => unreachable!("the body is put back after every step"),
+        }
+    }
+
+    fn drop_instance(&mut self) {
+        let (ctx, state) = self.take_body();
+        self.body = Body::Empty(ctx, state);
+    }
+
+    async fn instantiate(
+        &mut self,
+        index: usize,
+        reason: InstanceReason,
+    ) -> Result<(), ReplayError> {
+        let (ctx, state) = self.take_body();
+        match Actor::instantiate(
+            self.prepared.clone(),
+            *ctx,
+            reason,
+            state.clone(),
+            MAX_INSTANCES,
+        )
+        .await
+        {
+            Ok(actor) => {
+                self.summary.instances += 1;
+                self.body = Body::Instance(actor);
+                Ok(())
+            }
+            Err((ctx, message)) => {
+                self.body = Body::Empty(ctx, state);
+                Err(self.log.take_failure().unwrap_or_else(|| {
+                    ReplayError::Input(format!("event {index}: creating the instance: {message}"))
+                }))
+            }
+        }
+    }
+
+    /// A wake is recorded by the call it wakes for: hibernate, and let that call wake it.
+    async fn wake(&mut self, index: usize) -> Result<(), ReplayError> {
+        let Body::Instance(actor) = &mut self.body else {
+            return Err(ReplayError::Input(format!(
+                "event {index}: a wake of an actor that has no instance"
+            )));
+        };
+        let woken_for_call = matches!(
+            self.log.events.get(index + 1).map(|e| &e.kind),
+            Some(EventKind::CallStart(_))
+        );
+        if !woken_for_call {
+            // The wake failed in the live run; the actor stayed as it was.
+            self.log.skip_to(index + 1);
+            return Ok(());
+        }
+        actor.hibernate();
+        self.summary.instances += 1;
+        self.call(index, index + 1).await
+    }
+
+    /// Replays the call whose `call-start` is at `at`; `from` is where this step's events begin
+    /// (a wake before the call).
+    async fn call(&mut self, from: usize, at: usize) -> Result<(), ReplayError> {
+        let events = &self.log.events;
+        let EventKind::CallStart(start) = &events[at].kind else {
+            unreachable!("called at a call-start")
+        };
+        let mut end = at + 1;
+        while matches!(
+            events.get(end).map(|e| &e.kind),
+            Some(EventKind::HostCall(_))
+        ) {
+            end += 1;
+        }
+        match events.get(end).map(|e| &e.kind) {
+            Some(EventKind::CallEnd(_)) => {}
+            Some(EventKind::Trap { kind, .. }) if !depends_on_time(*kind) => {}
+            Some(EventKind::Trap { .. }) => {
+                // Re-running it would take as long as it did, or forever.
+                self.summary.traps_from_chain += 1;
+                self.drop_instance();
+                self.log.skip_to(end + 1);
+                return Ok(());
+            }
+            _ => {
+                // The run stopped in the middle of this call; nothing it did was kept.
+                let _ = from;
+                self.summary.interrupted_calls += 1;
+                self.drop_instance();
+                self.log.skip_to(end);
+                return Ok(());
+            }
+        }
+        let start = start.clone();
+        let state = match &self.body {
+            Body::Instance(actor) if actor.state_hash() == start.state => None,
+            Body::Instance(actor) => Some(self.state_for(at, &start, actor.state_hash())?),
+            _ => {
+                return Err(ReplayError::Input(format!(
+                    "event {at}: a call-start with no instance before it"
+                )));
+            }
+        };
+        let Body::Instance(actor) = &mut self.body else {
+            unreachable!("checked above")
+        };
+        if let Some(state) = state {
+            actor.set_state(state);
+        }
+        let export = Export::from_path(&start.export).ok_or_else(|| {
+            ReplayError::Input(format!("event {at}: unknown export `{}`", start.export))
+        })?;
+        let delivery = Delivery {
+            message_id: start.message_id.as_deref(),
+            sender: start.sender.as_deref(),
+        };
+        let trapped = dispatch(actor, export, &start.params, delivery, &self.kill)
+            .await
+            .map_err(|e| ReplayError::Input(format!("event {at}: {e}")))?;
+        self.summary.calls += 1;
+        if trapped {
+            self.drop_instance();
+        }
+        Ok(())
+    }
+
+    /// The state a call was given that is not the one the replay holds: the initial state (a
+    /// restart from init) or any recorded state blob, checked against its hash.
+    fn state_for(
+        &self,
+        at: usize,
+        start: &theater_chain::CallStart,
+        holding: Option<Hash>,
+    ) -> Result<State, ReplayError> {
+        let Some(wanted) = start.state else {
+            return Ok(None);
+        };
+        if let Some(blob) = self.log.sources.blob(&wanted) {
+            return Ok(Some(blob));
+        }
+        let known = if Some(wanted) == self.initial_state {
+            "the actor's initial state, which is not in the content store"
+        } else {
+            "a state this replay does not hold and cannot find in the content store"
+        };
+        Err(ReplayError::Diverged(Box::new(Divergence {
+            index: at as u64,
+            call: None,
+            expected: Some(format!(
+                "call-start {} ({known})",
+                crate::describe::event(&self.log.events[at].kind)
+            )),
+            actual: format!(
+                "nothing: the replayed state is {}",
+                holding.map_or("none".into(), |h| h.to_hex())
+            ),
+        })))
+    }
+}
+
+/// Whether a trap of this kind came from the clock rather than from the guest's code.
+fn depends_on_time(kind: TrapKind) -> bool {
+    matches!(kind, TrapKind::Deadline | TrapKind::OutOfFuel)
+}
+
+/// Calls `export` with params decoded from the chain; returns whether the instance trapped.
+async fn dispatch(
+    actor: &mut Actor,
+    export: Export,
+    params: &[u8],
+    delivery: Delivery<'_>,
+    kill: &tokio::sync::Notify,
+) -> Result<bool, String> {
+    fn trapped<R>(outcome: Outcome<R>) -> bool {
+        matches!(outcome, Outcome::Trapped(_))
+    }
+    macro_rules! call {
+        ($params:ty, $returns:ty) => {{
+            let params: $params = crate::payload::decode(params).map_err(|e| {
+                format!(
+                    "the params of `{}` do not decode as this build's types: {}",
+                    export.path(),
+                    one_line(&e)
+                )
+            })?;
+            trapped(
+                actor
+                    .call::<$params, $returns>(export, params, delivery, kill, MAX_INSTANCES)
+                    .await,
+            )
+        }};
+    }
+    Ok(match export {
+        Export::Init => call!((String,), (State,)),
+        Export::HandleSend => call!((Vec<u8>,), (State,)),
+        Export::HandleRequest => call!((String, Vec<u8>), (State, (Option<Vec<u8>>,))),
+        Export::HandleChannelOpen => call!((String, Vec<u8>), (State, (ChannelAccept,))),
+        Export::HandleChannelMessage => call!((String, Vec<u8>), (State,)),
+        Export::HandleChannelClose => call!((String,), (State,)),
+        Export::HandleChildError => call!((String, WitActorError), (State,)),
+        Export::HandleChildExit => call!((String, Option<Vec<u8>>), (State,)),
+        Export::HandleChildExternalStop => call!((String,), (State,)),
+    })
+}

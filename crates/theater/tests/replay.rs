@@ -1,0 +1,272 @@
+//! Hermetic replay (`theater::replay`): real runs of real components, replayed from their own
+//! chains alone, must match event for event; a changed component must be reported at the event
+//! where it first behaves differently.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ask, chain_of, harness, harness_with, journal, ok, puppet, puppet_manifest};
+use theater::chain::{ChainReader, EventKind, Hash, InstanceReason};
+use theater::replay::{ReplayError, ReplayOptions, ReplaySources, ReplaySummary, replay_chain};
+use theater::{Manifest, ManifestOrigin};
+
+async fn replay_with(
+    data_dir: &std::path::Path,
+    id: &str,
+    options: ReplayOptions,
+) -> Result<ReplaySummary, ReplayError> {
+    let (_, events) = ChainReader::open(data_dir).unwrap().chain(id).unwrap();
+    replay_chain(id, events, ReplaySources::data_dir(data_dir), options).await
+}
+
+/// The state hash the chain recorded last (after its last completed call).
+fn last_recorded_state(data_dir: &std::path::Path, id: &str) -> Option<Hash> {
+    chain_of(data_dir, id)
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::CallEnd(end) => Some(end.state),
+            _ => None,
+        })
+        .flatten()
+}
+
+/// Replays every chain in the data dir; each must match and end in the recorded state.
+async fn replay_all(data_dir: &std::path::Path) -> Vec<ReplaySummary> {
+    let chains = ChainReader::open(data_dir).unwrap().chains().unwrap();
+    let mut summaries = Vec::new();
+    for chain in chains {
+        let summary = replay_with(data_dir, &chain.actor_id, ReplayOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("replaying {} ({}): {e}", chain.name, chain.actor_id));
+        assert_eq!(summary.events, chain.head.len);
+        assert_eq!(
+            summary.final_state,
+            last_recorded_state(data_dir, &chain.actor_id),
+            "{}",
+            chain.name
+        );
+        summaries.push(summary);
+    }
+    summaries
+}
+
+fn dice_manifest() -> Manifest {
+    let text = format!(
+        "name = \"dice\"\nversion = \"0.1.0\"\ncomponent = {:?}\n\
+         [[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"timing\"\n\
+         [[handler]]\ntype = \"random\"\n[[handler]]\ntype = \"environment\"\nallow = [\"PATH\"]\n",
+        test_actors::DICE
+    );
+    Manifest::parse(
+        &text,
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_that_talk_and_supervise_replay_from_their_own_chains() {
+    let h = harness();
+    let parent = puppet(&h, "parent.toml", "").await;
+    puppet_manifest(h.dir.path(), "child.toml", "");
+    let child = ok(&parent, "spawn child.toml").await;
+    assert_eq!(ok(&parent, &format!("request {child} echo hi")).await, "hi");
+    ok(&parent, &format!("send {child} note one")).await;
+    let channel = ok(&parent, &format!("open {child} hello")).await;
+    ok(&parent, &format!("chan {channel} echo ping")).await;
+    ok(&parent, &format!("close {channel}")).await;
+    let child_state = ok(&parent, &format!("child-state {child}")).await;
+    assert!(child_state.starts_with("one,open:"), "{child_state}");
+    ok(&parent, &format!("child-events {child}")).await;
+    // The child crashes and is restarted with a fresh instance; the parent is told.
+    ask(&parent, &format!("request {child} panic"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok(&parent, &format!("request {child} note again")).await,
+        "ok"
+    );
+    assert_eq!(ask(&parent, "children").await.unwrap(), child);
+    ok(&parent, &format!("stop {child}")).await;
+    assert!(
+        journal(&parent)
+            .await
+            .contains(&format!("child-error:{child},"))
+    );
+    h.runtime.quiescent().await;
+    h.runtime.flush().await.unwrap();
+
+    let summaries = replay_all(h.dir.path()).await;
+    assert_eq!(summaries.len(), 2);
+    let child = summaries.iter().find(|s| s.actor_id == child).unwrap();
+    assert_eq!(child.instances, 2, "spawn and restart");
+    assert!(child.calls >= 6, "{child:?}");
+    let parent = summaries
+        .iter()
+        .find(|s| s.actor_id == parent.id())
+        .unwrap();
+    assert!(parent.host_calls >= 9, "{parent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_clock_and_hidden_memory_replay_across_wakes() {
+    let h = harness_with(|c| c.hibernate_after = Some(Duration::from_millis(20)));
+    let dice = h.runtime.spawn(dice_manifest()).await.unwrap();
+    for command in [
+        "roll", "float", "uuid", "bytes 8", "now", "sleep 5", "env PATH", "vars",
+    ] {
+        ask(&dice, command).await.unwrap();
+    }
+    // Let it hibernate, so the next calls run on a fresh instance whose call counter (kept in
+    // the guest's own memory) starts again at 1.
+    let mut woke = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        ask(&dice, "roll").await.unwrap();
+        h.runtime.flush().await.unwrap();
+        woke = chain_of(h.dir.path(), dice.id()).iter().any(|e| {
+            matches!(
+                e.kind,
+                EventKind::Instance {
+                    reason: InstanceReason::Wake,
+                    ..
+                }
+            )
+        });
+        if woke {
+            break;
+        }
+    }
+    assert!(woke, "the actor never hibernated");
+    // Entries are `command=answer#calls-on-this-instance;`: the count restarts after the wake.
+    let entries = journal(&dice).await;
+    assert!(entries.starts_with("init#1;roll="), "{entries}");
+    assert!(entries.ends_with("#1;"), "{entries}");
+    let summary = replay_all(h.dir.path()).await.remove(0);
+    assert!(summary.instances >= 2, "{summary:?}");
+    assert!(summary.host_calls >= 10, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_component_diverges_at_the_first_event_it_changes() {
+    let h = harness();
+    let dice = h.runtime.spawn(dice_manifest()).await.unwrap();
+    for _ in 0..6 {
+        ask(&dice, "roll").await.unwrap();
+    }
+    h.runtime.flush().await.unwrap();
+    // The fourth random-range call is where the loaded build differs.
+    let fourth = chain_of(h.dir.path(), dice.id())
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(&e.kind, EventKind::HostCall(c) if c.function == "random-range"))
+        .nth(3)
+        .unwrap()
+        .0 as u64;
+
+    let same = replay_with(
+        h.dir.path(),
+        dice.id(),
+        ReplayOptions {
+            component: Some(test_actors::DICE.into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(same.is_ok(), "the same build replays: {same:?}");
+
+    let changed = replay_with(
+        h.dir.path(),
+        dice.id(),
+        ReplayOptions {
+            component: Some(test_actors::DICE_LOADED.into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let Err(ReplayError::Diverged(d)) = changed else {
+        panic!("expected a divergence, got {changed:?}");
+    };
+    assert_eq!(d.index, fourth, "{d}");
+    assert!(
+        d.expected
+            .as_deref()
+            .unwrap()
+            .contains("random-range(1, 7)"),
+        "{d}"
+    );
+    assert!(d.actual.contains("random-range(1, 6)"), "{d}");
+    let (_, call) = d.call.as_ref().unwrap();
+    assert!(
+        call.contains("handle-request") && call.contains("\"roll\""),
+        "{d}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_call_is_taken_from_the_chain_not_rerun() {
+    let h = harness();
+    let looper = puppet(&h, "looper.toml", "[limits]\nmax_call_cpu_ms = 50\n").await;
+    ok(&looper, "note first").await;
+    let answer = ask(&looper, "loop").await.unwrap_err();
+    assert!(answer.contains("CPU budget"), "{answer}");
+    h.runtime.quiescent().await;
+    h.runtime.flush().await.unwrap();
+    let summary = replay_with(h.dir.path(), looper.id(), ReplayOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.traps_from_chain, 1, "{summary:?}");
+    assert_eq!(summary.calls, 2, "init and the note; not the loop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_that_cannot_be_replayed_are_clear_errors() {
+    let h = harness();
+    let a = puppet(&h, "a.toml", "").await;
+    ok(&a, "note x").await;
+    h.runtime.flush().await.unwrap();
+    let (_, mut events) = ChainReader::open(h.dir.path())
+        .unwrap()
+        .chain(a.id())
+        .unwrap();
+
+    // A component that needs more than the recorded manifest grants.
+    let wrong = replay_with(
+        h.dir.path(),
+        a.id(),
+        ReplayOptions {
+            component: Some(test_actors::DICE.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        wrong.to_string().contains("theater:simple/timing"),
+        "{wrong}"
+    );
+
+    // A changed byte is caught before anything runs.
+    let last = events.len() - 1;
+    events[last].bytes[12] ^= 1;
+    let sources = ReplaySources::data_dir(h.dir.path());
+    let err = replay_chain(a.id(), events, sources, ReplayOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+
+    // Without the content store, the component must be given.
+    let (_, events) = ChainReader::open(h.dir.path())
+        .unwrap()
+        .chain(a.id())
+        .unwrap();
+    let nowhere = ReplaySources::new(|_| None, |_| Err("none".into()));
+    let err = replay_chain(a.id(), events, nowhere, ReplayOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("pass --component"), "{err}");
+}
