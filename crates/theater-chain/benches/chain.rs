@@ -49,6 +49,7 @@ fn main() {
             parent: None,
             created_ms: 0,
             head,
+            signature: None,
         })
         .unwrap();
     let start = Instant::now();
@@ -71,16 +72,12 @@ fn main() {
     // Verify an exported file: strict decode, re-link, compare.
     let reader = ChainReader::open(dir.path()).unwrap();
     let (info, events) = reader.chain(&id).unwrap();
-    let file = ChainFile {
-        actor_id: id.to_string(),
-        events,
-        head: info.head.head,
-    }
-    .encode();
+    let file = ChainFile::from_stored(&info, events, reader.node_key().unwrap()).encode();
     let start = Instant::now();
     let verified = ChainFile::decode(&file).unwrap().verify().unwrap();
     let verify = start.elapsed();
-    assert_eq!(verified.len, n);
+    assert_eq!(verified.head.len, n);
+    assert!(verified.signer.is_some(), "the writer signed the head");
     let start = Instant::now();
     let digest = blake3::hash(&file);
     let raw = start.elapsed();

@@ -3,6 +3,7 @@
 use crate::encoding::DecodeError;
 use crate::event::{Event, EventKind};
 use crate::hash::Hash;
+use crate::sign::PublicKey;
 
 /// One stored event: its canonical bytes and the link hash stored beside them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,24 @@ pub enum VerifyError {
         found_len: u64,
         found_head: Hash,
     },
+    #[error(
+        "the signature of the head after {len} events does not verify with key {key}: the chain was rewritten or the signature forged"
+    )]
+    BadSignature { len: u64, key: PublicKey },
+    #[error("a signature covers {len} events, but the chain has only {events}")]
+    SignatureBeyondEnd { len: u64, events: u64 },
+    #[error(
+        "the last {0} events are not signed: the newest signature covers {signed} of {events} events",
+        events - signed
+    )]
+    TailUnsigned { signed: u64, events: u64 },
+    #[error("the chain is signed by key {found}, not by the expected key {expected}")]
+    WrongSigner {
+        expected: PublicKey,
+        found: PublicKey,
+    },
+    #[error("the chain is not signed, so nothing shows who wrote it")]
+    Unsigned,
 }
 
 impl VerifyError {
@@ -85,6 +104,11 @@ impl VerifyError {
                 found_len,
                 ..
             } => Some((*expected_len).min(*found_len)),
+            VerifyError::BadSignature { len, .. } => Some(len.saturating_sub(1)),
+            VerifyError::SignatureBeyondEnd { .. }
+            | VerifyError::TailUnsigned { .. }
+            | VerifyError::WrongSigner { .. }
+            | VerifyError::Unsigned => None,
         }
     }
 }

@@ -6,11 +6,13 @@
 use crate::chain::{ChainHead, StoredEvent, VerifyError, verify_chain};
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::Hash;
+use crate::sign::{PublicKey, Signature};
+use crate::store::ChainInfo;
 
 /// The eight bytes that open every chain file.
 pub const MAGIC: &[u8; 8] = b"THCHAIN\0";
-/// The file format version this build writes and reads.
-pub const FILE_VERSION: u32 = 1;
+/// The file format version this build writes and reads. Version 2 added head signatures.
+pub const FILE_VERSION: u32 = 2;
 
 /// A whole chain as one self-contained file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +21,24 @@ pub struct ChainFile {
     pub events: Vec<StoredEvent>,
     /// The hash of the last event (the genesis hash if there are none).
     pub head: Hash,
+    /// Who signed the chain, and the signed heads (by number of events).
+    pub signatures: Option<FileSignatures>,
+}
+
+/// The signing node's public key and its signatures of the chain's heads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSignatures {
+    pub key: PublicKey,
+    /// `(number of events, signature of the head after that many)`; at least one.
+    pub heads: Vec<(u64, Signature)>,
+}
+
+/// A chain whose links and signatures checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub head: ChainHead,
+    /// The key that signed the whole chain; `None` if the file carries no signature.
+    pub signer: Option<PublicKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,11 +55,35 @@ pub enum FileError {
     Event { index: u64, error: DecodeError },
     #[error("the file ends before the head hash that follows event {count}: {error}")]
     Head { count: u64, error: DecodeError },
+    #[error("the signature section is malformed: {0}")]
+    Signatures(DecodeError),
     #[error("{0} unused bytes after the end of the chain")]
     Trailing(usize),
 }
 
 impl ChainFile {
+    /// A chain as a data dir stores it: its events, and the stored head's signature by the
+    /// node whose public key is `key`.
+    pub fn from_stored(
+        info: &ChainInfo,
+        events: Vec<StoredEvent>,
+        key: Option<PublicKey>,
+    ) -> ChainFile {
+        let signatures = match (key, info.signature) {
+            (Some(key), Some(signature)) => Some(FileSignatures {
+                key,
+                heads: vec![(info.head.len, signature)],
+            }),
+            _ => None,
+        };
+        ChainFile {
+            actor_id: info.actor_id.clone(),
+            events,
+            head: info.head.head,
+            signatures,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.buf.extend_from_slice(MAGIC);
@@ -51,6 +95,14 @@ impl ChainFile {
             w.hash(&event.hash);
         }
         w.hash(&self.head);
+        w.opt(self.signatures.as_ref(), |w, s| {
+            w.hash(&Hash(s.key.0));
+            w.u64(s.heads.len() as u64);
+            for (len, signature) in &s.heads {
+                w.u64(*len);
+                w.buf.extend_from_slice(&signature.0);
+            }
+        });
         w.buf
     }
 
@@ -80,6 +132,22 @@ impl ChainFile {
         let head = r
             .hash("head hash")
             .map_err(|error| FileError::Head { count, error })?;
+        let signatures = r
+            .opt("signatures", |r| {
+                let key = PublicKey(r.hash("public key")?.0);
+                let n = r.u64("signature count")?;
+                if n == 0 {
+                    return Err(r.error("a signature section must hold at least one signature"));
+                }
+                let mut heads = Vec::new();
+                for _ in 0..n {
+                    let len = r.u64("signed length")?;
+                    let signature = r.take(64, "signature")?;
+                    heads.push((len, Signature(signature.try_into().expect("64 bytes"))));
+                }
+                Ok(FileSignatures { key, heads })
+            })
+            .map_err(FileError::Signatures)?;
         if r.remaining() != 0 {
             return Err(FileError::Trailing(r.remaining()));
         }
@@ -87,18 +155,70 @@ impl ChainFile {
             actor_id,
             events,
             head,
+            signatures,
         })
     }
 
-    /// Checks every event's encoding and hash link, and the head.
-    pub fn verify(&self) -> Result<ChainHead, VerifyError> {
-        verify_chain(
+    /// Checks every event's encoding and hash link, the head, and every signature against the
+    /// embedded key. A signed file must have a signature of its whole chain.
+    pub fn verify(&self) -> Result<Verified, VerifyError> {
+        let head = verify_chain(
             &self.actor_id,
             &self.events,
             ChainHead {
                 len: self.events.len() as u64,
                 head: self.head,
             },
-        )
+        )?;
+        let Some(signatures) = &self.signatures else {
+            return Ok(Verified { head, signer: None });
+        };
+        for (len, signature) in &signatures.heads {
+            let signed = ChainHead {
+                len: *len,
+                head: match len.checked_sub(1) {
+                    None => Hash::GENESIS,
+                    Some(i) => {
+                        self.events
+                            .get(i as usize)
+                            .ok_or(VerifyError::SignatureBeyondEnd {
+                                len: *len,
+                                events: head.len,
+                            })?
+                            .hash
+                    }
+                },
+            };
+            if !signatures.key.verifies(&self.actor_id, &signed, signature) {
+                return Err(VerifyError::BadSignature {
+                    len: *len,
+                    key: signatures.key,
+                });
+            }
+        }
+        if !signatures.heads.iter().any(|(len, _)| *len == head.len) {
+            return Err(VerifyError::TailUnsigned {
+                signed: signatures.heads.iter().map(|(l, _)| *l).max().unwrap_or(0),
+                events: head.len,
+            });
+        }
+        Ok(Verified {
+            head,
+            signer: Some(signatures.key),
+        })
+    }
+
+    /// [`ChainFile::verify`], and the chain must be signed by `key`: proof that the node
+    /// holding that key wrote it and that it was not rewritten since.
+    pub fn verify_signed_by(&self, key: &PublicKey) -> Result<Verified, VerifyError> {
+        let verified = self.verify()?;
+        match verified.signer {
+            Some(signer) if signer == *key => Ok(verified),
+            Some(signer) => Err(VerifyError::WrongSigner {
+                expected: *key,
+                found: signer,
+            }),
+            None => Err(VerifyError::Unsigned),
+        }
     }
 }

@@ -17,7 +17,12 @@
 //!     initial_state: None,
 //! }));
 //! let (_, stored) = head.append(&spawn);
-//! let file = ChainFile { actor_id: "a1".into(), events: vec![stored], head: head.head };
+//! let file = ChainFile {
+//!     actor_id: "a1".into(),
+//!     events: vec![stored],
+//!     head: head.head,
+//!     signatures: None,
+//! };
 //!
 //! let bytes = file.encode();
 //! assert!(ChainFile::decode(&bytes).unwrap().verify().is_ok());
@@ -33,6 +38,7 @@ mod encoding;
 mod event;
 mod file;
 mod hash;
+mod sign;
 mod store;
 
 pub use chain::{ChainHead, StoredEvent, Verifier, VerifyError, verify_chain};
@@ -41,8 +47,9 @@ pub use event::{
     CallEnd, CallStart, EVENT_ENCODING_VERSION, Event, EventKind, HostCall, HostResult,
     InstanceReason, ShutdownReason, Spawn, TrapKind,
 };
-pub use file::{ChainFile, FILE_VERSION, FileError, MAGIC};
+pub use file::{ChainFile, FILE_VERSION, FileError, FileSignatures, MAGIC, Verified};
 pub use hash::Hash;
+pub use sign::{KEY_FILE, KeyError, NodeKey, PublicKey, Signature, head_message};
 pub use store::{
     Ack, BATCH_INTERVAL, ChainInfo, ChainReader, ChainWriter, DB_FILE, Durability, StoreError,
     db_path,

@@ -14,10 +14,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::chain::{ChainHead, StoredEvent};
 use crate::hash::Hash;
+use crate::sign::{KeyError, NodeKey, PublicKey, Signature};
 
 /// The database file inside a data dir.
 pub const DB_FILE: &str = "theater.db";
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added head signatures (`chains.signature`) and the `meta` table.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another writer's lock before failing.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -44,6 +46,8 @@ pub enum StoreError {
     AmbiguousActor { prefix: String, count: usize },
     #[error("the chain writer stopped: {0}")]
     WriterFailed(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("creating data dir {path}: {source}")]
     Io {
         path: PathBuf,
@@ -61,6 +65,8 @@ pub struct ChainInfo {
     pub created_ms: u64,
     /// Committed events and the hash of the last one.
     pub head: ChainHead,
+    /// The node's signature of `head` (none for a chain written before signing existed).
+    pub signature: Option<Signature>,
 }
 
 /// When an append counts as done.
@@ -136,7 +142,12 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
              parent_id  TEXT,
              created_ms INTEGER NOT NULL,
              len        INTEGER NOT NULL,
-             head       BLOB NOT NULL
+             head       BLOB NOT NULL,
+             signature  BLOB
+         );
+         CREATE TABLE IF NOT EXISTS meta (
+             key   TEXT PRIMARY KEY,
+             value BLOB NOT NULL
          );
          CREATE TABLE IF NOT EXISTS events (
              actor_id TEXT NOT NULL,
@@ -154,6 +165,13 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
         0 => conn
             .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(sqlite_err(path))?,
+        // Version 1 had no signatures; its chains stay unsigned until they grow.
+        1 => conn
+            .execute_batch(&format!(
+                "ALTER TABLE chains ADD COLUMN signature BLOB;
+                 PRAGMA user_version = {SCHEMA_VERSION};"
+            ))
+            .map_err(sqlite_err(path))?,
         SCHEMA_VERSION => {}
         found => {
             return Err(StoreError::Schema {
@@ -165,12 +183,14 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// The single writer of a data dir's chains.
+/// The single writer of a data dir's chains. It signs every head it commits with the data
+/// dir's node key.
 pub struct ChainWriter {
     tx: Option<mpsc::Sender<Command>>,
     thread: Option<JoinHandle<()>>,
     failure: Arc<Mutex<Option<String>>>,
     path: PathBuf,
+    public_key: PublicKey,
 }
 
 impl ChainWriter {
@@ -181,7 +201,14 @@ impl ChainWriter {
             source,
         })?;
         let path = db_path(data_dir);
+        let key = NodeKey::load_or_create(data_dir)?;
+        let public_key = key.public();
         let conn = open_for_write(&path)?;
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('node_public_key', ?1)",
+            [&public_key.0[..]],
+        )
+        .map_err(sqlite_err(&path))?;
         let (tx, rx) = mpsc::channel();
         let failure = Arc::new(Mutex::new(None));
         let thread = {
@@ -189,7 +216,7 @@ impl ChainWriter {
             let path = path.clone();
             std::thread::Builder::new()
                 .name("theater-chain-writer".into())
-                .spawn(move || writer_loop(conn, rx, &path, &failure))
+                .spawn(move || writer_loop(conn, rx, &path, &failure, &key))
                 .expect("spawning the chain writer thread")
         };
         Ok(ChainWriter {
@@ -197,11 +224,17 @@ impl ChainWriter {
             thread: Some(thread),
             failure,
             path,
+            public_key,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key that checks this writer's head signatures.
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {
@@ -292,6 +325,7 @@ fn writer_loop(
     rx: mpsc::Receiver<Command>,
     path: &Path,
     failure: &Mutex<Option<String>>,
+    key: &NodeKey,
 ) {
     let mut synchronous_full = false;
     let mut batch = Vec::with_capacity(256);
@@ -326,7 +360,7 @@ fn writer_loop(
             synchronous_full = wants_sync;
         }
         let mut acks = Vec::new();
-        let result = commit_batch(&conn, batch.drain(..), &mut acks)
+        let result = commit_batch(&conn, batch.drain(..), &mut acks, key)
             .map_err(|e| format!("committing to {}: {e}", path.display()));
         if let Err(message) = &result {
             *failure.lock().unwrap() = Some(message.clone());
@@ -344,6 +378,7 @@ fn commit_batch(
     conn: &Connection,
     batch: impl Iterator<Item = Command>,
     acks: &mut Vec<Ack>,
+    key: &NodeKey,
 ) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
     let mut heads: HashMap<Arc<str>, ChainHead> = HashMap::new();
@@ -391,10 +426,19 @@ fn commit_batch(
                 Command::Flush(ack) => acks.push(ack),
             }
         }
-        let mut update_head =
-            tx.prepare_cached("UPDATE chains SET len = ?2, head = ?3 WHERE actor_id = ?1")?;
+        // Every head this commit moves is signed in the same transaction, so the stored head,
+        // whatever a crash leaves, is always a signed one.
+        let mut update_head = tx.prepare_cached(
+            "UPDATE chains SET len = ?2, head = ?3, signature = ?4 WHERE actor_id = ?1",
+        )?;
         for (actor_id, head) in &heads {
-            update_head.execute(params![&**actor_id, head.len as i64, &head.head.0[..]])?;
+            let signature = key.sign_head(actor_id, head);
+            update_head.execute(params![
+                &**actor_id,
+                head.len as i64,
+                &head.head.0[..],
+                &signature.0[..]
+            ])?;
         }
     }
     tx.commit()
@@ -435,7 +479,13 @@ impl ChainReader {
 
     fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChainInfo> {
         let head = raw_bytes(row, 5)?;
+        let signature = match row.get_ref(6)? {
+            rusqlite::types::ValueRef::Null => None,
+            // A signature of the wrong length can never verify; verify reports it.
+            _ => Some(Signature(raw_bytes(row, 6)?.try_into().unwrap_or([0; 64]))),
+        };
         Ok(ChainInfo {
+            signature,
             actor_id: row.get(0)?,
             name: row.get(1)?,
             parent: row.get(2)?,
@@ -447,12 +497,26 @@ impl ChainReader {
         })
     }
 
+    /// The public key of the node that writes this data dir's chains, once one has.
+    pub fn node_key(&self) -> Result<Option<PublicKey>, StoreError> {
+        let value: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'node_public_key'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err(&self.path))?;
+        Ok(value.and_then(|v| v.try_into().ok()).map(PublicKey))
+    }
+
     /// Every chain, oldest first.
     pub fn chains(&self) -> Result<Vec<ChainInfo>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT actor_id, name, parent_id, created_ms, len, head FROM chains
+                "SELECT actor_id, name, parent_id, created_ms, len, head, signature FROM chains
                  ORDER BY created_ms, actor_id",
             )
             .map_err(sqlite_err(&self.path))?;
@@ -468,7 +532,7 @@ impl ChainReader {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT actor_id, name, parent_id, created_ms, len, head FROM chains
+                "SELECT actor_id, name, parent_id, created_ms, len, head, signature FROM chains
                  WHERE substr(actor_id, 1, length(?1)) = ?1 LIMIT 2",
             )
             .map_err(sqlite_err(&self.path))?;
@@ -498,7 +562,7 @@ impl ChainReader {
             .map_err(sqlite_err(&self.path))?;
         let info = tx
             .query_row(
-                "SELECT actor_id, name, parent_id, created_ms, len, head FROM chains
+                "SELECT actor_id, name, parent_id, created_ms, len, head, signature FROM chains
                  WHERE actor_id = ?1",
                 [actor_id],
                 Self::info_from_row,

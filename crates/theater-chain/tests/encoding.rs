@@ -126,10 +126,15 @@ fn chain() -> impl Strategy<Value = (String, Vec<Event>)> {
 fn file_of(actor_id: &str, events: &[Event]) -> ChainFile {
     let mut head = ChainHead::default();
     let events = events.iter().map(|e| head.append(e).1).collect();
+    let key = NodeKey::from_seed([7; 32]);
     ChainFile {
         actor_id: actor_id.to_owned(),
         events,
         head: head.head,
+        signatures: Some(FileSignatures {
+            key: key.public(),
+            heads: vec![(head.len, key.sign_head(actor_id, &head))],
+        }),
     }
 }
 
@@ -169,8 +174,9 @@ proptest! {
         let bytes = file.encode();
         let back = ChainFile::decode(&bytes).unwrap();
         prop_assert_eq!(&back, &file);
-        let head = back.verify().unwrap();
-        prop_assert_eq!(head.len, events.len() as u64);
+        let verified = back.verify().unwrap();
+        prop_assert_eq!(verified.head.len, events.len() as u64);
+        prop_assert_eq!(verified.signer, Some(NodeKey::from_seed([7; 32]).public()));
     }
 
     #[test]

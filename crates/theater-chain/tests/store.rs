@@ -34,6 +34,7 @@ fn write_chain(writer: &ChainWriter, id: &str, n: u32) -> ChainHead {
             parent: None,
             created_ms: 1,
             head,
+            signature: None,
         })
         .unwrap();
     let id: Arc<str> = id.into();
@@ -94,6 +95,7 @@ fn every_event_durability_acknowledges_after_commit() {
             parent: None,
             created_ms: 0,
             head,
+            signature: None,
         })
         .unwrap();
     let (index, stored) = head.append(&spawn_event("a"));
@@ -170,4 +172,140 @@ fn missing_database_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let err = ChainReader::open(dir.path()).err().unwrap();
     assert!(err.to_string().contains("no chains in"), "{err}");
+}
+
+/// A chain written by the real writer, exported as a file with its signature.
+fn signed_export(dir: &std::path::Path, id: &str, n: u32) -> ChainFile {
+    let writer = ChainWriter::open(dir).unwrap();
+    write_chain(&writer, id, n);
+    writer.flush().unwrap();
+    let reader = ChainReader::open(dir).unwrap();
+    let (info, events) = reader.chain(id).unwrap();
+    ChainFile::from_stored(&info, events, reader.node_key().unwrap())
+}
+
+#[test]
+fn every_commit_signs_the_head_with_the_data_dirs_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = signed_export(dir.path(), "a1", 5);
+    let node = NodeKey::load_or_create(dir.path()).unwrap().public();
+    let verified = file.verify_signed_by(&node).unwrap();
+    assert_eq!(verified.head.len, 5);
+    // The signature moves with the head: after more events, the new head is signed.
+    let writer = ChainWriter::open(dir.path()).unwrap();
+    let mut head = verified.head;
+    for i in 5..8 {
+        let (index, stored) = head.append(&log_event(i));
+        writer.append("a1".into(), index, stored, None).unwrap();
+    }
+    writer.flush().unwrap();
+    let reader = ChainReader::open(dir.path()).unwrap();
+    let (info, events) = reader.chain("a1").unwrap();
+    let file = ChainFile::from_stored(&info, events, reader.node_key().unwrap());
+    assert_eq!(file.verify_signed_by(&node).unwrap().head.len, 8);
+    // And it survives the trip through the file format.
+    let back = ChainFile::decode(&file.encode()).unwrap();
+    assert_eq!(back.verify().unwrap().signer, Some(node));
+}
+
+#[test]
+fn forged_signatures_swapped_keys_and_consistent_rewrites_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = signed_export(dir.path(), "a1", 6);
+    let node = NodeKey::load_or_create(dir.path()).unwrap().public();
+    let sigs = file.signatures.clone().unwrap();
+
+    // A forged signature: one bit changed.
+    let mut forged = file.clone();
+    forged.signatures.as_mut().unwrap().heads[0].1.0[7] ^= 0x10;
+    let err = forged.verify().unwrap_err();
+    assert!(
+        matches!(err, VerifyError::BadSignature { len: 6, .. }),
+        "{err}"
+    );
+
+    // A swapped public key: someone else's key in place of the node's.
+    let stranger = NodeKey::from_seed([9; 32]);
+    let mut swapped = file.clone();
+    swapped.signatures.as_mut().unwrap().key = stranger.public();
+    assert!(matches!(
+        swapped.verify(),
+        Err(VerifyError::BadSignature { .. })
+    ));
+
+    // A consistent rewrite without the key: change an event and recompute every hash. The
+    // links are perfect, but the old signature does not cover the new head.
+    let mut rewritten = file.clone();
+    let mut head = ChainHead::default();
+    let mut events = Vec::new();
+    for (i, stored) in file.events.iter().enumerate() {
+        let mut event = Event::decode(&stored.bytes).unwrap();
+        if i == 3 {
+            event = log_event(999);
+        }
+        events.push(head.append(&event).1);
+    }
+    rewritten.events = events;
+    rewritten.head = head.head;
+    assert!(
+        verify_chain("a1", &rewritten.events, head).is_ok(),
+        "the links alone pass"
+    );
+    let err = rewritten.verify().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("rewritten or the signature forged"),
+        "{err}"
+    );
+
+    // The same rewrite re-signed with the rewriter's own key verifies on its own terms, but
+    // not as the node's chain.
+    let mut resigned = rewritten.clone();
+    resigned.signatures = Some(FileSignatures {
+        key: stranger.public(),
+        heads: vec![(head.len, stranger.sign_head("a1", &head))],
+    });
+    assert_eq!(resigned.verify().unwrap().signer, Some(stranger.public()));
+    let err = resigned.verify_signed_by(&node).unwrap_err();
+    assert!(matches!(err, VerifyError::WrongSigner { .. }), "{err}");
+
+    // Stripping the signatures leaves a chain that proves nothing about its writer.
+    let mut stripped = file.clone();
+    stripped.signatures = None;
+    assert_eq!(stripped.verify().unwrap().signer, None);
+    assert!(matches!(
+        stripped.verify_signed_by(&node),
+        Err(VerifyError::Unsigned)
+    ));
+
+    // Dropping the last events leaves the tail's signature pointing past the end.
+    let mut cut = file.clone();
+    cut.events.truncate(4);
+    cut.head = cut.events[3].hash;
+    assert!(matches!(
+        cut.verify(),
+        Err(VerifyError::SignatureBeyondEnd { len: 6, events: 4 })
+    ));
+    // ... and an older signature alone leaves the tail unsigned.
+    let mut old = file.clone();
+    let four = ChainHead {
+        len: 4,
+        head: file.events[3].hash,
+    };
+    old.signatures = Some(FileSignatures {
+        key: sigs.key,
+        heads: vec![(
+            4,
+            NodeKey::load_or_create(dir.path())
+                .unwrap()
+                .sign_head("a1", &four),
+        )],
+    });
+    assert!(matches!(
+        old.verify(),
+        Err(VerifyError::TailUnsigned {
+            signed: 4,
+            events: 6
+        })
+    ));
 }

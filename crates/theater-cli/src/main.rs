@@ -43,6 +43,8 @@ enum Command {
     Verify(commands::chains::VerifyArgs),
     /// Re-execute a chain hermetically and report the first divergence
     Replay(commands::replay::Args),
+    /// Print this data dir's node public key, which signs its chains (for `verify --key`)
+    Key,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Export(args) => data_dir().and_then(|d| commands::chains::export(args, d)),
         Command::Verify(args) => data_dir().and_then(|d| commands::chains::verify(args, d)),
         Command::Replay(args) => data_dir().and_then(|d| commands::replay::run(args, d)),
+        Command::Key => data_dir().and_then(commands::chains::key),
     };
     match result {
         Ok(code) => code,

@@ -143,6 +143,66 @@ fn any_changed_byte_of_an_exported_chain_fails_verify() {
     assert!(!out.status.success());
 }
 
+#[test]
+fn verify_with_the_node_key_proves_who_wrote_an_exported_chain() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let manifest = probe_manifest(work.path(), "signed", "log:a;log:b", "");
+    assert!(
+        run(theater(data.path()).arg("run").arg(&manifest))
+            .status
+            .success()
+    );
+    let id = chain_id(data.path(), "signed");
+    let key = run(theater(data.path()).arg("key"));
+    assert!(key.status.success(), "{}", stderr(&key));
+    let key = stdout(&key).trim().to_owned();
+    assert_eq!(key.len(), 64, "{key}");
+
+    let file = work.path().join("chain.bin");
+    let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
+    assert!(
+        stderr(&out).contains(&format!("signed by {key}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(theater(data.path())
+        .arg("verify")
+        .arg(&file)
+        .args(["--key", &key]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("signed by") && stdout(&out).contains("(the given key)"));
+
+    // Another node's key: the file was not written by it.
+    let other = tempfile::tempdir().unwrap();
+    let other_key = stdout(&run(theater(other.path()).arg("key")))
+        .trim()
+        .to_owned();
+    let out = run(theater(data.path())
+        .arg("verify")
+        .arg(&file)
+        .args(["--key", &other_key]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not by the expected key"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(theater(data.path())
+        .arg("verify")
+        .arg(&file)
+        .args(["--key", "xyz"]));
+    assert!(
+        stderr(&out).contains("must be 64 hex digits"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The data dir's own chains verify against its key as well.
+    let out = run(theater(data.path()).args(["verify", &id, "--key", &key]));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 fn theater_chain_ok(bytes: &[u8]) -> bool {
     // The CLI's own library path: decode strictly, then verify.
     matches!(

@@ -728,6 +728,7 @@ impl Shared {
                         parent: parent.map(str::to_owned),
                         created_ms: now_ms(),
                         head: Default::default(),
+                        signature: None,
                     })
                     .map_err(|e| e.to_string())?;
                 Ok(ChainSource::Persisted {

@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use theater::chain::{
-    ChainFile, ChainHead, ChainReader, Event, EventKind, HostResult, StoredEvent, verify_chain,
+    ChainFile, ChainReader, Event, EventKind, HostResult, PublicKey, StoredEvent,
 };
 
 #[derive(clap::Args)]
@@ -40,6 +40,10 @@ pub struct ExportArgs {
 pub struct VerifyArgs {
     /// An actor id (or unique prefix) in the data dir, or a file written by `theater export`
     target: String,
+    /// The public key (64 hex digits, from `theater key` on the node that ran the actor) the
+    /// chain must be signed by: proof that this node wrote it and that it was not rewritten
+    #[arg(long, value_name = "PUBKEY")]
+    key: Option<String>,
 }
 
 pub fn chains(args: ChainsArgs, data_dir: PathBuf) -> Result<ExitCode> {
@@ -106,39 +110,34 @@ pub fn events(args: EventsArgs, data_dir: PathBuf) -> Result<ExitCode> {
 }
 
 pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
-    let reader = ChainReader::open(&data_dir)?;
-    let info = reader.resolve(&args.actor)?;
-    let (info, events) = reader.chain(&info.actor_id)?;
-    let file = ChainFile {
-        actor_id: info.actor_id.clone(),
-        events,
-        head: info.head.head,
-    };
+    let chain = load_chain(&args.actor, &data_dir)?;
+    let file = &chain.file;
     std::fs::write(&args.output, file.encode())
         .with_context(|| format!("writing {}", args.output.display()))?;
+    let signed = match &file.signatures {
+        Some(s) => format!(", signed by {}", s.key),
+        None => ", unsigned (written before chains were signed)".to_owned(),
+    };
     crate::output::status(&format!(
-        "exported {} events of {} ({}) to {}",
+        "exported {} events of {} ({}){signed} to {}",
         file.events.len(),
-        info.name,
-        info.actor_id,
+        chain.name,
+        file.actor_id,
         args.output.display()
     ));
     Ok(ExitCode::SUCCESS)
 }
 
-/// A chain read from the data dir or from an exported file.
+/// A chain read from the data dir or from an exported file, as a file.
 pub struct LoadedChain {
-    pub actor_id: String,
     pub name: String,
-    pub events: Vec<StoredEvent>,
-    /// The head its container recorded.
-    pub head: ChainHead,
-    /// The file it came from, if any.
-    pub file: Option<PathBuf>,
+    pub file: ChainFile,
+    /// The path it was read from, if it was a file.
+    pub path: Option<PathBuf>,
 }
 
 /// `target` as an exported file if there is such a file, else as an actor id (or prefix) in
-/// the data dir.
+/// the data dir, with the stored head's signature and the data dir's node key.
 pub fn load_chain(target: &str, data_dir: &Path) -> Result<LoadedChain> {
     let path = Path::new(target);
     if path.is_file() {
@@ -155,14 +154,9 @@ pub fn load_chain(target: &str, data_dir: &Path) -> Result<LoadedChain> {
             })
             .unwrap_or_else(|| "?".into());
         return Ok(LoadedChain {
-            actor_id: file.actor_id,
             name,
-            head: ChainHead {
-                len: file.events.len() as u64,
-                head: file.head,
-            },
-            events: file.events,
-            file: Some(path.to_owned()),
+            file,
+            path: Some(path.to_owned()),
         });
     }
     let reader = ChainReader::open(data_dir)
@@ -170,26 +164,51 @@ pub fn load_chain(target: &str, data_dir: &Path) -> Result<LoadedChain> {
     let info = reader.resolve(target)?;
     let (info, events) = reader.chain(&info.actor_id)?;
     Ok(LoadedChain {
-        actor_id: info.actor_id,
-        name: info.name,
-        events,
-        head: info.head,
-        file: None,
+        name: info.name.clone(),
+        file: ChainFile::from_stored(&info, events, reader.node_key()?),
+        path: None,
     })
 }
 
 pub fn verify(args: VerifyArgs, data_dir: PathBuf) -> Result<ExitCode> {
     let chain = load_chain(&args.target, &data_dir)?;
-    let what = match &chain.file {
+    let what = match &chain.path {
         Some(path) => format!("chain file {}", path.display()),
-        None => format!("chain of {} ({})", chain.name, chain.actor_id),
+        None => format!("chain of {} ({})", chain.name, chain.file.actor_id),
     };
-    let head = verify_chain(&chain.actor_id, &chain.events, chain.head)
-        .map_err(|e| anyhow!("{what}: {e}"))?;
+    let checked = match &args.key {
+        Some(key) => {
+            let key = PublicKey::from_hex(key).ok_or_else(|| {
+                anyhow!("--key {key:?} is not a public key: it must be 64 hex digits (see `theater key`)")
+            })?;
+            chain.file.verify_signed_by(&key)
+        }
+        None => chain.file.verify(),
+    };
+    let verified = checked.map_err(|e| anyhow!("{what}: {e}"))?;
+    let Some(signer) = verified.signer else {
+        bail!(
+            "{what}: the hash links are intact, but the chain is not signed, so nothing shows it was not rewritten (chains written before signing existed have no signature)"
+        );
+    };
+    let trusted = if args.key.is_some() {
+        "the given key"
+    } else {
+        "the key in the file; pass --key to check it is the node you expect"
+    };
     println!(
-        "ok: {what} verified: actor {}, {} events, head {}",
-        chain.actor_id, head.len, head.head
+        "ok: {what} verified: actor {}, {} events, head {}, signed by {signer} ({trusted})",
+        chain.file.actor_id, verified.head.len, verified.head.head
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `theater key`: the data dir's node public key, created if there is none yet.
+pub fn key(data_dir: PathBuf) -> Result<ExitCode> {
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let key = theater::chain::NodeKey::load_or_create(&data_dir)?;
+    println!("{}", key.public());
     Ok(ExitCode::SUCCESS)
 }
 

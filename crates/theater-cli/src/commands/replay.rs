@@ -29,9 +29,10 @@ const PROGRESS_FROM_EVENTS: usize = 2_000;
 
 pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
     let chain = load_chain(&args.target, &data_dir)?;
-    let label = format!("{} ({})", chain.name, chain.actor_id);
-    let bar = (chain.events.len() >= PROGRESS_FROM_EVENTS).then(|| {
-        let bar = indicatif::ProgressBar::new(chain.events.len() as u64);
+    let file = chain.file;
+    let label = format!("{} ({})", chain.name, file.actor_id);
+    let bar = (file.events.len() >= PROGRESS_FROM_EVENTS).then(|| {
+        let bar = indicatif::ProgressBar::new(file.events.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "replaying {bar:40} {pos}/{len} events, {per_sec}, {eta} left",
@@ -59,12 +60,7 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
         on_progress: progress,
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(replay_chain(
-        &chain.actor_id,
-        chain.events,
-        sources,
-        options,
-    ));
+    let result = runtime.block_on(replay_chain(&file.actor_id, file.events, sources, options));
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
