@@ -201,6 +201,17 @@ mod tag {
 }
 
 impl EventKind {
+    /// Every type name, in tag order.
+    pub const TYPE_NAMES: &'static [&'static str] = &[
+        "spawn",
+        "instance",
+        "call-start",
+        "call-end",
+        "host-call",
+        "trap",
+        "shutdown",
+    ];
+
     /// The event's type name, as `theater events` and the guest's `event-type` show it.
     pub fn type_name(&self) -> &'static str {
         match self {

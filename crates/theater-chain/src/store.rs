@@ -460,6 +460,8 @@ fn raw_bytes(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>>
 pub struct ChainReader {
     conn: Connection,
     path: PathBuf,
+    /// The `chains` columns to select: schema 1 databases have no signatures.
+    columns: &'static str,
 }
 
 impl ChainReader {
@@ -474,7 +476,19 @@ impl ChainReader {
         )
         .map_err(sqlite_err(&path))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_err(&path))?;
-        Ok(ChainReader { conn, path })
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sqlite_err(&path))?;
+        let columns = match version {
+            1 => "actor_id, name, parent_id, created_ms, len, head, NULL",
+            0 | SCHEMA_VERSION => "actor_id, name, parent_id, created_ms, len, head, signature",
+            found => return Err(StoreError::Schema { path, found }),
+        };
+        Ok(ChainReader {
+            conn,
+            path,
+            columns,
+        })
     }
 
     fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChainInfo> {
@@ -499,6 +513,9 @@ impl ChainReader {
 
     /// The public key of the node that writes this data dir's chains, once one has.
     pub fn node_key(&self) -> Result<Option<PublicKey>, StoreError> {
+        if self.columns.ends_with("NULL") {
+            return Ok(None);
+        }
         let value: Option<Vec<u8>> = self
             .conn
             .query_row(
@@ -515,10 +532,10 @@ impl ChainReader {
     pub fn chains(&self) -> Result<Vec<ChainInfo>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT actor_id, name, parent_id, created_ms, len, head, signature FROM chains
-                 ORDER BY created_ms, actor_id",
-            )
+            .prepare(&format!(
+                "SELECT {} FROM chains ORDER BY created_ms, actor_id",
+                self.columns
+            ))
             .map_err(sqlite_err(&self.path))?;
         let rows = stmt
             .query_map([], Self::info_from_row)
@@ -531,10 +548,10 @@ impl ChainReader {
     pub fn resolve(&self, id: &str) -> Result<ChainInfo, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT actor_id, name, parent_id, created_ms, len, head, signature FROM chains
-                 WHERE substr(actor_id, 1, length(?1)) = ?1 LIMIT 2",
-            )
+            .prepare(&format!(
+                "SELECT {} FROM chains WHERE substr(actor_id, 1, length(?1)) = ?1 LIMIT 2",
+                self.columns
+            ))
             .map_err(sqlite_err(&self.path))?;
         let found: Vec<ChainInfo> = stmt
             .query_map([id], Self::info_from_row)
@@ -556,14 +573,22 @@ impl ChainReader {
 
     /// The chain's row and its committed events, read in one snapshot.
     pub fn chain(&self, actor_id: &str) -> Result<(ChainInfo, Vec<StoredEvent>), StoreError> {
+        self.chain_from(actor_id, 0)
+    }
+
+    /// The chain's row and its committed events from index `from` on, read in one snapshot.
+    pub fn chain_from(
+        &self,
+        actor_id: &str,
+        from: u64,
+    ) -> Result<(ChainInfo, Vec<StoredEvent>), StoreError> {
         let tx = self
             .conn
             .unchecked_transaction()
             .map_err(sqlite_err(&self.path))?;
         let info = tx
             .query_row(
-                "SELECT actor_id, name, parent_id, created_ms, len, head, signature FROM chains
-                 WHERE actor_id = ?1",
+                &format!("SELECT {} FROM chains WHERE actor_id = ?1", self.columns),
                 [actor_id],
                 Self::info_from_row,
             )
@@ -572,9 +597,11 @@ impl ChainReader {
             .ok_or_else(|| StoreError::UnknownActor(actor_id.to_owned()))?;
         let events = {
             let mut stmt = tx
-                .prepare("SELECT hash, data FROM events WHERE actor_id = ?1 ORDER BY seq")
+                .prepare(
+                    "SELECT hash, data FROM events WHERE actor_id = ?1 AND seq >= ?2 ORDER BY seq",
+                )
                 .map_err(sqlite_err(&self.path))?;
-            stmt.query_map([actor_id], |row| {
+            stmt.query_map(params![actor_id, from as i64], |row| {
                 Ok(StoredEvent {
                     // A stored hash of the wrong length can never match; verify reports it.
                     hash: Hash(raw_bytes(row, 0)?.try_into().unwrap_or([0xff; 32])),

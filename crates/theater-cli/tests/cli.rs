@@ -522,3 +522,88 @@ fn replay_against_a_changed_build_names_the_divergence() {
     let out = run(theater(data.path()).arg("replay").arg(&file));
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn events_filter_by_type_and_range_and_follow_a_running_actor() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // The dice example with a longer demo: 40 rolls, 20 ms apart.
+    let dice = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/dice");
+    let manifest = std::fs::read_to_string(dice.join("manifest.toml"))
+        .unwrap()
+        .replace("../target", &dice.join("../target").display().to_string())
+        .replace("demo.txt", "long-demo.txt");
+    std::fs::write(work.path().join("long-demo.txt"), "demo 40").unwrap();
+    let manifest_path = work.path().join("dice.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+
+    let mut running = theater(data.path())
+        .arg("run")
+        .arg(&manifest_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let id = loop {
+        let out = run(theater(data.path()).args(["chains", "--json"]));
+        if let Some(line) = stdout(&out).lines().next() {
+            let chain: serde_json::Value = serde_json::from_str(line).unwrap();
+            break chain["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no chain appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Follow from the start: every event, ending with the shutdown, then exit by itself.
+    let follow = run(theater(data.path()).args(["events", &id, "--follow", "--json"]));
+    assert!(running.wait().unwrap().success());
+    assert!(follow.status.success(), "{}", stderr(&follow));
+    let followed: Vec<serde_json::Value> = stdout(&follow)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let all = run(theater(data.path()).args(["events", &id, "--json"]));
+    assert_eq!(followed.len(), stdout(&all).lines().count());
+    assert_eq!(followed.last().unwrap()["type"], "shutdown");
+    for (i, e) in followed.iter().enumerate() {
+        assert_eq!(e["index"], i, "in order, none missed or repeated");
+    }
+    assert!(
+        stderr(&follow).contains("no longer following"),
+        "{}",
+        stderr(&follow)
+    );
+
+    // Filters: one type, several types, an index range.
+    let rolls = run(theater(data.path()).args(["events", &id, "--json", "--type", "host-call"]));
+    let rolls = stdout(&rolls);
+    assert!(rolls.lines().count() > 80, "{rolls}");
+    assert!(rolls.lines().all(|l| l.contains("\"type\":\"host-call\"")));
+    let two = run(theater(data.path()).args(["events", &id, "--type", "spawn,shutdown"]));
+    assert_eq!(
+        stdout(&two).lines().count(),
+        3,
+        "header and two events: {}",
+        stdout(&two)
+    );
+    let range =
+        run(theater(data.path()).args(["events", &id, "--json", "--from", "3", "--to", "5"]));
+    let indexes: Vec<u64> = stdout(&range)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(indexes, [3, 4, 5]);
+    let bad = run(theater(data.path()).args(["events", &id, "--type", "trapz"]));
+    assert!(
+        stderr(&bad).contains("not an event type (one of: spawn,"),
+        "{}",
+        stderr(&bad)
+    );
+}

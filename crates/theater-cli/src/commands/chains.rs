@@ -25,6 +25,20 @@ pub struct EventsArgs {
     /// One JSON object per line
     #[arg(long)]
     json: bool,
+    /// Only events of this type (spawn, instance, call-start, call-end, host-call, trap,
+    /// shutdown); repeat or separate with commas for several
+    #[arg(long = "type", value_name = "TYPE", value_delimiter = ',')]
+    types: Vec<String>,
+    /// Start at this event index
+    #[arg(long, value_name = "INDEX")]
+    from: Option<u64>,
+    /// Stop after this event index
+    #[arg(long, value_name = "INDEX")]
+    to: Option<u64>,
+    /// Keep printing new events as the running actor records them, until it shuts down or
+    /// Ctrl-C
+    #[arg(short, long)]
+    follow: bool,
 }
 
 #[derive(clap::Args)]
@@ -78,35 +92,73 @@ pub fn chains(args: ChainsArgs, data_dir: PathBuf) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How often `events --follow` looks for new events.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub fn events(args: EventsArgs, data_dir: PathBuf) -> Result<ExitCode> {
-    let reader = ChainReader::open(&data_dir)?;
-    let info = reader.resolve(&args.actor)?;
-    let (_, stored) = reader.chain(&info.actor_id)?;
-    let mut out = std::io::stdout().lock();
-    if !args.json {
-        writeln!(
-            out,
-            "chain of {} ({}), {} events",
-            info.name,
-            info.actor_id,
-            stored.len()
-        )?;
-    }
-    for (index, s) in stored.iter().enumerate() {
-        let event = Event::decode(&s.bytes).map_err(|e| {
-            anyhow!(
-                "chain {}: event {index} is malformed: {e} (run `theater verify {}`)",
-                info.actor_id,
-                info.actor_id
-            )
-        })?;
-        if args.json {
-            writeln!(out, "{}", event_json(index, s, &event))?;
-        } else {
-            writeln!(out, "{}", event_line(index, s, &event))?;
+    for ty in &args.types {
+        if !EventKind::TYPE_NAMES.contains(&ty.as_str()) {
+            bail!(
+                "--type {ty:?} is not an event type (one of: {})",
+                EventKind::TYPE_NAMES.join(", ")
+            );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from > to
+    {
+        bail!("--from {from} is after --to {to}");
+    }
+    let reader = ChainReader::open(&data_dir)?;
+    let info = reader.resolve(&args.actor)?;
+    let mut out = std::io::stdout().lock();
+    let mut next = args.from.unwrap_or(0);
+    let mut first = true;
+    loop {
+        let (now, stored) = reader.chain_from(&info.actor_id, next)?;
+        if first && !args.json {
+            writeln!(
+                out,
+                "chain of {} ({}), {} events",
+                now.name, now.actor_id, now.head.len
+            )?;
+        }
+        first = false;
+        let mut ended = false;
+        for s in &stored {
+            let index = next;
+            next += 1;
+            if args.to.is_some_and(|to| index > to) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let event = Event::decode(&s.bytes).map_err(|e| {
+                anyhow!(
+                    "chain {}: event {index} is malformed: {e} (run `theater verify {}`)",
+                    info.actor_id,
+                    info.actor_id
+                )
+            })?;
+            ended = matches!(event.kind, EventKind::Shutdown { .. });
+            if !args.types.is_empty() && !args.types.iter().any(|t| t == event.kind.type_name()) {
+                continue;
+            }
+            if args.json {
+                writeln!(out, "{}", event_json(index as usize, s, &event))?;
+            } else {
+                writeln!(out, "{}", event_line(index as usize, s, &event))?;
+            }
+        }
+        if !args.follow || args.to.is_some_and(|to| next > to) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if ended {
+            out.flush()?;
+            crate::output::status("the actor has shut down; no longer following");
+            return Ok(ExitCode::SUCCESS);
+        }
+        out.flush()?;
+        std::thread::sleep(FOLLOW_POLL);
+    }
 }
 
 pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
