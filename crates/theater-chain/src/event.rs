@@ -36,6 +36,25 @@ pub enum EventKind {
         reason: ShutdownReason,
         data: Option<Vec<u8>>,
     },
+    /// The actor's state at this point, kept in the content store under this hash. The
+    /// instance is dropped right after, so the next call runs on a fresh one: replay and
+    /// recovery can start here without the events before.
+    Snapshot { state: Option<Hash> },
+    /// A runtime restarted after a crash and brought the actor back. A fresh instance
+    /// (reason `recovery`) follows.
+    Recovery(Recovery),
+}
+
+/// What a recovery found and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// The state the actor goes on with: the state after its last completed call.
+    pub state: Option<Hash>,
+    /// The export call the crash cut off, if any (`interface.function`). It is not finished:
+    /// nothing it did was kept, and its requester, if any, is gone.
+    pub interrupted: Option<String>,
+    /// The message that call was delivering, if any.
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +217,8 @@ mod tag {
     pub const HOST_CALL: u8 = 5;
     pub const TRAP: u8 = 6;
     pub const SHUTDOWN: u8 = 7;
+    pub const SNAPSHOT: u8 = 8;
+    pub const RECOVERY: u8 = 9;
 }
 
 impl EventKind {
@@ -210,6 +231,8 @@ impl EventKind {
         "host-call",
         "trap",
         "shutdown",
+        "snapshot",
+        "recovery",
     ];
 
     /// The event's type name, as `theater events` and the guest's `event-type` show it.
@@ -222,6 +245,8 @@ impl EventKind {
             EventKind::HostCall(_) => "host-call",
             EventKind::Trap { .. } => "trap",
             EventKind::Shutdown { .. } => "shutdown",
+            EventKind::Snapshot { .. } => "snapshot",
+            EventKind::Recovery(_) => "recovery",
         }
     }
 }
@@ -321,6 +346,16 @@ impl Event {
                 w.u8(*reason as u8);
                 w.opt(data.as_deref(), |w, d| w.bytes(d));
             }
+            EventKind::Snapshot { state } => {
+                w.u8(tag::SNAPSHOT);
+                w.opt(state.as_ref(), |w, h| w.hash(h));
+            }
+            EventKind::Recovery(r) => {
+                w.u8(tag::RECOVERY);
+                w.opt(r.state.as_ref(), |w, h| w.hash(h));
+                w.opt(r.interrupted.as_deref(), |w, s| w.str(s));
+                w.opt(r.message_id.as_deref(), |w, s| w.str(s));
+            }
         }
     }
 
@@ -413,6 +448,14 @@ impl Event {
                 reason: ShutdownReason::read(r)?,
                 data: r.opt("shutdown data", |r| r.bytes("shutdown data"))?,
             },
+            tag::SNAPSHOT => EventKind::Snapshot {
+                state: r.opt("state hash", |r| r.hash("state hash"))?,
+            },
+            tag::RECOVERY => EventKind::Recovery(Recovery {
+                state: r.opt("state hash", |r| r.hash("state hash"))?,
+                interrupted: r.opt("interrupted export", |r| r.str("interrupted export"))?,
+                message_id: r.opt("message id", |r| r.str("message id"))?,
+            }),
             other => return Err(r.error(format!("unknown event tag {other}"))),
         };
         Ok(Event { timestamp_ms, kind })

@@ -96,6 +96,19 @@ fn later_kind() -> impl Strategy<Value = EventKind> {
             }),
         (prop::sample::select(TrapKind::ALL), text())
             .prop_map(|(kind, message)| EventKind::Trap { kind, message }),
+        prop::option::of(hash()).prop_map(|state| EventKind::Snapshot { state }),
+        (
+            prop::option::of(hash()),
+            prop::option::of(text()),
+            prop::option::of(text())
+        )
+            .prop_map(
+                |(state, interrupted, message_id)| EventKind::Recovery(Recovery {
+                    state,
+                    interrupted,
+                    message_id
+                })
+            ),
         (
             prop::sample::select(ShutdownReason::ALL),
             prop::option::of(bytes())

@@ -194,6 +194,8 @@ pub(crate) struct Actor {
     state_hash: Option<Hash>,
     /// When it last finished a call.
     pub(crate) idle_since: Instant,
+    /// Calls completed since the last snapshot (or the instance's start).
+    calls_since_snapshot: u64,
 }
 
 /// An export taking the state by reference (see the SAFETY note in [`Actor::call`]).
@@ -279,6 +281,7 @@ impl Actor {
                 })),
                 prepared,
                 idle_since: Instant::now(),
+                calls_since_snapshot: 0,
             }),
             Err(e) => Err((
                 Box::new(store.into_data()),
@@ -405,6 +408,9 @@ impl Actor {
         if !recording {
             return outcome;
         }
+        if !matches!(outcome, Outcome::Trapped(_)) {
+            self.calls_since_snapshot += 1;
+        }
         let end = match &outcome {
             Outcome::Returned(rest) => {
                 self.state_hash = self.state.as_deref().map(Hash::of);
@@ -433,6 +439,49 @@ impl Actor {
             });
         }
         outcome
+    }
+
+    /// Records a snapshot if the manifest's `[chain] snapshot_every` calls have passed since
+    /// the last: the state goes into the content store and a `snapshot` event names its hash.
+    /// The instance is dropped, so the next call starts on a fresh one, where a replay or a
+    /// recovery from this snapshot starts too.
+    pub(crate) async fn snapshot_if_due(&mut self, content: Option<&theater_store::ContentStore>) {
+        let every = self.ctx().manifest.chain.snapshot_every;
+        if every == 0 || self.calls_since_snapshot < every || !self.is_live() {
+            return;
+        }
+        let Some(content) = content else { return };
+        if !matches!(
+            self.ctx().chain.source(),
+            crate::recording::ChainSource::Persisted { .. }
+        ) {
+            return;
+        }
+        self.calls_since_snapshot = 0;
+        if let Some(state) = &self.state
+            && let Err(e) = content.put(state)
+        {
+            tracing::warn!(
+                "actor {}: no snapshot, storing its state failed: {e}",
+                self.ctx().id
+            );
+            return;
+        }
+        let state = self.state_hash;
+        if let Err(e) = self
+            .ctx_mut()
+            .chain
+            .record(EventKind::Snapshot { state })
+            .await
+        {
+            tracing::warn!(
+                "actor {}: recording a snapshot: {}",
+                self.ctx().id,
+                one_line(&e)
+            );
+            return;
+        }
+        self.hibernate();
     }
 
     /// The live instance's `export`, its signature checked once per instance.

@@ -321,6 +321,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
             };
             return crate::lifecycle::exit(&shared, &cell, actor, how).await;
         }
+        actor.snapshot_if_due(shared.content.as_ref()).await;
         handled += 1;
         if handled.is_multiple_of(YIELD_EVERY) {
             tokio::task::yield_now().await;

@@ -242,5 +242,15 @@ pub fn event(kind: &EventKind) -> String {
                 .map(|d| format!(" data {}", bytes(d)))
                 .unwrap_or_default()
         ),
+        EventKind::Snapshot { state } => format!("state {}", opt_short(state)),
+        EventKind::Recovery(r) => format!(
+            "goes on with state {}{}",
+            opt_short(&r.state),
+            match (&r.interrupted, &r.message_id) {
+                (Some(call), Some(id)) => format!("; interrupted {call} msg={id}, not finished"),
+                (Some(call), None) => format!("; interrupted {call}, not finished"),
+                _ => String::new(),
+            }
+        ),
     }
 }

@@ -108,10 +108,24 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainSettings {
     /// `None`: the runtime's default (`theater run --durability`).
     pub durability: Option<theater_chain::Durability>,
+    /// Record a snapshot after this many calls since the last one; 0: never.
+    pub snapshot_every: u64,
+}
+
+/// Calls between snapshots when the manifest sets no `[chain] snapshot_every`.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000;
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        ChainSettings {
+            durability: None,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+        }
+    }
 }
 
 /// Messaging limits (`[messaging]`).
@@ -199,6 +213,7 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawChain {
     durability: Option<String>,
+    snapshot_every: Option<u64>,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -315,19 +330,20 @@ impl Manifest {
                 limits
             }
         };
-        let chain = match raw.chain.and_then(|c| c.durability) {
-            None => ChainSettings::default(),
-            Some(d) => ChainSettings {
-                durability: Some(theater_chain::Durability::parse(&d).ok_or_else(|| {
+        let mut chain = ChainSettings::default();
+        if let Some(raw) = raw.chain {
+            if let Some(d) = raw.durability {
+                chain.durability = Some(theater_chain::Durability::parse(&d).ok_or_else(|| {
                     fail(
                         line_of("durability"),
                         format!(
                             "unknown durability {d:?}: use \"every-event\" or \"batched\" (or save_chain = false for none)"
                         ),
                     )
-                })?),
-            },
-        };
+                })?);
+            }
+            chain.snapshot_every = raw.snapshot_every.unwrap_or(chain.snapshot_every);
+        }
         let messaging = match raw.messaging {
             None => MessagingSettings::default(),
             Some(m) => {

@@ -94,6 +94,9 @@ pub struct ReplayOptions {
     pub component: Option<PathBuf>,
     /// Where compiled components are cached between runs (`DATA_DIR/compiled`).
     pub compiled_cache: Option<PathBuf>,
+    /// Start at the chain's newest snapshot instead of its first event (the events before it
+    /// are still verified, not re-executed).
+    pub from_snapshot: bool,
     /// Called as the replay moves on: (events done, events in the chain).
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
 }
@@ -107,6 +110,8 @@ pub struct ReplaySummary {
     pub component: Hash,
     /// Events in the chain, all of them checked.
     pub events: u64,
+    /// The snapshot event the replay started from, if it did not start at the beginning.
+    pub started_at: Option<u64>,
     /// Export calls executed again.
     pub calls: u64,
     /// Host calls answered from the chain.
@@ -362,6 +367,18 @@ pub async fn replay_chain(
     sources: ReplaySources,
     options: ReplayOptions,
 ) -> Result<ReplaySummary, ReplayError> {
+    replay_to_end(actor_id, stored, sources, options)
+        .await
+        .map(|(summary, _)| summary)
+}
+
+/// [`replay_chain`], also returning the state the actor ends with (recovery goes on from it).
+pub(crate) async fn replay_to_end(
+    actor_id: &str,
+    stored: Vec<StoredEvent>,
+    sources: ReplaySources,
+    options: ReplayOptions,
+) -> Result<(ReplaySummary, State), ReplayError> {
     let started = Instant::now();
     let input = ReplayError::Input;
     let mut verifier = Verifier::new(Some(actor_id));
@@ -411,30 +428,57 @@ pub async fn replay_chain(
         .map_err(|e| input(e.to_string()))?;
     let component = prepared.loaded.hash;
 
+    // Where to start: after the spawn, or after the newest snapshot with the state it names.
+    let snapshot = options
+        .from_snapshot
+        .then(|| {
+            events
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(i, e)| match &e.kind {
+                    EventKind::Snapshot { state } => Some((i, *state)),
+                    _ => None,
+                })
+        })
+        .flatten();
+    let (start, state) = match snapshot {
+        None => (1, None),
+        Some((index, None)) => (index + 1, None),
+        Some((index, Some(hash))) => {
+            let blob = sources.blob(&hash).ok_or_else(|| {
+                input(format!(
+                    "the snapshot at event {index} names state {hash}, which is not in the content store"
+                ))
+            })?;
+            (index + 1, Some(blob))
+        }
+    };
     let log = Arc::new(ReplayLog {
         stored,
         events,
         new_component: options.component.is_some(),
         sources,
         cursor: Mutex::new(Cursor {
-            next: 1,
+            next: start,
             ..Default::default()
         }),
     });
     let mut chain = ChainRecorder::new(ChainSource::Replay(log.clone()), Durability::Batched);
-    chain.continue_from(log.head_at(1));
+    chain.continue_from(log.head_at(start));
     let ctx = ActorCtx::for_replay(actor_id.into(), Arc::new(manifest), chain);
     let mut replayer = Replayer {
         log,
         prepared,
         initial_state: spawn.initial_state,
-        body: Body::Empty(Box::new(ctx), None),
+        body: Body::Empty(Box::new(ctx), state),
         kill: tokio::sync::Notify::new(),
         summary: ReplaySummary {
             actor_id: actor_id.to_owned(),
             name: spawn.name,
             component,
             events: 0,
+            started_at: snapshot.map(|(i, _)| i as u64),
             calls: 0,
             host_calls: 0,
             instances: 0,
@@ -446,16 +490,13 @@ pub async fn replay_chain(
         on_progress: options.on_progress,
     };
     replayer.run().await?;
+    let (_, state) = replayer.take_body();
     let mut summary = replayer.summary;
     summary.events = replayer.log.events.len() as u64;
     summary.host_calls = replayer.log.cursor.lock().unwrap().host_calls;
-    summary.final_state = match &replayer.body {
-        Body::Instance(actor) => actor.state_hash(),
-        Body::Empty(_, state) => state.as_deref().map(Hash::of),
-        Body::Moving => None,
-    };
+    summary.final_state = state.as_deref().map(Hash::of);
     summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok((summary, state))
 }
 
 struct Replayer {
@@ -477,7 +518,8 @@ impl Replayer {
             if let Some(progress) = &mut self.on_progress {
                 progress(index as u64, total as u64);
             }
-            let Some(event) = self.log.events.get(index) else {
+            let log = self.log.clone();
+            let Some(event) = log.events.get(index) else {
                 return Ok(());
             };
             match &event.kind {
@@ -486,9 +528,34 @@ impl Replayer {
                     ..
                 } => self.wake(index).await?,
                 EventKind::Instance { reason, .. } => self.instantiate(index, *reason).await?,
-                EventKind::CallStart(_) => self.call(index, index).await?,
+                EventKind::CallStart(_) => self.call(index).await?,
                 EventKind::Shutdown { .. } => {
                     self.drop_instance();
+                    self.log.skip_to(index + 1);
+                }
+                // Both drop the instance; the state they name must be the one replay holds.
+                EventKind::Snapshot { state }
+                | EventKind::Recovery(theater_chain::Recovery { state, .. }) => {
+                    self.drop_instance();
+                    let Body::Empty(_, holding) = &self.body else {
+                        unreachable!("just dropped")
+                    };
+                    let holding = holding.as_deref().map(Hash::of);
+                    if holding != *state {
+                        return Err(ReplayError::Diverged(Box::new(Divergence {
+                            index: index as u64,
+                            call: None,
+                            expected: Some(format!(
+                                "{} {}",
+                                event.kind.type_name(),
+                                crate::describe::event(&event.kind)
+                            )),
+                            actual: format!(
+                                "state {}",
+                                holding.map_or("none".into(), |h| h.to_hex())
+                            ),
+                        })));
+                    }
                     self.log.skip_to(index + 1);
                 }
                 other => {
@@ -546,30 +613,18 @@ impl Replayer {
         }
     }
 
-    /// A wake is recorded by the call it wakes for: hibernate, and let that call wake it.
+    /// A fresh instance for the call that follows (the live run recorded the wake as part of
+    /// that call, just before its `call-start`).
     async fn wake(&mut self, index: usize) -> Result<(), ReplayError> {
-        let Body::Instance(actor) = &mut self.body else {
-            return Err(ReplayError::Input(format!(
-                "event {index}: a wake of an actor that has no instance"
-            )));
-        };
-        let woken_for_call = matches!(
-            self.log.events.get(index + 1).map(|e| &e.kind),
-            Some(EventKind::CallStart(_))
-        );
-        if !woken_for_call {
-            // The wake failed in the live run; the actor stayed as it was.
-            self.log.skip_to(index + 1);
-            return Ok(());
+        self.instantiate(index, InstanceReason::Wake).await?;
+        match self.log.events.get(index + 1).map(|e| &e.kind) {
+            Some(EventKind::CallStart(_)) => self.call(index + 1).await,
+            _ => Ok(()),
         }
-        actor.hibernate();
-        self.summary.instances += 1;
-        self.call(index, index + 1).await
     }
 
-    /// Replays the call whose `call-start` is at `at`; `from` is where this step's events begin
-    /// (a wake before the call).
-    async fn call(&mut self, from: usize, at: usize) -> Result<(), ReplayError> {
+    /// Replays the call whose `call-start` is at `at`.
+    async fn call(&mut self, at: usize) -> Result<(), ReplayError> {
         let events = &self.log.events;
         let EventKind::CallStart(start) = &events[at].kind else {
             unreachable!("called at a call-start")
@@ -593,7 +648,6 @@ impl Replayer {
             }
             _ => {
                 // The run stopped in the middle of this call; nothing it did was kept.
-                let _ = from;
                 self.summary.interrupted_calls += 1;
                 self.drop_instance();
                 self.log.skip_to(end);

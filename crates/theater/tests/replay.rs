@@ -270,3 +270,52 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
         .unwrap_err();
     assert!(err.to_string().contains("pass --component"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_recorded_on_schedule_and_replay_can_start_from_the_newest() {
+    let h = harness_with(|c| c.hibernate_after = None);
+    let a = puppet(&h, "a.toml", "[chain]\nsnapshot_every = 3\n").await;
+    for i in 0..10 {
+        ok(&a, &format!("note n{i}")).await;
+    }
+    h.runtime.flush().await.unwrap();
+    let chain = chain_of(h.dir.path(), a.id());
+    let snapshots: Vec<usize> = chain
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.kind, EventKind::Snapshot { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(snapshots.len(), 3, "after calls 3, 6 and 9 (init counts)");
+    // Each snapshot is followed by a fresh instance for the next call.
+    let last = *snapshots.last().unwrap();
+    assert!(matches!(
+        chain[last + 1].kind,
+        EventKind::Instance {
+            reason: InstanceReason::Wake,
+            ..
+        }
+    ));
+
+    let full = replay_with(h.dir.path(), a.id(), ReplayOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(full.started_at, None);
+    let from = replay_with(
+        h.dir.path(),
+        a.id(),
+        ReplayOptions {
+            from_snapshot: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(from.started_at, Some(last as u64));
+    assert_eq!(
+        from.calls, 2,
+        "only the calls after the newest snapshot run"
+    );
+    assert_eq!(from.final_state, full.final_state);
+    assert_eq!(from.final_state, last_recorded_state(h.dir.path(), a.id()));
+}

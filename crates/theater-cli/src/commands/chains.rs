@@ -353,6 +353,10 @@ fn event_json(index: usize, stored: &StoredEvent, event: &Event) -> Value {
         EventKind::Shutdown { reason, data } => json!({
             "reason": reason.name(), "data_hex": data.as_deref().map(hex::encode),
         }),
+        EventKind::Snapshot { state } => json!({ "state": hex_opt(state) }),
+        EventKind::Recovery(r) => json!({
+            "state": hex_opt(&r.state), "interrupted": r.interrupted, "message_id": r.message_id,
+        }),
     };
     if let (Value::Object(v), Value::Object(fields)) = (&mut v, fields) {
         v.extend(fields);

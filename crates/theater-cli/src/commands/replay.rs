@@ -19,6 +19,9 @@ pub struct Args {
     /// behaves the same on recorded traffic
     #[arg(long, value_name = "PATH")]
     component: Option<PathBuf>,
+    /// Start at the chain's newest snapshot (the events before it are still verified)
+    #[arg(long)]
+    from_snapshot: bool,
     /// Print the summary as one JSON object
     #[arg(long)]
     json: bool,
@@ -57,6 +60,7 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
     let options = ReplayOptions {
         component: args.component.clone(),
         compiled_cache: Some(data_dir.join("compiled")),
+        from_snapshot: args.from_snapshot,
         on_progress: progress,
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -100,6 +104,7 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
                 "calls": summary.calls, "host_calls": summary.host_calls,
                 "instances": summary.instances, "traps_from_chain": summary.traps_from_chain,
                 "interrupted_calls": summary.interrupted_calls,
+                "started_at": summary.started_at,
                 "final_state": summary.final_state.map(|h| h.to_hex()),
                 "seconds": seconds, "events_per_second": rate,
             })
@@ -113,6 +118,9 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
             summary.host_calls,
             summary.instances,
         );
+        if let Some(index) = summary.started_at {
+            println!("   started from the snapshot at event {index}");
+        }
         if summary.traps_from_chain > 0 {
             println!(
                 "   {} calls ended in a time-dependent trap (CPU budget or kill) and were taken from the chain, not re-run",
