@@ -50,6 +50,7 @@ fn main() {
             created_ms: 0,
             head,
             signature: None,
+            manifest_dir: None,
         })
         .unwrap();
     let start = Instant::now();

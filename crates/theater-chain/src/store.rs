@@ -67,6 +67,9 @@ pub struct ChainInfo {
     pub head: ChainHead,
     /// The node's signature of `head` (none for a chain written before signing existed).
     pub signature: Option<Signature>,
+    /// The directory of the manifest the actor was spawned from, against which its relative
+    /// paths resolve (recovery needs it); none for an inline manifest or an older chain.
+    pub manifest_dir: Option<String>,
 }
 
 /// When an append counts as done.
@@ -143,7 +146,8 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
              created_ms INTEGER NOT NULL,
              len        INTEGER NOT NULL,
              head       BLOB NOT NULL,
-             signature  BLOB
+             signature  BLOB,
+             manifest_dir TEXT
          );
          CREATE TABLE IF NOT EXISTS meta (
              key   TEXT PRIMARY KEY,
@@ -169,6 +173,7 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
         1 => conn
             .execute_batch(&format!(
                 "ALTER TABLE chains ADD COLUMN signature BLOB;
+                 ALTER TABLE chains ADD COLUMN manifest_dir TEXT;
                  PRAGMA user_version = {SCHEMA_VERSION};"
             ))
             .map_err(sqlite_err(path))?,
@@ -384,8 +389,9 @@ fn commit_batch(
     let mut heads: HashMap<Arc<str>, ChainHead> = HashMap::new();
     {
         let mut insert_chain = tx.prepare_cached(
-            "INSERT OR IGNORE INTO chains (actor_id, name, parent_id, created_ms, len, head)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO chains
+                 (actor_id, name, parent_id, created_ms, len, head, manifest_dir)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         let mut insert_event = tx.prepare_cached(
             "INSERT INTO events (actor_id, seq, hash, data) VALUES (?1, ?2, ?3, ?4)",
@@ -400,6 +406,7 @@ fn commit_batch(
                         info.created_ms as i64,
                         info.head.len as i64,
                         &info.head.head.0[..],
+                        info.manifest_dir,
                     ])?;
                 }
                 Command::Append {
@@ -480,8 +487,10 @@ impl ChainReader {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sqlite_err(&path))?;
         let columns = match version {
-            1 => "actor_id, name, parent_id, created_ms, len, head, NULL",
-            0 | SCHEMA_VERSION => "actor_id, name, parent_id, created_ms, len, head, signature",
+            1 => "actor_id, name, parent_id, created_ms, len, head, NULL, NULL",
+            0 | SCHEMA_VERSION => {
+                "actor_id, name, parent_id, created_ms, len, head, signature, manifest_dir"
+            }
             found => return Err(StoreError::Schema { path, found }),
         };
         Ok(ChainReader {
@@ -500,6 +509,7 @@ impl ChainReader {
         };
         Ok(ChainInfo {
             signature,
+            manifest_dir: row.get(7)?,
             actor_id: row.get(0)?,
             name: row.get(1)?,
             parent: row.get(2)?,
@@ -513,7 +523,7 @@ impl ChainReader {
 
     /// The public key of the node that writes this data dir's chains, once one has.
     pub fn node_key(&self) -> Result<Option<PublicKey>, StoreError> {
-        if self.columns.ends_with("NULL") {
+        if self.columns.ends_with("NULL, NULL") {
             return Ok(None);
         }
         let value: Option<Vec<u8>> = self

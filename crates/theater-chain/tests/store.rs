@@ -35,6 +35,7 @@ fn write_chain(writer: &ChainWriter, id: &str, n: u32) -> ChainHead {
             created_ms: 1,
             head,
             signature: None,
+            manifest_dir: None,
         })
         .unwrap();
     let id: Arc<str> = id.into();
@@ -96,6 +97,7 @@ fn every_event_durability_acknowledges_after_commit() {
             created_ms: 0,
             head,
             signature: None,
+            manifest_dir: None,
         })
         .unwrap();
     let (index, stored) = head.append(&spawn_event("a"));

@@ -607,3 +607,134 @@ fn events_filter_by_type_and_range_and_follow_a_running_actor() {
         stderr(&bad)
     );
 }
+
+/// The random-range results recorded since the chain's last spawn or recovery instance: the
+/// rolls of the run that was killed.
+fn rolls_of_last_run(data_dir: &Path, id: &str) -> Vec<String> {
+    let out = run(theater(data_dir).args(["events", id, "--json", "--type", "instance,host-call"]));
+    let mut rolls = Vec::new();
+    for line in stdout(&out).lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["type"] == "instance" && e["reason"] != "wake" {
+            rolls.clear();
+        } else if e["function"] == "random-range" {
+            let value = e["result"]["value"].as_str().unwrap();
+            rolls.push(value.strip_prefix("ok ").unwrap().to_owned());
+        }
+    }
+    rolls
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume_keeps_every_chain_whole() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dice = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/dice");
+    let manifest = std::fs::read_to_string(dice.join("manifest.toml"))
+        .unwrap()
+        .replace("../target", &dice.join("../target").display().to_string())
+        .replace("demo.txt", "long-demo.txt")
+        .replace("name = \"dice\"", "name = \"long-dice\"");
+    std::fs::write(work.path().join("long-demo.txt"), "demo 60").unwrap();
+    let manifest_path = work.path().join("dice.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    // Random kill points, reproducible from the printed seed.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill-point seed {seed}");
+    let mut next_ms = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        150 + seed % 1_100
+    };
+
+    // Compile the component once, so that kills land while the actor runs, not while the
+    // runtime compiles.
+    let warm = run(theater(data.path())
+        .arg("run")
+        .arg(dice.join("manifest.toml")));
+    assert!(warm.status.success(), "{}", stderr(&warm));
+
+    for round in 0..6 {
+        let mut cmd = theater(data.path());
+        cmd.arg("run");
+        if round == 0 {
+            cmd.arg(&manifest_path);
+        } else {
+            cmd.arg("--resume");
+        }
+        let child = cmd
+            .args(["--durability", "every-event"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(next_ms()));
+        let mut child = child;
+        child.kill().unwrap(); // SIGKILL
+        let out = child.wait_with_output().unwrap();
+
+        // Every chain verifies (links and signature) and replays to the recorded states.
+        let chains = run(theater(data.path()).args(["chains", "--json"]));
+        let chains: Vec<serde_json::Value> = stdout(&chains)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for chain in &chains {
+            let id = chain["id"].as_str().unwrap();
+            let verify = run(theater(data.path()).args(["verify", id]));
+            assert!(
+                verify.status.success(),
+                "round {round}: {}",
+                stderr(&verify)
+            );
+            let replay = run(theater(data.path()).args(["replay", id]));
+            assert!(
+                replay.status.success(),
+                "round {round}: {}",
+                stderr(&replay)
+            );
+
+            if chain["name"] != "long-dice" {
+                continue;
+            }
+            // With every-event durability, a roll the actor went on to print was on disk
+            // before it printed: each printed roll is in the chain, in order.
+            let printed: Vec<String> = stdout(&out)
+                .lines()
+                .filter_map(|l| l.split(" rolls ").nth(1))
+                .map(|rest| rest.split(' ').next().unwrap().to_owned())
+                .collect();
+            let recorded = rolls_of_last_run(data.path(), id);
+            assert!(
+                recorded.len() >= printed.len() && recorded[..printed.len()] == printed[..],
+                "round {round}: printed {printed:?}, recorded {recorded:?}"
+            );
+        }
+    }
+    let id = chain_id(data.path(), "long-dice");
+    let recoveries =
+        run(theater(data.path()).args(["events", &id, "--json", "--type", "recovery"]));
+    assert!(
+        !stdout(&recoveries).is_empty(),
+        "no kill landed while the actor ran"
+    );
+
+    // Left alone, the last resume finishes the demo.
+    let out = run(theater(data.path()).args(["run", "--resume"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last = run(theater(data.path()).args(["events", &id, "--json", "--type", "shutdown"]));
+    assert_eq!(stdout(&last).lines().count(), 1, "{}", stdout(&last));
+    assert!(
+        stdout(&last).contains("\"reason\":\"requested\""),
+        "{}",
+        stdout(&last)
+    );
+    let replay = run(theater(data.path()).args(["replay", &id]));
+    assert!(replay.status.success(), "{}", stderr(&replay));
+}

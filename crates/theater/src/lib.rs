@@ -37,6 +37,7 @@ pub mod manifest;
 mod messaging;
 mod payload;
 mod recording;
+mod recovery;
 pub mod replay;
 mod runtime;
 pub mod supervision;
@@ -47,6 +48,7 @@ pub use component::{ACTOR_INTERFACE, INIT};
 pub use engine::{EPOCH_TICK, EngineSettings};
 pub use error::{RuntimeError, SpawnError};
 pub use manifest::{Manifest, ManifestError, ManifestOrigin};
+pub use recovery::Recovered;
 pub use runtime::{
     ActorExit, ActorHandle, Lifecycle, LifecycleEvent, LifecycleSink, LogLine, LogSink, Runtime,
     RuntimeConfig, short_id,

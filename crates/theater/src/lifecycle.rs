@@ -37,6 +37,19 @@ pub(crate) struct SpawnRequest {
     pub(crate) start: Start,
     /// The id to use; a fresh UUID if none.
     pub(crate) id: Option<Arc<str>>,
+    /// Bring back an actor whose chain a crashed runtime left, instead of a new one.
+    pub(crate) recover: Option<Recover>,
+}
+
+/// What recovery knows about an actor it brings back.
+pub(crate) struct Recover {
+    /// The persisted chain, which continues from here.
+    pub(crate) head: theater_chain::ChainHead,
+    /// The state after its last completed call.
+    pub(crate) state: State,
+    pub(crate) event: theater_chain::Recovery,
+    /// `init` never returned before the crash: run it again.
+    pub(crate) run_init: bool,
 }
 
 /// Spawns an actor. Returns once `init` has returned; a failed or trapping `init` leaves no
@@ -62,7 +75,7 @@ pub(crate) async fn spawn(
         )));
     }
     let start = match request.start {
-        Start::Init(None) => match &manifest.init_state {
+        Start::Init(None) if request.recover.is_none() => match &manifest.init_state {
             Some(path) => Start::Init(Some(std::fs::read(path).map_err(|e| {
                 SpawnError::InitState {
                     actor: manifest.name.clone(),
@@ -86,25 +99,33 @@ pub(crate) async fn spawn(
         .map_err(fail)?;
     let durability = manifest.chain.durability.unwrap_or(shared.durability);
     let mut chain = ChainRecorder::new(source.clone(), durability);
-    // Keep what replay needs: the component's bytes and the initial state, by hash.
-    let initial_state_hash = initial.as_deref().map(Hash::of);
-    if let Some(content) = &shared.content {
-        if let Some(bytes) = prepared.loaded.bytes_to_store() {
-            content.put(&bytes).map_err(|e| fail(e.to_string()))?;
+    let first_event = match &request.recover {
+        Some(recover) => {
+            chain.continue_from(recover.head);
+            EventKind::Recovery(recover.event.clone())
         }
-        if let Some(state) = &initial {
-            content.put(state).map_err(|e| fail(e.to_string()))?;
+        None => {
+            // Keep what replay needs: the component's bytes and the initial state, by hash.
+            if let Some(content) = &shared.content {
+                if let Some(bytes) = prepared.loaded.bytes_to_store() {
+                    content.put(&bytes).map_err(|e| fail(e.to_string()))?;
+                }
+                if let Some(state) = &initial {
+                    content.put(state).map_err(|e| fail(e.to_string()))?;
+                }
+            }
+            EventKind::Spawn(Spawn {
+                actor_id: id.to_string(),
+                name: manifest.name.clone(),
+                component: prepared.loaded.hash,
+                manifest: manifest.text.clone(),
+                parent: request.parent.as_deref().map(str::to_owned),
+                initial_state: initial.as_deref().map(Hash::of),
+            })
         }
-    }
+    };
     chain
-        .record(EventKind::Spawn(Spawn {
-            actor_id: id.to_string(),
-            name: manifest.name.clone(),
-            component: prepared.loaded.hash,
-            manifest: manifest.text.clone(),
-            parent: request.parent.as_deref().map(str::to_owned),
-            initial_state: initial_state_hash,
-        }))
+        .record(first_event)
         .await
         .map_err(|e| fail(format!("recording its chain: {}", one_line(&e))))?;
 
@@ -148,16 +169,21 @@ pub(crate) async fn spawn(
 
     let ctx = ActorCtx::new(id.clone(), manifest.clone(), shared, chain);
     let max = shared.settings.max_instances;
-    let mut actor =
-        match Actor::instantiate(prepared, ctx, InstanceReason::Spawn, initial, max).await {
-            Ok(actor) => actor,
-            Err((mut ctx, message)) => {
-                record_end(&mut ctx, ShutdownReason::Failed, None).await;
-                remove(shared, &cell, ActorExit::Failed(message.clone()), false);
-                return Err(fail(message));
-            }
-        };
-    if let Start::Init(_) = start {
+    let (reason, state, run_init) = match request.recover {
+        Some(recover) => (InstanceReason::Recovery, recover.state, recover.run_init),
+        None => (InstanceReason::Spawn, initial, true),
+    };
+    let mut actor = match Actor::instantiate(prepared, ctx, reason, state, max).await {
+        Ok(actor) => actor,
+        Err((mut ctx, message)) => {
+            record_end(&mut ctx, ShutdownReason::Failed, None).await;
+            remove(shared, &cell, ActorExit::Failed(message.clone()), false);
+            return Err(fail(message));
+        }
+    };
+    if let Start::Init(_) = start
+        && run_init
+    {
         let outcome = actor
             .call::<_, (State,)>(
                 Export::Init,
@@ -192,7 +218,12 @@ pub(crate) async fn spawn(
     if request.parent.is_some() {
         cell.inner.lock().unwrap().child_work = Some(shared.busy.begin());
     }
-    shared.lifecycle(&cell, LifecycleEvent::Started);
+    let event = if reason == InstanceReason::Recovery {
+        LifecycleEvent::Recovered
+    } else {
+        LifecycleEvent::Started
+    };
+    shared.lifecycle(&cell, event);
     shared.park_or_run(&cell, actor);
     Ok(cell)
 }
@@ -700,6 +731,7 @@ pub(crate) async fn spawn_child(
             parent: Some(parent.id.clone()),
             start,
             id: Some(id),
+            recover: None,
         },
     )
     .await
@@ -729,6 +761,9 @@ impl Shared {
                         created_ms: now_ms(),
                         head: Default::default(),
                         signature: None,
+                        manifest_dir: std::path::absolute(manifest.origin.base_dir())
+                            .ok()
+                            .map(|d| d.display().to_string()),
                     })
                     .map_err(|e| e.to_string())?;
                 Ok(ChainSource::Persisted {

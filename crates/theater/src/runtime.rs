@@ -43,6 +43,8 @@ pub struct Lifecycle<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LifecycleEvent {
     Started,
+    /// Brought back after a crash of the runtime (`Runtime::recover`).
+    Recovered,
     Restarted,
     /// It called `runtime.shutdown`.
     Exited,
@@ -265,7 +267,7 @@ impl std::fmt::Debug for ActorHandle {
 }
 
 impl ActorHandle {
-    fn new(cell: Arc<Cell>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(cell: Arc<Cell>, shared: Arc<Shared>) -> Self {
         ActorHandle {
             exit: cell.exit.subscribe(),
             cell,
@@ -356,6 +358,10 @@ impl ActorHandle {
 }
 
 impl Runtime {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Starts a runtime. Must be called within a tokio runtime.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let engine =
@@ -415,6 +421,7 @@ impl Runtime {
                 parent: None,
                 start: Start::Init(init_state),
                 id: None,
+                recover: None,
             },
         )
         .await?;

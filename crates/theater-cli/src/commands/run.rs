@@ -16,6 +16,10 @@ use crate::output;
 pub struct Args {
     /// The actor's manifest [default: ./manifest.toml]
     manifest: Option<PathBuf>,
+    /// Bring back every actor a crashed run left running in the data dir (each from its last
+    /// persisted state; its chain continues), instead of starting one
+    #[arg(long, conflicts_with = "manifest")]
+    resume: bool,
     /// Keep running once the actor is quiescent, until Ctrl-C
     #[arg(long)]
     keep_alive: bool,
@@ -33,6 +37,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    if args.resume {
+        return tokio.block_on(run_actors(args, None, data_dir));
+    }
     let path = args
         .manifest
         .clone()
@@ -44,14 +55,12 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
         ));
     }
     let manifest = Manifest::from_file(&path)?;
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    tokio.block_on(run_actor(args, manifest, data_dir))
+    tokio.block_on(run_actors(args, Some(manifest), data_dir))
 }
 
-async fn run_actor(args: Args, manifest: Manifest, data_dir: PathBuf) -> Result<ExitCode> {
+/// Runs `manifest`'s actor, or with none the actors a crashed run left (`--resume`), until
+/// they end or the runtime is quiescent.
+async fn run_actors(args: Args, manifest: Option<Manifest>, data_dir: PathBuf) -> Result<ExitCode> {
     let mut config = RuntimeConfig {
         data_dir: Some(data_dir.clone()),
         durability: Durability::parse(&args.durability).expect("validated by clap"),
@@ -61,60 +70,106 @@ async fn run_actor(args: Args, manifest: Manifest, data_dir: PathBuf) -> Result<
     config.engine.max_instances = args.max_instances;
     config.engine.max_memory_mb = args.max_memory_mb;
     let runtime = Runtime::new(config)?;
-    let root = match runtime.spawn(manifest).await {
-        Ok(root) => root,
-        Err(e) => {
-            let detail = e
-                .backtrace()
-                .map(|bt| format!("\nguest backtrace, innermost call first:\n{bt}"))
-                .unwrap_or_default();
-            output::error(&format!("{e}{detail}"));
-            runtime.shutdown().await?;
-            return Ok(ExitCode::FAILURE);
+    let roots = match manifest {
+        Some(manifest) => match runtime.spawn(manifest).await {
+            Ok(root) => {
+                output::status(&format!("root actor {} {}", root.name(), root.id()));
+                vec![root]
+            }
+            Err(e) => {
+                let detail = e
+                    .backtrace()
+                    .map(|bt| format!("\nguest backtrace, innermost call first:\n{bt}"))
+                    .unwrap_or_default();
+                output::error(&format!("{e}{detail}"));
+                runtime.shutdown().await?;
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => {
+            let recovered = runtime.recover().await?;
+            for (id, name, why) in &recovered.failed {
+                output::error(&format!(
+                    "{name} {} not recovered: {why}",
+                    theater::short_id(id)
+                ));
+            }
+            for (id, name, interrupted) in &recovered.actors {
+                if let Some(call) = interrupted {
+                    output::status(&format!(
+                        "{name} {}: the crash interrupted {call}; it was not finished (see docs/architecture.md, \"Crash recovery\")",
+                        theater::short_id(id)
+                    ));
+                }
+            }
+            if recovered.actors.is_empty() {
+                output::status(&format!(
+                    "nothing to resume: no actor in {} was left running",
+                    data_dir.display()
+                ));
+                runtime.shutdown().await?;
+                return Ok(if recovered.failed.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            for root in &recovered.roots {
+                output::status(&format!("resumed root actor {} {}", root.name(), root.id()));
+            }
+            recovered.roots
         }
     };
-    output::status(&format!("root actor {} {}", root.name(), root.id()));
-
-    let exit = if args.keep_alive {
+    let all_ended = async {
+        for root in &roots {
+            root.exited().await;
+        }
+    };
+    if args.keep_alive {
         tokio::select! {
             biased;
-            exit = root.exited() => Some(exit),
-            _ = tokio::signal::ctrl_c() => None,
+            () = all_ended => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
     } else {
         tokio::select! {
             biased;
-            exit = root.exited() => Some(exit),
-            _ = runtime.quiescent() => None,
+            () = all_ended => {}
+            _ = runtime.quiescent() => {}
         }
-    };
-    // Quiescence and the root's end can arrive together (a root that shuts down stops its
+    }
+    // Quiescence and a root's end can arrive together (a root that shuts down stops its
     // children first); the root's own end is the more precise report.
-    let exit = exit.or_else(|| root.exit());
+    let exits: Vec<Option<ActorExit>> = roots.iter().map(|r| r.exit()).collect();
     runtime.shutdown().await?;
 
-    let events = ChainReader::open(&data_dir)
-        .and_then(|r| r.resolve(root.id()))
-        .map(|c| c.head.len)
-        .ok();
-    let saved = match events {
-        Some(n) => format!(
-            "; its chain has {n} events (theater events {})",
-            theater::short_id(root.id())
-        ),
-        None => String::new(),
-    };
-    let (what, code) = match exit {
-        Some(ActorExit::Shutdown(_)) => ("shut down", ExitCode::SUCCESS),
-        Some(ActorExit::Stopped) => ("was stopped", ExitCode::SUCCESS),
-        Some(ActorExit::Failed(reason)) => {
-            output::error(&format!("{} failed: {reason}", root.name()));
-            ("failed", ExitCode::FAILURE)
-        }
-        None if args.keep_alive => ("was stopped by Ctrl-C", ExitCode::SUCCESS),
-        None => ("is quiescent", ExitCode::SUCCESS),
-    };
-    output::status(&format!("{} {what}{saved}", root.name()));
+    let reader = ChainReader::open(&data_dir).ok();
+    let mut code = ExitCode::SUCCESS;
+    for (root, exit) in roots.iter().zip(exits) {
+        let events = reader
+            .as_ref()
+            .and_then(|r| r.resolve(root.id()).ok())
+            .map(|c| c.head.len);
+        let saved = match events {
+            Some(n) => format!(
+                "; its chain has {n} events (theater events {})",
+                theater::short_id(root.id())
+            ),
+            None => String::new(),
+        };
+        let what = match exit {
+            Some(ActorExit::Shutdown(_)) => "shut down",
+            Some(ActorExit::Stopped) => "was stopped",
+            Some(ActorExit::Failed(reason)) => {
+                output::error(&format!("{} failed: {reason}", root.name()));
+                code = ExitCode::FAILURE;
+                "failed"
+            }
+            None if args.keep_alive => "was stopped by Ctrl-C",
+            None => "is quiescent",
+        };
+        output::status(&format!("{} {what}{saved}", root.name()));
+    }
     Ok(code)
 }
 
@@ -123,6 +178,7 @@ fn actor_tree() -> LifecycleSink {
     Arc::new(move |l: &Lifecycle<'_>| {
         let (mark, what) = match &l.event {
             LifecycleEvent::Started => ("+", "started".to_owned()),
+            LifecycleEvent::Recovered => ("^", "recovered".to_owned()),
             LifecycleEvent::Restarted => ("~", "restarted".to_owned()),
             LifecycleEvent::Exited => ("-", "shut down".to_owned()),
             LifecycleEvent::Stopped => ("-", "stopped".to_owned()),

@@ -1,0 +1,223 @@
+//! Bringing actors back after the runtime crashed.
+//!
+//! An actor was running at the crash if its chain does not end with `shutdown`. For each, parents
+//! before children, recovery rebuilds the state by replaying the chain from its newest snapshot
+//! (hermetically: nothing outside is touched twice), records `recovery` and a fresh instance,
+//! and puts the actor back in its parent's supervision. A call the crash cut off is not
+//! finished: it is named in the `recovery` event and its effects are dropped (see
+//! `docs/architecture.md`, "Crash recovery"). Messages that were waiting in mailboxes are lost.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use theater_chain::{
+    ChainInfo, ChainReader, Event, EventKind, Recovery as RecoveryEvent, ShutdownReason,
+    StoredEvent,
+};
+
+use crate::cell::Start;
+use crate::error::RuntimeError;
+use crate::lifecycle::{self, Recover, SpawnRequest};
+use crate::manifest::{ComponentSource, Manifest, ManifestOrigin};
+use crate::recording::{ChainRecorder, ChainSource};
+use crate::replay::{ReplayOptions, ReplaySources, replay_to_end};
+use crate::runtime::{ActorHandle, Runtime};
+
+/// What [`Runtime::recover`] did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The recovered actors without a parent, which `theater run --resume` waits for.
+    pub roots: Vec<ActorHandle>,
+    /// Every recovered actor: (id, name, the call the crash interrupted).
+    pub actors: Vec<(String, String, Option<String>)>,
+    /// Actors that could not be brought back, and why; their chains end with `shutdown`
+    /// (failed or stopped) saying so.
+    pub failed: Vec<(String, String, String)>,
+}
+
+impl Runtime {
+    /// Brings back every actor whose chain in the data dir shows it was running when the
+    /// previous runtime on this data dir stopped without shutting it down (a crash).
+    pub async fn recover(&self) -> Result<Recovered, RuntimeError> {
+        let shared = self.shared().clone();
+        let Some(data_dir) = shared.data_dir.clone() else {
+            return Ok(Recovered::default());
+        };
+        let reader = ChainReader::open(&data_dir)?;
+        let mut recovered = Recovered::default();
+        let mut alive: HashSet<String> = HashSet::new();
+        // Oldest first: a parent is always older than its children.
+        for info in reader.chains()? {
+            let (info, events) = reader.chain(&info.actor_id)?;
+            let decoded: Vec<Event> = match events.iter().map(|e| Event::decode(&e.bytes)).collect()
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    // Left as it is: `theater verify` names the damage.
+                    recovered.failed.push((
+                        info.actor_id,
+                        info.name,
+                        format!("its chain is damaged: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            if matches!(
+                decoded.last().map(|e| &e.kind),
+                Some(EventKind::Shutdown { .. }) | None
+            ) {
+                continue;
+            }
+            if let Some(parent) = &info.parent
+                && !alive.contains(parent)
+            {
+                let why = "its parent is not running".to_owned();
+                self.end_chain(&info, ShutdownReason::Stopped, &why).await;
+                recovered.failed.push((info.actor_id, info.name, why));
+                continue;
+            }
+            match self.recover_one(&data_dir, &info, events, &decoded).await {
+                Ok((handle, interrupted)) => {
+                    alive.insert(info.actor_id.clone());
+                    recovered
+                        .actors
+                        .push((info.actor_id.clone(), info.name.clone(), interrupted));
+                    if info.parent.is_none() {
+                        recovered.roots.push(handle);
+                    }
+                }
+                Err(why) => {
+                    self.end_chain(&info, ShutdownReason::Failed, &why).await;
+                    recovered.failed.push((info.actor_id, info.name, why));
+                }
+            }
+        }
+        Ok(recovered)
+    }
+
+    async fn recover_one(
+        &self,
+        data_dir: &std::path::Path,
+        info: &ChainInfo,
+        events: Vec<StoredEvent>,
+        decoded: &[Event],
+    ) -> Result<(ActorHandle, Option<String>), String> {
+        let shared = self.shared().clone();
+        let EventKind::Spawn(spawn) = &decoded[0].kind else {
+            return Err("its chain does not start with spawn".into());
+        };
+        let base_dir = info
+            .manifest_dir
+            .as_deref()
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let mut manifest = Manifest::parse(&spawn.manifest, ManifestOrigin::Inline { base_dir })
+            .map_err(|e| format!("its recorded manifest: {e}"))?;
+        // The exact code it ran, whatever the files on disk say now.
+        manifest.component = ComponentSource::Store(spawn.component.0);
+
+        let interrupted = interrupted_call(decoded);
+        // `init` never returned: the actor never started, so it starts over.
+        let never_started = !decoded
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::CallEnd(c) if c.export.ends_with("/actor.init")));
+        let head = theater_chain::ChainHead {
+            len: events.len() as u64,
+            head: events.last().expect("checked non-empty").hash,
+        };
+        let (_, state) = replay_to_end(
+            &info.actor_id,
+            events,
+            ReplaySources::data_dir(data_dir),
+            ReplayOptions {
+                compiled_cache: Some(data_dir.join("compiled")),
+                from_snapshot: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("replaying its chain to rebuild its state: {e}"))?;
+        let content = shared.content.as_ref();
+        let initial = spawn
+            .initial_state
+            .map(|h| content.and_then(|c| c.get(&h.0).ok().flatten()).ok_or(h))
+            .transpose()
+            .map_err(|h| format!("its initial state {h} is not in the content store"))?;
+        let resumed = matches!(decoded.get(2).map(|e| &e.kind), Some(EventKind::CallStart(c)) if !c.export.ends_with("/actor.init"));
+        let start = if resumed {
+            Start::Resume(initial.clone())
+        } else {
+            Start::Init(initial.clone())
+        };
+        let run_init = never_started && !resumed;
+        // The event names the state the chain shows the actor holding; a restarted `init` is
+        // given its initial state, as its `call-start` will record.
+        let event = RecoveryEvent {
+            state: state.as_deref().map(theater_chain::Hash::of),
+            interrupted: interrupted.as_ref().map(|(export, _)| export.clone()),
+            message_id: interrupted.as_ref().and_then(|(_, id)| id.clone()),
+        };
+        let parent: Option<Arc<str>> = info.parent.as_deref().map(Into::into);
+        let cell = lifecycle::spawn(
+            &shared,
+            SpawnRequest {
+                manifest: Arc::new(manifest),
+                parent: parent.clone(),
+                start,
+                id: Some(info.actor_id.as_str().into()),
+                recover: Some(Recover {
+                    head,
+                    state: if run_init { initial } else { state },
+                    event,
+                    run_init,
+                }),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Some(parent) = parent.and_then(|p| shared.cell(&p))
+            && let Some(supervision) = &parent.supervision
+        {
+            let restart = cell
+                .manifest
+                .restart
+                .unwrap_or(parent.manifest.supervision.restart);
+            supervision.lock().await.add(cell.id.clone(), restart);
+        }
+        Ok((
+            ActorHandle::new(cell, shared),
+            interrupted.map(|(export, _)| export),
+        ))
+    }
+
+    /// Ends a chain that cannot go on with a `shutdown` event saying why.
+    async fn end_chain(&self, info: &ChainInfo, reason: ShutdownReason, why: &str) {
+        let shared = self.shared();
+        let Some((writer, data_dir)) = shared.writer.clone().zip(shared.data_dir.clone()) else {
+            return;
+        };
+        let source = ChainSource::Persisted {
+            actor_id: info.actor_id.as_str().into(),
+            writer,
+            data_dir,
+        };
+        let mut chain = ChainRecorder::new(source, shared.durability);
+        chain.continue_from(info.head);
+        let data = Some(format!("not recovered: {why}").into_bytes());
+        if let Err(e) = chain.record(EventKind::Shutdown { reason, data }).await {
+            tracing::warn!("ending the chain of {}: {e}", info.actor_id);
+        }
+    }
+}
+
+/// The export call the chain ends inside of, and the message it was delivering.
+fn interrupted_call(events: &[Event]) -> Option<(String, Option<String>)> {
+    let last_not_host_call = events
+        .iter()
+        .rev()
+        .find(|e| !matches!(e.kind, EventKind::HostCall(_)))?;
+    match &last_not_host_call.kind {
+        EventKind::CallStart(start) => Some((start.export.clone(), start.message_id.clone())),
+        _ => None,
+    }
+}
