@@ -311,3 +311,27 @@ fn forged_signatures_swapped_keys_and_consistent_rewrites_fail() {
         })
     ));
 }
+
+#[test]
+fn long_chains_checked_in_parallel_still_name_the_first_bad_event() {
+    let mut head = ChainHead::default();
+    let mut events: Vec<StoredEvent> = (0..10_000u32)
+        .map(|i| {
+            let event = if i == 0 {
+                spawn_event("a1")
+            } else {
+                log_event(i)
+            };
+            head.append(&event).1
+        })
+        .collect();
+    assert_eq!(verify_chain("a1", &events, head).unwrap(), head);
+    // A damaged event late in the chain, and a damaged stored hash at the middle (where two
+    // slices meet on two cores): the earlier one is reported.
+    events[7_000].bytes[20] ^= 1;
+    let err = verify_chain("a1", &events, head).unwrap_err();
+    assert_eq!(err.event_index(), Some(7_000), "{err}");
+    events[4_999].hash.0[0] ^= 1;
+    let err = verify_chain("a1", &events, head).unwrap_err();
+    assert_eq!(err.event_index(), Some(4_999), "{err}");
+}
