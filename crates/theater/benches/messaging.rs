@@ -6,10 +6,13 @@
 //! JSON line per benchmark: `recorded` (chains persisted, batched durability) and `unrecorded`
 //! (no chain at all). `THEATER_BENCH_SCALE` (default 1.0) scales every count, for quick runs.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use theater::{ActorHandle, Manifest, ManifestOrigin, Runtime, RuntimeConfig};
+use common::{manifest, scaled};
+use theater::{ActorHandle, Runtime, RuntimeConfig};
 
 const MODES: &[&str] = &["recorded", "unrecorded"];
 
@@ -29,25 +32,6 @@ fn main() {
             }
         }
     }
-}
-
-fn scaled(n: u64) -> u64 {
-    let scale: f64 = std::env::var("THEATER_BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    ((n as f64 * scale) as u64).max(1)
-}
-
-fn manifest(name: &str, component: &str, extra: &str) -> Manifest {
-    let text = format!("name = {name:?}\nversion = \"0.1.0\"\ncomponent = {component:?}\n{extra}");
-    Manifest::parse(
-        &text,
-        ManifestOrigin::Inline {
-            base_dir: ".".into(),
-        },
-    )
-    .unwrap()
 }
 
 const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n[limits]\nmax_call_cpu_ms = 3600000\n[messaging]\nrequest_timeout_ms = 3600000\n";

@@ -71,45 +71,43 @@ impl ActorCtx {
         shared: &Arc<Shared>,
         chain: ChainRecorder,
     ) -> ActorCtx {
-        ActorCtx {
-            name: manifest.name.as_str().into(),
-            id,
-            shared: Arc::downgrade(shared),
-            chain,
-            shutdown_requested: None,
-            current_request: None,
-            deferred: HashMap::new(),
-            note: HostNote::default(),
-            on_log: shared.on_log.clone(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size((manifest.limits.memory_mb as usize) << 20)
-                .trap_on_grow_failure(true)
-                .build(),
-            ticks: 0,
-            max_ticks: max_ticks(&manifest),
-            manifest,
-        }
+        let on_log = shared.on_log.clone();
+        Self::with(id, manifest, Arc::downgrade(shared), chain, on_log)
     }
 
     /// A context for replaying the actor's chain: no runtime behind it (host functions do not
     /// run in a replay) and no log output.
     pub(crate) fn for_replay(id: Arc<str>, manifest: Arc<Manifest>, chain: ChainRecorder) -> Self {
+        Self::with(id, manifest, Weak::new(), chain, Arc::new(|_| {}))
+    }
+
+    fn with(
+        id: Arc<str>,
+        manifest: Arc<Manifest>,
+        shared: Weak<Shared>,
+        chain: ChainRecorder,
+        on_log: LogSink,
+    ) -> ActorCtx {
         ActorCtx {
             name: manifest.name.as_str().into(),
             id,
-            shared: Weak::new(),
+            shared,
             chain,
             shutdown_requested: None,
             current_request: None,
             deferred: HashMap::new(),
             note: HostNote::default(),
-            on_log: Arc::new(|_| {}),
+            on_log,
             limits: StoreLimitsBuilder::new()
                 .memory_size((manifest.limits.memory_mb as usize) << 20)
                 .trap_on_grow_failure(true)
                 .build(),
             ticks: 0,
-            max_ticks: max_ticks(&manifest),
+            max_ticks: manifest
+                .limits
+                .max_call_cpu_ms
+                .div_ceil(EPOCH_TICK.as_millis() as u64)
+                .max(1),
             manifest,
         }
     }
@@ -137,15 +135,6 @@ impl ActorCtx {
         self.note = HostNote::default();
         self.ticks = 0;
     }
-}
-
-/// The epoch ticks one call may run for.
-fn max_ticks(manifest: &Manifest) -> u64 {
-    manifest
-        .limits
-        .max_call_cpu_ms
-        .div_ceil(EPOCH_TICK.as_millis() as u64)
-        .max(1)
 }
 
 /// The guest used more CPU in one call than its manifest allows.

@@ -3,25 +3,9 @@
 
 mod common;
 
-use common::{ask, chain_of, harness};
+use common::{ask, chain_of, dice_manifest, harness};
 use theater::chain::{EventKind, HostResult};
 use theater::{Manifest, ManifestOrigin};
-
-fn dice_manifest(allow: &str) -> Manifest {
-    let text = format!(
-        "name = \"dice\"\nversion = \"0.1.0\"\ncomponent = {:?}\n\
-         [[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"timing\"\n\
-         [[handler]]\ntype = \"random\"\n[[handler]]\ntype = \"environment\"\nallow = {allow}\n",
-        test_actors::DICE
-    );
-    Manifest::parse(
-        &text,
-        ManifestOrigin::Inline {
-            base_dir: ".".into(),
-        },
-    )
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_timing_and_environment_reach_the_guest_and_are_recorded() {

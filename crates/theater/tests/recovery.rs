@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ask, chain_of, harness_with, journal, ok, puppet, puppet_manifest};
+use common::{ask, chain_of, dice_manifest, harness_with, journal, ok, puppet, puppet_manifest};
 use theater::chain::{EventKind, InstanceReason};
 use theater::replay::{ReplayOptions, ReplaySources, replay_chain};
-use theater::{Manifest, ManifestOrigin, Runtime, RuntimeConfig};
+use theater::{Runtime, RuntimeConfig};
 
 /// A second runtime on `data_dir`, as `theater run --resume` would start.
 fn restarted(data_dir: &std::path::Path) -> Runtime {
@@ -93,20 +93,7 @@ async fn a_supervision_tree_comes_back_with_its_state_and_links() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_in_flight_at_the_crash_is_named_and_dropped() {
     let h = harness_with(|c| c.hibernate_after = None);
-    let text = format!(
-        "name = \"dice\"\nversion = \"0.1.0\"\ncomponent = {:?}\n\
-         [[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"timing\"\n\
-         [[handler]]\ntype = \"random\"\n[[handler]]\ntype = \"environment\"\n",
-        test_actors::DICE
-    );
-    let manifest = Manifest::parse(
-        &text,
-        ManifestOrigin::Inline {
-            base_dir: ".".into(),
-        },
-    )
-    .unwrap();
-    let dice = h.runtime.spawn(manifest).await.unwrap();
+    let dice = h.runtime.spawn(dice_manifest("[]")).await.unwrap();
     ask(&dice, "roll").await.unwrap();
     let before = journal(&dice).await;
     // A call that is still sleeping when the runtime dies.

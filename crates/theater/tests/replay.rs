@@ -6,10 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ask, chain_of, harness, harness_with, journal, ok, puppet, puppet_manifest};
+use common::{
+    ask, chain_of, dice_manifest, harness, harness_with, journal, ok, puppet, puppet_manifest,
+};
 use theater::chain::{ChainReader, EventKind, Hash, InstanceReason};
 use theater::replay::{ReplayError, ReplayOptions, ReplaySources, ReplaySummary, replay_chain};
-use theater::{Manifest, ManifestOrigin};
 
 async fn replay_with(
     data_dir: &std::path::Path,
@@ -50,22 +51,6 @@ async fn replay_all(data_dir: &std::path::Path) -> Vec<ReplaySummary> {
         summaries.push(summary);
     }
     summaries
-}
-
-fn dice_manifest() -> Manifest {
-    let text = format!(
-        "name = \"dice\"\nversion = \"0.1.0\"\ncomponent = {:?}\n\
-         [[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"timing\"\n\
-         [[handler]]\ntype = \"random\"\n[[handler]]\ntype = \"environment\"\nallow = [\"PATH\"]\n",
-        test_actors::DICE
-    );
-    Manifest::parse(
-        &text,
-        ManifestOrigin::Inline {
-            base_dir: ".".into(),
-        },
-    )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +100,7 @@ async fn actors_that_talk_and_supervise_replay_from_their_own_chains() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_clock_and_hidden_memory_replay_across_wakes() {
     let h = harness_with(|c| c.hibernate_after = Some(Duration::from_millis(20)));
-    let dice = h.runtime.spawn(dice_manifest()).await.unwrap();
+    let dice = h.runtime.spawn(dice_manifest(r#"["PATH"]"#)).await.unwrap();
     for command in [
         "roll", "float", "uuid", "bytes 8", "now", "sleep 5", "env PATH", "vars",
     ] {
@@ -154,7 +139,7 @@ async fn random_clock_and_hidden_memory_replay_across_wakes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_component_diverges_at_the_first_event_it_changes() {
     let h = harness();
-    let dice = h.runtime.spawn(dice_manifest()).await.unwrap();
+    let dice = h.runtime.spawn(dice_manifest(r#"["PATH"]"#)).await.unwrap();
     for _ in 0..6 {
         ask(&dice, "roll").await.unwrap();
     }

@@ -109,3 +109,21 @@ pub async fn outstanding(actor: &ActorHandle) -> String {
     }
     panic!("actor {} never deferred a request", actor.id());
 }
+
+/// The dice actor (actors/dice) with timing, random, message-server and an environment handler
+/// allowing `allow` (a TOML list).
+pub fn dice_manifest(allow: &str) -> Manifest {
+    let text = format!(
+        "name = \"dice\"\nversion = \"0.1.0\"\ncomponent = {:?}\n\
+         [[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"timing\"\n\
+         [[handler]]\ntype = \"random\"\n[[handler]]\ntype = \"environment\"\nallow = {allow}\n",
+        test_actors::DICE
+    );
+    Manifest::parse(
+        &text,
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+    )
+    .unwrap()
+}
