@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the theater CLI and the hello actor, runs it on the default data dir
-# ($THEATER_HOME, else ~/.theater), then shows and verifies its event chain.
+# Builds the theater CLI and the hello and dice actors, runs them on the default data dir
+# ($THEATER_HOME, else ~/.theater), then shows, verifies (with the node's key) and replays
+# their event chains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,13 @@ $theater run actors/hello/manifest.toml 2>&1 | tee /tmp/theater-demo.log
 id=$(sed -n 's/^theater: root actor hello \([0-9a-f-]*\).*/\1/p' /tmp/theater-demo.log | head -1)
 echo "==> theater events $id"
 $theater events "$id"
-echo "==> theater verify $id"
-$theater verify "$id"
+echo "==> theater verify $id --key \$(theater key)"
+$theater verify "$id" --key "$($theater key)"
+
+echo "==> theater build actors/dice"
+$theater build actors/dice
+echo "==> theater run actors/dice/manifest.toml (random rolls, 20 ms apart)"
+$theater run actors/dice/manifest.toml 2>&1 | tee /tmp/theater-demo.log
+id=$(sed -n 's/^theater: root actor dice \([0-9a-f-]*\).*/\1/p' /tmp/theater-demo.log | head -1)
+echo "==> theater replay $id (the same rolls, from the chain, without the pauses)"
+$theater replay "$id"

@@ -125,6 +125,9 @@ pub struct ReplaySummary {
     pub interrupted_calls: u64,
     /// The state hash after the last call.
     pub final_state: Option<Hash>,
+    /// Checking the chain, starting the engine and loading the component.
+    pub setup: Duration,
+    /// Re-executing the chain, after the setup.
     pub elapsed: Duration,
 }
 
@@ -427,6 +430,8 @@ pub(crate) async fn replay_to_end(
         .await
         .map_err(|e| input(e.to_string()))?;
     let component = prepared.loaded.hash;
+    let setup = started.elapsed();
+    let started = Instant::now();
 
     // Where to start: after the spawn, or after the newest snapshot with the state it names.
     let snapshot = options
@@ -485,6 +490,7 @@ pub(crate) async fn replay_to_end(
             traps_from_chain: 0,
             interrupted_calls: 0,
             final_state: None,
+            setup,
             elapsed: Duration::ZERO,
         },
         on_progress: options.on_progress,

@@ -106,17 +106,19 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
                 "interrupted_calls": summary.interrupted_calls,
                 "started_at": summary.started_at,
                 "final_state": summary.final_state.map(|h| h.to_hex()),
+                "setup_seconds": summary.setup.as_secs_f64(),
                 "seconds": seconds, "events_per_second": rate,
             })
         );
     } else {
         println!(
-            "ok: replayed {label}{}: {} events, {} calls re-executed, {} host calls answered from the chain, {} instances; final state {state}; {seconds:.2} s ({rate:.0} events/s)",
+            "ok: replayed {label}{}: {} events, {} calls re-executed, {} host calls answered from the chain, {} instances; final state {state}; {seconds:.3} s ({rate:.0} events/s) after {:.2} s of setup",
             against(args.component.as_deref()),
             summary.events,
             summary.calls,
             summary.host_calls,
             summary.instances,
+            summary.setup.as_secs_f64(),
         );
         if let Some(index) = summary.started_at {
             println!("   started from the snapshot at event {index}");
