@@ -79,4 +79,10 @@ pub enum RuntimeError {
     Chain(#[from] theater_chain::StoreError),
     #[error(transparent)]
     Content(#[from] theater_store::StoreError),
+    #[error("data dir lock {path}: {message}")]
+    Lock { path: String, message: String },
+    #[error(
+        "another theater process is running on {0}: resume only after it has exited, or its actors would be run twice"
+    )]
+    InUse(String),
 }

@@ -44,7 +44,37 @@ impl Runtime {
         let Some(data_dir) = shared.data_dir.clone() else {
             return Ok(Recovered::default());
         };
-        let reader = ChainReader::open(&data_dir)?;
+        // Only when no other runtime holds this data dir: its actors are alive, not crashed.
+        if let Some(lock) = &shared.dir_lock {
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(RuntimeError::InUse(data_dir.display().to_string()));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(RuntimeError::Lock {
+                        path: data_dir
+                            .join(crate::runtime::LOCK_FILE)
+                            .display()
+                            .to_string(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        let result = self.recover_unlocked(&data_dir).await;
+        if let Some(lock) = &shared.dir_lock {
+            // Back to shared: other runtimes may start again.
+            let _ = lock.lock_shared();
+        }
+        result
+    }
+
+    async fn recover_unlocked(
+        &self,
+        data_dir: &std::path::Path,
+    ) -> Result<Recovered, RuntimeError> {
+        let reader = ChainReader::open(data_dir)?;
         let mut recovered = Recovered::default();
         let mut alive: HashSet<String> = HashSet::new();
         // Oldest first: a parent is always older than its children.
@@ -77,7 +107,7 @@ impl Runtime {
                 recovered.failed.push((info.actor_id, info.name, why));
                 continue;
             }
-            match self.recover_one(&data_dir, &info, events, &decoded).await {
+            match self.recover_one(data_dir, &info, events, &decoded).await {
                 Ok((handle, interrupted)) => {
                     alive.insert(info.actor_id.clone());
                     recovered

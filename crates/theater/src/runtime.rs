@@ -96,6 +96,25 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// The lock file every runtime on a data dir holds shared.
+pub(crate) const LOCK_FILE: &str = "runtime.lock";
+
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, RuntimeError> {
+    let path = dir.join(LOCK_FILE);
+    let fail = |e: std::io::Error| RuntimeError::Lock {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(fail)?;
+    file.lock_shared().map_err(fail)?;
+    Ok(file)
+}
+
 /// The first 8 characters of an actor id, as logs show it.
 pub fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
@@ -140,6 +159,9 @@ pub(crate) struct Shared {
     pub(crate) writer: Option<Arc<ChainWriter>>,
     pub(crate) content: Option<theater_store::ContentStore>,
     pub(crate) data_dir: Option<Arc<PathBuf>>,
+    /// `DATA_DIR/runtime.lock`, held shared while this runtime lives, so that a recovery can
+    /// tell whether another runtime still runs actors of this data dir.
+    pub(crate) dir_lock: Option<std::fs::File>,
     pub(crate) durability: Durability,
     pub(crate) record: bool,
     pub(crate) settings: EngineSettings,
@@ -373,6 +395,10 @@ impl Runtime {
             ),
             None => (None, None),
         };
+        let dir_lock = match &config.data_dir {
+            Some(dir) => Some(lock_data_dir(dir)?),
+            None => None,
+        };
         let shared = Shared {
             components: ComponentCache::new(
                 engine.clone(),
@@ -381,6 +407,7 @@ impl Runtime {
             writer,
             content,
             data_dir: config.data_dir.clone().map(Arc::new),
+            dir_lock,
             durability: config.durability,
             record: config.record,
             settings: config.engine,
@@ -485,6 +512,18 @@ impl Runtime {
                 .await
                 .map_err(|e| RuntimeError::Engine(e.to_string()))??;
         }
+        Ok(())
+    }
+
+    /// Stops as a crash would, for testing recovery in one process: commits what was
+    /// recorded, releases the data dir, and leaves every actor's chain open, with no shutdown
+    /// recorded. The actors stay in memory, unreachable, until the process exits.
+    pub async fn abandon(self) -> Result<(), RuntimeError> {
+        self.flush().await?;
+        if let Some(lock) = &self.shared.dir_lock {
+            let _ = lock.unlock();
+        }
+        std::mem::forget(self);
         Ok(())
     }
 }

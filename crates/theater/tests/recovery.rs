@@ -1,7 +1,6 @@
 //! Crash recovery (`Runtime::recover`): a runtime that stops without shutting its actors down
-//! (simulated here by leaking it after its writer has committed) leaves chains that a new
-//! runtime on the same data dir continues. `crates/theater-cli/tests/cli.rs` does the same with
-//! SIGKILL on a real process.
+//! (`Runtime::abandon` here) leaves chains that a new runtime on the same data dir continues.
+//! `crates/theater-cli/tests/cli.rs` does the same with SIGKILL on a real process.
 
 mod common;
 
@@ -49,15 +48,23 @@ async fn a_supervision_tree_comes_back_with_its_state_and_links() {
         ok(&parent, &format!("request {child} note c{i}")).await;
     }
     let parent_state = journal(&parent).await;
-    h.runtime.flush().await.unwrap();
     // The crash: nothing is shut down; every committed event stays.
     let parent_id = parent.id().to_owned();
     std::mem::forget(parent);
-    std::mem::forget(h.runtime);
+    h.runtime.abandon().await.unwrap();
 
     let runtime = restarted(h.dir.path());
     let recovered = runtime.recover().await.unwrap();
     assert!(recovered.failed.is_empty(), "{:?}", recovered.failed);
+    // While it runs, no other runtime may recover the same data dir.
+    let second = restarted(h.dir.path());
+    let err = second.recover().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("another theater process is running"),
+        "{err}"
+    );
+    drop(second);
     assert_eq!(recovered.actors.len(), 2);
     assert_eq!(recovered.roots.len(), 1);
     let parent = &recovered.roots[0];
@@ -100,10 +107,9 @@ async fn a_call_in_flight_at_the_crash_is_named_and_dropped() {
     let sleeper = dice.clone();
     tokio::spawn(async move { sleeper.request(b"sleep 600000".to_vec()).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    h.runtime.flush().await.unwrap();
     let id = dice.id().to_owned();
     std::mem::forget(dice);
-    std::mem::forget(h.runtime);
+    h.runtime.abandon().await.unwrap();
 
     let runtime = restarted(h.dir.path());
     let recovered = runtime.recover().await.unwrap();
