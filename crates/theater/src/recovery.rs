@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use theater_chain::{
-    ChainInfo, ChainReader, Event, EventKind, Recovery as RecoveryEvent, ShutdownReason,
-    StoredEvent,
+    ChainInfo, ChainReader, Event, EventKind, HostCall, HostResult, Recovery as RecoveryEvent,
+    ShutdownReason, StoredEvent,
 };
 
 use crate::cell::Start;
@@ -173,7 +173,19 @@ impl Runtime {
             .map(|h| content.and_then(|c| c.get(&h.0).ok().flatten()).ok_or(h))
             .transpose()
             .map_err(|h| format!("its initial state {h} is not in the content store"))?;
-        let resumed = matches!(decoded.get(2).map(|e| &e.kind), Some(EventKind::CallStart(c)) if !c.export.ends_with("/actor.init"));
+        // A child made by `supervisor.resume` has no `init`: its first call is another export,
+        // or, before it had any, its parent's chain shows the resume that returned its id.
+        let first_call = decoded.iter().find_map(|e| match &e.kind {
+            EventKind::CallStart(c) => Some(c.export.as_str()),
+            _ => None,
+        });
+        let resumed = match first_call {
+            Some(export) => !export.ends_with("/actor.init"),
+            None => info
+                .parent
+                .as_deref()
+                .is_some_and(|parent| resumed_by(data_dir, parent, &info.actor_id)),
+        };
         let start = if resumed {
             Start::Resume(initial.clone())
         } else {
@@ -238,6 +250,29 @@ impl Runtime {
             tracing::warn!("ending the chain of {}: {e}", info.actor_id);
         }
     }
+}
+
+/// Whether `parent`'s chain records a `supervisor.resume` that returned `child`.
+fn resumed_by(data_dir: &std::path::Path, parent: &str, child: &str) -> bool {
+    let Ok((_, events)) = ChainReader::open(data_dir).and_then(|r| r.chain(parent)) else {
+        return false;
+    };
+    events.iter().any(|stored| {
+        let Ok(event) = Event::decode(&stored.bytes) else {
+            return false;
+        };
+        match event.kind {
+            EventKind::HostCall(HostCall {
+                function,
+                result: HostResult::Value(result),
+                ..
+            }) if function == "resume" => {
+                crate::payload::decode::<(Result<String, String>,)>(&result)
+                    .is_ok_and(|(id,)| id.as_deref() == Ok(child))
+            }
+            _ => false,
+        }
+    })
 }
 
 /// The export call the chain ends inside of, and the message it was delivering.

@@ -448,7 +448,8 @@ pub(crate) async fn replay_to_end(
         })
         .flatten();
     let (start, state) = match snapshot {
-        None => (1, None),
+        // The state the first instance is made with: `init`'s, or a resumed child's.
+        None => (1, spawn.initial_state.and_then(|h| sources.blob(&h))),
         Some((index, None)) => (index + 1, None),
         Some((index, Some(hash))) => {
             let blob = sources.blob(&hash).ok_or_else(|| {

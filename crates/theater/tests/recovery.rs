@@ -47,6 +47,9 @@ async fn a_supervision_tree_comes_back_with_its_state_and_links() {
         ok(&parent, &format!("note p{i}")).await;
         ok(&parent, &format!("request {child} note c{i}")).await;
     }
+    // A child made by `resume` has no `init`, and must not get one when it comes back, even
+    // though it never had a call before the crash.
+    let resumed = ok(&parent, "resume init:note x|child.toml").await;
     let parent_state = journal(&parent).await;
     // The crash: nothing is shut down; every committed event stays.
     let parent_id = parent.id().to_owned();
@@ -65,13 +68,20 @@ async fn a_supervision_tree_comes_back_with_its_state_and_links() {
         "{err}"
     );
     drop(second);
-    assert_eq!(recovered.actors.len(), 2);
+    assert_eq!(recovered.actors.len(), 3);
     assert_eq!(recovered.roots.len(), 1);
     let parent = &recovered.roots[0];
     assert_eq!(parent.id(), parent_id);
     // The state is the one before the crash; the link to the child works both ways.
     assert_eq!(journal(parent).await, parent_state);
-    assert_eq!(ask(parent, "children").await.unwrap(), child);
+    assert_eq!(
+        ask(parent, "children").await.unwrap(),
+        format!("{child} {resumed}")
+    );
+    assert_eq!(
+        ok(parent, &format!("child-state {resumed}")).await,
+        "init:note x"
+    );
     assert_eq!(
         ok(parent, &format!("child-state {child}")).await,
         "c0,c1,c2,c3,c4,c5,"
@@ -80,7 +90,7 @@ async fn a_supervision_tree_comes_back_with_its_state_and_links() {
     ok(parent, &format!("stop {child}")).await;
     runtime.shutdown().await.unwrap();
 
-    for id in [parent_id.as_str(), child.as_str()] {
+    for id in [parent_id.as_str(), child.as_str(), resumed.as_str()] {
         let chain = chain_of(h.dir.path(), id);
         let recovery = chain
             .iter()
