@@ -99,20 +99,26 @@ fn run_prints_logs_and_events_and_verify_read_the_chain() {
     );
 }
 
+/// Runs a probe actor that logs twice and exports its chain: (id, file, export's output).
+fn run_and_export_probe(data: &Path, work: &Path, name: &str) -> (String, PathBuf, Output) {
+    let manifest = probe_manifest(work, name, "log:a;log:b", "");
+    assert!(
+        run(theater(data).arg("run").arg(&manifest))
+            .status
+            .success()
+    );
+    let id = chain_id(data, name);
+    let file = work.join("chain.bin");
+    let out = run(theater(data).args(["export", &id, "-o"]).arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    (id, file, out)
+}
+
 #[test]
 fn any_changed_byte_of_an_exported_chain_fails_verify() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let manifest = probe_manifest(work.path(), "exported", "log:a;log:b", "");
-    assert!(
-        run(theater(data.path()).arg("run").arg(&manifest))
-            .status
-            .success()
-    );
-    let id = chain_id(data.path(), "exported");
-    let file = work.path().join("chain.bin");
-    let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, file, _) = run_and_export_probe(data.path(), work.path(), "exported");
     let out = run(theater(data.path()).arg("verify").arg(&file));
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -147,20 +153,11 @@ fn any_changed_byte_of_an_exported_chain_fails_verify() {
 fn verify_with_the_node_key_proves_who_wrote_an_exported_chain() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let manifest = probe_manifest(work.path(), "signed", "log:a;log:b", "");
-    assert!(
-        run(theater(data.path()).arg("run").arg(&manifest))
-            .status
-            .success()
-    );
-    let id = chain_id(data.path(), "signed");
+    let (id, file, out) = run_and_export_probe(data.path(), work.path(), "signed");
     let key = run(theater(data.path()).arg("key"));
     assert!(key.status.success(), "{}", stderr(&key));
     let key = stdout(&key).trim().to_owned();
     assert_eq!(key.len(), 64, "{key}");
-
-    let file = work.path().join("chain.bin");
-    let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
     assert!(
         stderr(&out).contains(&format!("signed by {key}")),
         "{}",
@@ -523,19 +520,26 @@ fn replay_against_a_changed_build_names_the_divergence() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// The dice example as `long-dice`, rolling `rolls` dice 20 ms apart; returns its manifest.
+fn long_dice(dir: &Path, rolls: u32) -> PathBuf {
+    let dice = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/dice");
+    let manifest = std::fs::read_to_string(dice.join("manifest.toml"))
+        .unwrap()
+        .replace("../target", &dice.join("../target").display().to_string())
+        .replace("demo.txt", "long-demo.txt")
+        .replace("name = \"dice\"", "name = \"long-dice\"");
+    std::fs::write(dir.join("long-demo.txt"), format!("demo {rolls}")).unwrap();
+    let path = dir.join("long-dice.toml");
+    std::fs::write(&path, manifest).unwrap();
+    path
+}
+
 #[test]
 fn events_filter_by_type_and_range_and_follow_a_running_actor() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     // The dice example with a longer demo: 40 rolls, 20 ms apart.
-    let dice = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/dice");
-    let manifest = std::fs::read_to_string(dice.join("manifest.toml"))
-        .unwrap()
-        .replace("../target", &dice.join("../target").display().to_string())
-        .replace("demo.txt", "long-demo.txt");
-    std::fs::write(work.path().join("long-demo.txt"), "demo 40").unwrap();
-    let manifest_path = work.path().join("dice.toml");
-    std::fs::write(&manifest_path, manifest).unwrap();
+    let manifest_path = long_dice(work.path(), 40);
 
     let mut running = theater(data.path())
         .arg("run")
@@ -629,15 +633,8 @@ fn rolls_of_last_run(data_dir: &Path, id: &str) -> Vec<String> {
 fn sigkill_at_random_points_then_resume_keeps_every_chain_whole() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
+    let manifest_path = long_dice(work.path(), 60);
     let dice = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/dice");
-    let manifest = std::fs::read_to_string(dice.join("manifest.toml"))
-        .unwrap()
-        .replace("../target", &dice.join("../target").display().to_string())
-        .replace("demo.txt", "long-demo.txt")
-        .replace("name = \"dice\"", "name = \"long-dice\"");
-    std::fs::write(work.path().join("long-demo.txt"), "demo 60").unwrap();
-    let manifest_path = work.path().join("dice.toml");
-    std::fs::write(&manifest_path, manifest).unwrap();
     // Random kill points, reproducible from the printed seed.
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
