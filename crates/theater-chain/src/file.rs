@@ -11,7 +11,8 @@ use crate::store::ChainInfo;
 
 /// The eight bytes that open every chain file.
 pub const MAGIC: &[u8; 8] = b"THCHAIN\0";
-/// The file format version this build writes and reads. Version 2 added head signatures.
+/// The file format version this build writes and reads. Version 2 added head signatures and
+/// the blobs the chain refers to.
 pub const FILE_VERSION: u32 = 2;
 
 /// A whole chain as one self-contained file.
@@ -23,6 +24,9 @@ pub struct ChainFile {
     pub head: Hash,
     /// Who signed the chain, and the signed heads (by number of events).
     pub signatures: Option<FileSignatures>,
+    /// Content the chain names by hash (the component, recorded states), so that the file
+    /// alone can be replayed. Sorted by hash; each is checked against its hash when read.
+    pub blobs: Vec<(Hash, Vec<u8>)>,
 }
 
 /// The signing node's public key and its signatures of the chain's heads.
@@ -57,6 +61,12 @@ pub enum FileError {
     Head { count: u64, error: DecodeError },
     #[error("the signature section is malformed: {0}")]
     Signatures(DecodeError),
+    #[error("the blob section is malformed: {0}")]
+    Blobs(DecodeError),
+    #[error("blob {0} does not match its hash: its bytes were changed")]
+    BlobHash(Hash),
+    #[error("blob {0} is out of order (blobs must be sorted by hash, each once)")]
+    BlobOrder(Hash),
     #[error("{0} unused bytes after the end of the chain")]
     Trailing(usize),
 }
@@ -81,7 +91,27 @@ impl ChainFile {
             events,
             head: info.head.head,
             signatures,
+            blobs: Vec::new(),
         }
+    }
+
+    /// The hashes of the content the chain refers to: its component, its initial state and
+    /// the states its snapshots name.
+    pub fn referenced_blobs(&self) -> Vec<Hash> {
+        let mut hashes: Vec<Hash> = self
+            .events
+            .iter()
+            .filter_map(|e| crate::Event::decode(&e.bytes).ok())
+            .flat_map(|e| match e.kind {
+                crate::EventKind::Spawn(s) => vec![Some(s.component), s.initial_state],
+                crate::EventKind::Snapshot { state } => vec![state],
+                _ => Vec::new(),
+            })
+            .flatten()
+            .collect();
+        hashes.sort();
+        hashes.dedup();
+        hashes
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -103,6 +133,11 @@ impl ChainFile {
                 w.buf.extend_from_slice(&signature.0);
             }
         });
+        w.u32(self.blobs.len() as u32);
+        for (hash, bytes) in &self.blobs {
+            w.hash(hash);
+            w.bytes(bytes);
+        }
         w.buf
     }
 
@@ -148,6 +183,20 @@ impl ChainFile {
                 Ok(FileSignatures { key, heads })
             })
             .map_err(FileError::Signatures)?;
+        let count = r.u32("blob count").map_err(FileError::Blobs)?;
+        let mut blobs: Vec<(Hash, Vec<u8>)> = Vec::new();
+        for _ in 0..count {
+            let hash = r.hash("blob hash").map_err(FileError::Blobs)?;
+            let bytes = r.bytes("blob").map_err(FileError::Blobs)?;
+            if Hash::of(&bytes) != hash {
+                return Err(FileError::BlobHash(hash));
+            }
+            // Canonical: strictly ascending, so each blob has one place.
+            if blobs.last().is_some_and(|(last, _)| *last >= hash) {
+                return Err(FileError::BlobOrder(hash));
+            }
+            blobs.push((hash, bytes));
+        }
         if r.remaining() != 0 {
             return Err(FileError::Trailing(r.remaining()));
         }
@@ -156,6 +205,7 @@ impl ChainFile {
             events,
             head,
             signatures,
+            blobs,
         })
     }
 

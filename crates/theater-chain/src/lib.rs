@@ -22,6 +22,7 @@
 //!     events: vec![stored],
 //!     head: head.head,
 //!     signatures: None,
+//!     blobs: Vec::new(),
 //! };
 //!
 //! let bytes = file.encode();

@@ -148,6 +148,7 @@ fn file_of(actor_id: &str, events: &[Event]) -> ChainFile {
             key: key.public(),
             heads: vec![(head.len, key.sign_head(actor_id, &head))],
         }),
+        blobs: vec![(Hash::of(b"component"), b"component".to_vec())],
     }
 }
 

@@ -512,12 +512,31 @@ fn replay_against_a_changed_build_names_the_divergence() {
         "{err}"
     );
 
-    // An exported file replays the same way.
+    // An exported file carries the component and initial state: it replays on its own,
+    // with an empty data dir, as a third party would run it.
     let file = data.path().join("dice.chain");
     let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(theater(data.path()).arg("replay").arg(&file));
+    assert!(stderr(&out).contains("with 2 blobs"), "{}", stderr(&out));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(theater(&elsewhere.path().join("empty"))
+        .arg("replay")
+        .arg(&file));
     assert!(out.status.success(), "{}", stderr(&out));
+    // Without the blobs, it cannot, and says what to pass.
+    let bare = data.path().join("bare.chain");
+    let out = run(theater(data.path())
+        .args(["export", &id, "--without-blobs", "-o"])
+        .arg(&bare));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(theater(&elsewhere.path().join("empty"))
+        .arg("replay")
+        .arg(&bare));
+    assert!(
+        stderr(&out).contains("pass --component"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The dice example as `long-dice`, rolling `rolls` dice 20 ms apart; returns its manifest.

@@ -48,6 +48,10 @@ pub struct ExportArgs {
     /// The file to write (the format is in docs/chain-format.md)
     #[arg(short, long)]
     output: PathBuf,
+    /// Leave out the component and recorded states (smaller; replaying the file then needs
+    /// `--component` and the data dir)
+    #[arg(long)]
+    without_blobs: bool,
 }
 
 #[derive(clap::Args)]
@@ -162,7 +166,16 @@ pub fn events(args: EventsArgs, data_dir: PathBuf) -> Result<ExitCode> {
 }
 
 pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
-    let chain = load_chain(&args.actor, &data_dir)?;
+    let mut chain = load_chain(&args.actor, &data_dir)?;
+    if !args.without_blobs {
+        // What a replay of the file alone needs, as far as this data dir has it.
+        let content = theater_store::ContentStore::open(&data_dir)?;
+        for hash in chain.file.referenced_blobs() {
+            if let Some(bytes) = content.get(&hash.0)? {
+                chain.file.blobs.push((hash, bytes));
+            }
+        }
+    }
     let file = &chain.file;
     std::fs::write(&args.output, file.encode())
         .with_context(|| format!("writing {}", args.output.display()))?;
@@ -170,11 +183,14 @@ pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
         Some(s) => format!(", signed by {}", s.key),
         None => ", unsigned (written before chains were signed)".to_owned(),
     };
+    let blobs: usize = file.blobs.iter().map(|(_, b)| b.len()).sum();
     crate::output::status(&format!(
-        "exported {} events of {} ({}){signed} to {}",
+        "exported {} events of {} ({}){signed}, with {} blobs ({} KiB), to {}",
         file.events.len(),
         chain.name,
         file.actor_id,
+        file.blobs.len(),
+        blobs.div_ceil(1024),
         args.output.display()
     ));
     Ok(ExitCode::SUCCESS)

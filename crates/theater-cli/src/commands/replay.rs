@@ -56,7 +56,9 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
             |_| None,
             |id| Err(format!("no data dir to read {id}'s chain from")),
         )
-    };
+    }
+    // An exported file carries what it refers to: it comes first.
+    .with_blobs(file.blobs.iter().cloned().collect());
     let options = ReplayOptions {
         component: args.component.clone(),
         compiled_cache: Some(data_dir.join("compiled")),
