@@ -17,21 +17,7 @@ use theater::{ActorHandle, Runtime, RuntimeConfig};
 const MODES: &[&str] = &["recorded", "unrecorded"];
 
 fn main() {
-    let mode = std::env::args()
-        .skip(1)
-        .find(|a| MODES.contains(&a.as_str()));
-    match mode {
-        Some(mode) => run_mode(&mode),
-        None => {
-            for mode in MODES {
-                let status = std::process::Command::new(std::env::current_exe().unwrap())
-                    .arg(mode)
-                    .status()
-                    .expect("running a benchmark mode");
-                assert!(status.success(), "mode {mode} failed");
-            }
-        }
-    }
+    common::run_modes(MODES, run_mode);
 }
 
 const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n[limits]\nmax_call_cpu_ms = 3600000\n[messaging]\nrequest_timeout_ms = 3600000\n";

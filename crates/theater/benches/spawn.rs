@@ -5,29 +5,17 @@
 //! `cargo bench -p theater --bench spawn` runs every mode, each in a fresh process so that one
 //! mode's memory does not blur the next. `THEATER_BENCH_ACTORS` sets N (default 10000).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use theater::{Manifest, ManifestOrigin, Runtime, RuntimeConfig};
+use theater::{Runtime, RuntimeConfig};
 
 const MODES: &[&str] = &["persisted", "memory", "persisted-hibernating"];
 
 fn main() {
-    let mode = std::env::args()
-        .skip(1)
-        .find(|a| MODES.contains(&a.as_str()));
-    match mode {
-        Some(mode) => run_mode(&mode),
-        None => {
-            for mode in MODES {
-                let status = std::process::Command::new(std::env::current_exe().unwrap())
-                    .arg(mode)
-                    .status()
-                    .expect("running a benchmark mode");
-                assert!(status.success(), "mode {mode} failed");
-            }
-        }
-    }
+    common::run_modes(MODES, run_mode);
 }
 
 /// Resident memory of this process, in bytes.
@@ -64,12 +52,7 @@ fn run_mode(mode: &str) {
     // Spawn from a worker task, as a supervising actor would, not from the block_on thread.
     let bench = tokio.spawn(async move {
         let runtime = Runtime::new(config).unwrap();
-        let text = format!(
-            "name = \"minimal\"\nversion = \"0.1.0\"\ncomponent = {:?}\n",
-            test_actors::MINIMAL
-        );
-        let manifest =
-            Manifest::parse(&text, ManifestOrigin::Inline { base_dir: ".".into() }).unwrap();
+        let manifest = common::manifest("minimal", test_actors::MINIMAL, "");
         // Warm up: compile, link, and touch the code paths once.
         let mut handles = Vec::with_capacity(actors);
         for _ in 0..50 {

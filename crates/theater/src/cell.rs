@@ -321,7 +321,11 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
             };
             return crate::lifecycle::exit(&shared, &cell, actor, how).await;
         }
-        actor.snapshot_if_due(shared.content.as_ref()).await;
+        // A snapshot drops the instance as hibernation does; a runtime that promises never to
+        // drop instances (no hibernation) takes none.
+        if shared.hibernate_after.is_some() {
+            actor.snapshot_if_due(shared.content.as_ref()).await;
+        }
         handled += 1;
         if handled.is_multiple_of(YIELD_EVERY) {
             tokio::task::yield_now().await;

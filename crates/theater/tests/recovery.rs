@@ -39,7 +39,7 @@ async fn replays(data_dir: &std::path::Path, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervision_tree_comes_back_with_its_state_and_links() {
-    let h = harness_with(|c| c.hibernate_after = None);
+    let h = harness_with(|c| c.hibernate_after = Some(Duration::from_secs(3600)));
     let parent = puppet(&h, "parent.toml", "[chain]\nsnapshot_every = 4\n").await;
     puppet_manifest(h.dir.path(), "child.toml", "");
     let child = ok(&parent, "spawn child.toml").await;

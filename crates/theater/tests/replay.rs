@@ -258,7 +258,7 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_are_recorded_on_schedule_and_replay_can_start_from_the_newest() {
-    let h = harness_with(|c| c.hibernate_after = None);
+    let h = harness_with(|c| c.hibernate_after = Some(Duration::from_secs(3600)));
     let a = puppet(&h, "a.toml", "[chain]\nsnapshot_every = 3\n").await;
     for i in 0..10 {
         ok(&a, &format!("note n{i}")).await;

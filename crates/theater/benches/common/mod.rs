@@ -1,5 +1,7 @@
 //! Helpers the benchmarks share.
 
+#![allow(dead_code)] // Each benchmark uses a different part.
+
 use theater::{Manifest, ManifestOrigin};
 
 /// `n` times `THEATER_BENCH_SCALE` (default 1), at least 1.
@@ -21,4 +23,24 @@ pub fn manifest(name: &str, component: &str, extra: &str) -> Manifest {
         },
     )
     .unwrap()
+}
+
+/// Runs the mode named on the command line, or, with none, every mode in a fresh process of
+/// its own, so that one mode's memory and threads do not blur the next.
+pub fn run_modes(modes: &[&str], run_mode: fn(&str)) {
+    let mode = std::env::args()
+        .skip(1)
+        .find(|a| modes.contains(&a.as_str()));
+    match mode {
+        Some(mode) => run_mode(&mode),
+        None => {
+            for mode in modes {
+                let status = std::process::Command::new(std::env::current_exe().unwrap())
+                    .arg(mode)
+                    .status()
+                    .expect("running a benchmark mode");
+                assert!(status.success(), "mode {mode} failed");
+            }
+        }
+    }
 }
