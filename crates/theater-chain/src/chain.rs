@@ -78,7 +78,7 @@ pub enum VerifyError {
     SignatureBeyondEnd { len: u64, events: u64 },
     #[error(
         "the last {0} events are not signed: the newest signature covers {signed} of {events} events",
-        events - signed
+        events.saturating_sub(*signed)
     )]
     TailUnsigned { signed: u64, events: u64 },
     #[error("the chain is signed by key {found}, not by the expected key {expected}")]

@@ -3,7 +3,11 @@
 //! Every value has exactly one encoding: integers are fixed-width little endian, byte strings and
 //! strings carry a `u32` length, options and booleans are one byte that must be 0 or 1, enums are
 //! one tag byte from a closed set. Decoding is strict: any other byte, a length that overruns, or
-//! bytes left over is an error. So `encode(decode(b)) == b` for every accepted `b`.
+//! bytes left over is an error. So `encode(decode(b)) == b` for every accepted `b` of the current
+//! encoding version (an event of an older version re-encodes as the current one).
+//!
+//! Decoding never trusts a length: nothing is allocated or sliced by a length read from the
+//! input before that many bytes are known to be there.
 
 use crate::hash::Hash;
 
@@ -73,35 +77,52 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len().saturating_sub(self.pos)
     }
 
+    /// The next `n` bytes. Checked before anything is sliced, so a length read from the input
+    /// can never index past its end (nor overflow `pos + n`).
     pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        if self.remaining() < n {
+        let Some(out) = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.buf.get(self.pos..end))
+        else {
             return Err(self.error(format!(
                 "{what}: needs {n} bytes but only {} remain",
                 self.remaining()
             )));
-        }
-        let out = &self.buf[self.pos..self.pos + n];
+        };
         self.pos += n;
         Ok(out)
     }
 
+    /// The next `N` bytes as an array.
+    pub(crate) fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let bytes = self.take(N, what)?;
+        let mut out = [0; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
     pub(crate) fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
+        Ok(self.array::<1>(what)?[0])
     }
     pub(crate) fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+        Ok(u32::from_le_bytes(self.array(what)?))
     }
     pub(crate) fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
+        Ok(u64::from_le_bytes(self.array(what)?))
     }
     pub(crate) fn hash(&mut self, what: &str) -> Result<Hash, DecodeError> {
-        Ok(Hash(self.take(32, what)?.try_into().unwrap()))
+        Ok(Hash(self.array(what)?))
     }
+    /// A length-prefixed byte string. Nothing is allocated until the bytes are known to be
+    /// there, so a corrupt length costs an error, not memory.
     pub(crate) fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
-        let len = self.u32(what)? as usize;
+        let len = self.u32(what)?;
+        let len = usize::try_from(len)
+            .map_err(|_| self.error(format!("{what}: length {len} does not fit in memory")))?;
         Ok(self.take(len, what)?.to_vec())
     }
     pub(crate) fn str(&mut self, what: &str) -> Result<String, DecodeError> {
@@ -121,7 +142,7 @@ impl<'a> Reader<'a> {
             0 => Ok(None),
             1 => f(self).map(Some),
             tag => Err(DecodeError {
-                offset: self.pos - 1,
+                offset: self.pos.saturating_sub(1),
                 what: format!("{what}: option tag must be 0 or 1, found {tag}"),
             }),
         }

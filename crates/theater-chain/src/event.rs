@@ -3,8 +3,13 @@
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::Hash;
 
-/// The version byte that starts every encoded event.
-pub const EVENT_ENCODING_VERSION: u8 = 2;
+/// The version byte that starts every event this build writes. Version 3 added host-call
+/// result kind 3 ([`HostResult::Error`]).
+pub const EVENT_ENCODING_VERSION: u8 = 3;
+
+/// The oldest event encoding version this build still reads, so that older chains keep
+/// verifying and replaying. Version 2 is version 3 without result kind 3.
+pub const OLDEST_EVENT_ENCODING_VERSION: u8 = 2;
 
 /// One chain event. Its canonical bytes (see [`Event::encode`]) are what the chain hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +123,9 @@ pub enum HostResult {
         len: u64,
         head: Hash,
     },
+    /// The host function failed with this error, and the guest trapped on it. Replay returns
+    /// the same error, so the guest traps at the same point.
+    Error(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +341,10 @@ impl Event {
                         w.u64(*len);
                         w.hash(head);
                     }
+                    HostResult::Error(message) => {
+                        w.u8(3);
+                        w.str(message);
+                    }
                 }
                 w.opt(h.message_id.as_deref(), |w, s| w.str(s));
             }
@@ -360,6 +372,9 @@ impl Event {
     }
 
     /// Decodes exactly one event from `bytes`, rejecting anything non-canonical.
+    ///
+    /// Events of every version from [`OLDEST_EVENT_ENCODING_VERSION`] on are accepted; an older
+    /// one re-encodes as the current version, so hash the stored bytes, never re-encoded ones.
     pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         let mut r = Reader::new(bytes);
         let event = Self::decode_from(&mut r)?;
@@ -369,11 +384,11 @@ impl Event {
 
     fn decode_from(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
         let version = r.u8("encoding version")?;
-        if version != EVENT_ENCODING_VERSION {
+        if !(OLDEST_EVENT_ENCODING_VERSION..=EVENT_ENCODING_VERSION).contains(&version) {
             return Err(DecodeError {
                 offset: 0,
                 what: format!(
-                    "unknown event encoding version {version} (this build reads version {EVENT_ENCODING_VERSION})"
+                    "unknown event encoding version {version} (this build reads versions {OLDEST_EVENT_ENCODING_VERSION} to {EVENT_ENCODING_VERSION})"
                 ),
             });
         }
@@ -426,9 +441,16 @@ impl Event {
                         len: r.u64("chain length")?,
                         head: r.hash("chain head")?,
                     },
+                    // No version 2 writer ever wrote kind 3: one there is damage, not data.
+                    3 if version < 3 => {
+                        return Err(r.error(format!(
+                            "result kind 3 needs encoding version 3 (this event is version {version})"
+                        )));
+                    }
+                    3 => HostResult::Error(r.str("host error")?),
                     other => {
                         return Err(
-                            r.error(format!("result kind must be 0, 1 or 2, found {other}"))
+                            r.error(format!("result kind must be 0, 1, 2 or 3, found {other}"))
                         );
                     }
                 };

@@ -133,7 +133,7 @@ impl ChainFile {
                 w.buf.extend_from_slice(&signature.0);
             }
         });
-        w.u32(self.blobs.len() as u32);
+        w.u32(u32::try_from(self.blobs.len()).expect("a chain file holds at most 2^32 blobs"));
         for (hash, bytes) in &self.blobs {
             w.hash(hash);
             w.bytes(bytes);
@@ -174,11 +174,11 @@ impl ChainFile {
                 if n == 0 {
                     return Err(r.error("a signature section must hold at least one signature"));
                 }
+                // No preallocation from `n` either: each entry must be present to be kept.
                 let mut heads = Vec::new();
                 for _ in 0..n {
                     let len = r.u64("signed length")?;
-                    let signature = r.take(64, "signature")?;
-                    heads.push((len, Signature(signature.try_into().expect("64 bytes"))));
+                    heads.push((len, Signature(r.array("signature")?)));
                 }
                 Ok(FileSignatures { key, heads })
             })
@@ -229,8 +229,11 @@ impl ChainFile {
                 head: match len.checked_sub(1) {
                     None => Hash::GENESIS,
                     Some(i) => {
-                        self.events
-                            .get(i as usize)
+                        // `try_from`, not `as`: on a 32-bit target a huge length must not
+                        // wrap around to an early event.
+                        usize::try_from(i)
+                            .ok()
+                            .and_then(|i| self.events.get(i))
                             .ok_or(VerifyError::SignatureBeyondEnd {
                                 len: *len,
                                 events: head.len,

@@ -46,7 +46,7 @@ pub use chain::{ChainHead, StoredEvent, Verifier, VerifyError, verify_chain};
 pub use encoding::DecodeError;
 pub use event::{
     CallEnd, CallStart, EVENT_ENCODING_VERSION, Event, EventKind, HostCall, HostResult,
-    InstanceReason, Recovery, ShutdownReason, Spawn, TrapKind,
+    InstanceReason, OLDEST_EVENT_ENCODING_VERSION, Recovery, ShutdownReason, Spawn, TrapKind,
 };
 pub use file::{ChainFile, FILE_VERSION, FileError, FileSignatures, MAGIC, Verified};
 pub use hash::Hash;

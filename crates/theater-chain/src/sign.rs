@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signer, Verifier as _};
+use ed25519_dalek::Signer;
 
 use crate::chain::ChainHead;
 use crate::hash::Hash;
@@ -125,12 +125,20 @@ pub fn head_message(actor_id: &str, head: &ChainHead) -> Vec<u8> {
 
 impl PublicKey {
     /// Whether `signature` is this key's signature of `head` as `actor_id`'s chain head.
+    ///
+    /// Verification is strict (RFC 8032): lax ed25519 lets a small-order key "verify" a
+    /// signature anyone can make without a secret, and lets one key or signature have several
+    /// encodings. So small-order keys and R values, non-canonical keys and non-canonical
+    /// signatures are all refused.
     pub fn verifies(&self, actor_id: &str, head: &ChainHead, signature: &Signature) -> bool {
         let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&self.0) else {
             return false;
         };
+        if key.is_weak() || key.to_edwards().compress().0 != self.0 {
+            return false;
+        }
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify(&head_message(actor_id, head), &signature)
+        key.verify_strict(&head_message(actor_id, head), &signature)
             .is_ok()
     }
 
@@ -184,6 +192,69 @@ mod tests {
         let mut forged = sig;
         forged.0[10] ^= 1;
         assert!(!key.public().verifies("a1", &head, &forged));
+    }
+
+    /// The identity point: a small-order key whose "signatures" anyone can make.
+    const SMALL_ORDER_KEY: PublicKey = PublicKey(identity());
+    /// R = the identity point, s = 0: under lax verification this checks out against the
+    /// identity key for every message, since `s·B = R + k·A` is `0 = 0 + 0`.
+    const FORGED: Signature = Signature({
+        let mut s = [0; 64];
+        s[0] = 1;
+        s
+    });
+
+    const fn identity() -> [u8; 32] {
+        let mut p = [0; 32];
+        p[0] = 1;
+        p
+    }
+
+    #[test]
+    fn small_order_keys_and_forged_signatures_never_verify() {
+        let head = ChainHead {
+            len: 3,
+            head: Hash::of(b"x"),
+        };
+        // Lax verification accepts the forgery: this is what strict verification is for.
+        let lax = ed25519_dalek::VerifyingKey::from_bytes(&SMALL_ORDER_KEY.0).unwrap();
+        let forged = ed25519_dalek::Signature::from_bytes(&FORGED.0);
+        assert!(ed25519_dalek::Verifier::verify(&lax, &head_message("a1", &head), &forged).is_ok());
+        for actor in ["a1", "a2", ""] {
+            for len in [0, 1, 3, u64::MAX] {
+                let head = ChainHead { len, ..head };
+                assert!(!SMALL_ORDER_KEY.verifies(actor, &head, &FORGED));
+            }
+        }
+        // The same identity point with the x sign bit set: another encoding of a weak key.
+        let mut negative_zero = SMALL_ORDER_KEY;
+        negative_zero.0[31] |= 0x80;
+        assert!(!negative_zero.verifies("a1", &head, &FORGED));
+    }
+
+    #[test]
+    fn non_canonical_signatures_are_refused() {
+        let key = NodeKey::from_seed([3; 32]);
+        let head = ChainHead {
+            len: 1,
+            head: Hash::of(b"y"),
+        };
+        let sig = key.sign_head("a1", &head);
+        assert!(key.public().verifies("a1", &head, &sig));
+        // s + L is the same scalar mod L, but not its canonical encoding.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut malleated = sig;
+        let mut carry = 0u16;
+        for (i, l) in L.iter().enumerate() {
+            let sum = u16::from(malleated.0[32 + i]) + u16::from(*l) + carry;
+            malleated.0[32 + i] = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_ne!(malleated, sig);
+        assert!(!key.public().verifies("a1", &head, &malleated));
     }
 
     #[test]

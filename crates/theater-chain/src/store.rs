@@ -611,7 +611,10 @@ impl ChainReader {
                     "SELECT hash, data FROM events WHERE actor_id = ?1 AND seq >= ?2 ORDER BY seq",
                 )
                 .map_err(sqlite_err(&self.path))?;
-            stmt.query_map(params![actor_id, from as i64], |row| {
+            // `from` beyond i64 (which `as` would wrap to a negative, selecting everything)
+            // selects nothing, as an index past the end should.
+            let from = i64::try_from(from).unwrap_or(i64::MAX);
+            stmt.query_map(params![actor_id, from], |row| {
                 Ok(StoredEvent {
                     // A stored hash of the wrong length can never match; verify reports it.
                     hash: Hash(raw_bytes(row, 0)?.try_into().unwrap_or([0xff; 32])),

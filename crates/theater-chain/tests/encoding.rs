@@ -1,156 +1,10 @@
 //! Property tests of the canonical encoding, the file format and tamper detection.
 
+mod common;
+
+use common::*;
 use proptest::prelude::*;
 use theater_chain::*;
-
-fn hash() -> impl Strategy<Value = Hash> {
-    any::<[u8; 32]>().prop_map(Hash)
-}
-
-fn text() -> impl Strategy<Value = String> {
-    "[a-zé0-9 ./:-]{0,24}"
-}
-
-fn bytes() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>(), 0..48)
-}
-
-fn spawn() -> impl Strategy<Value = EventKind> {
-    (
-        text(),
-        text(),
-        hash(),
-        text(),
-        prop::option::of(text()),
-        prop::option::of(hash()),
-    )
-        .prop_map(
-            |(actor_id, name, component, manifest, parent, initial_state)| {
-                EventKind::Spawn(Spawn {
-                    actor_id,
-                    name,
-                    component,
-                    manifest,
-                    parent,
-                    initial_state,
-                })
-            },
-        )
-}
-
-fn later_kind() -> impl Strategy<Value = EventKind> {
-    prop_oneof![
-        (hash(), prop::sample::select(InstanceReason::ALL))
-            .prop_map(|(component, reason)| EventKind::Instance { component, reason }),
-        (
-            text(),
-            prop::option::of(hash()),
-            bytes(),
-            prop::option::of(text()),
-            prop::option::of(text())
-        )
-            .prop_map(|(export, state, params, message_id, sender)| {
-                EventKind::CallStart(CallStart {
-                    export,
-                    state,
-                    params,
-                    message_id,
-                    sender,
-                })
-            }),
-        (
-            text(),
-            prop::result::maybe_ok(bytes(), text()),
-            prop::option::of(hash())
-        )
-            .prop_map(|(export, outcome, state)| EventKind::CallEnd(CallEnd {
-                export,
-                outcome,
-                state
-            })),
-        (
-            text(),
-            text(),
-            bytes(),
-            prop_oneof![
-                bytes().prop_map(HostResult::Value),
-                (any::<u64>(), hash()).prop_map(|(len, head)| HostResult::ChainRef { len, head }),
-                (text(), any::<u64>(), hash()).prop_map(|(actor_id, len, head)| {
-                    HostResult::ActorChainRef {
-                        actor_id,
-                        len,
-                        head,
-                    }
-                })
-            ],
-            prop::option::of(text())
-        )
-            .prop_map(|(interface, function, params, result, message_id)| {
-                EventKind::HostCall(HostCall {
-                    interface,
-                    function,
-                    params,
-                    result,
-                    message_id,
-                })
-            }),
-        (prop::sample::select(TrapKind::ALL), text())
-            .prop_map(|(kind, message)| EventKind::Trap { kind, message }),
-        prop::option::of(hash()).prop_map(|state| EventKind::Snapshot { state }),
-        (
-            prop::option::of(hash()),
-            prop::option::of(text()),
-            prop::option::of(text())
-        )
-            .prop_map(
-                |(state, interrupted, message_id)| EventKind::Recovery(Recovery {
-                    state,
-                    interrupted,
-                    message_id
-                })
-            ),
-        (
-            prop::sample::select(ShutdownReason::ALL),
-            prop::option::of(bytes())
-        )
-            .prop_map(|(reason, data)| EventKind::Shutdown { reason, data }),
-    ]
-}
-
-fn event(kind: impl Strategy<Value = EventKind>) -> impl Strategy<Value = Event> {
-    (any::<u64>(), kind).prop_map(|(timestamp_ms, kind)| Event { timestamp_ms, kind })
-}
-
-/// A valid chain: a spawn event, then up to 8 others.
-fn chain() -> impl Strategy<Value = (String, Vec<Event>)> {
-    (
-        event(spawn()),
-        prop::collection::vec(event(later_kind()), 0..8),
-    )
-        .prop_map(|(first, rest)| {
-            let EventKind::Spawn(s) = &first.kind else {
-                unreachable!()
-            };
-            let id = s.actor_id.clone();
-            (id, std::iter::once(first).chain(rest).collect())
-        })
-}
-
-fn file_of(actor_id: &str, events: &[Event]) -> ChainFile {
-    let mut head = ChainHead::default();
-    let events = events.iter().map(|e| head.append(e).1).collect();
-    let key = NodeKey::from_seed([7; 32]);
-    ChainFile {
-        actor_id: actor_id.to_owned(),
-        events,
-        head: head.head,
-        signatures: Some(FileSignatures {
-            key: key.public(),
-            heads: vec![(head.len, key.sign_head(actor_id, &head))],
-        }),
-        blobs: vec![(Hash::of(b"component"), b"component".to_vec())],
-    }
-}
 
 proptest! {
     #[test]
@@ -178,7 +32,22 @@ proptest! {
         let i = pos.index(bytes.len());
         bytes[i] ^= 1 << bit;
         if let Ok(decoded) = Event::decode(&bytes) {
-            prop_assert_eq!(decoded.encode(), bytes);
+            // An older version's event re-encodes as the current version, the rest unchanged.
+            let mut current = bytes.clone();
+            current[0] = EVENT_ENCODING_VERSION;
+            prop_assert_eq!(decoded.encode(), current);
+        }
+    }
+
+    #[test]
+    fn version_2_events_decode_and_their_chains_verify((id, events) in chain()) {
+        let events: Vec<Event> = events.into_iter().map(without_error_results).collect();
+        let file = version_2_file(&id, &events);
+        let back = ChainFile::decode(&file.encode()).unwrap();
+        prop_assert_eq!(back.verify().unwrap().head.len, events.len() as u64);
+        for (stored, event) in back.events.iter().zip(&events) {
+            prop_assert_eq!(stored.bytes[0], 2);
+            prop_assert_eq!(&Event::decode(&stored.bytes).unwrap(), event);
         }
     }
 
@@ -255,4 +124,125 @@ fn chain_must_start_with_spawn() {
         matches!(err, VerifyError::NoSpawn { index: 0, .. }),
         "{err}"
     );
+}
+
+/// The same event with any host error result replaced by a value: version 2 has no errors.
+fn without_error_results(mut e: Event) -> Event {
+    if let EventKind::HostCall(h) = &mut e.kind
+        && let HostResult::Error(message) = &h.result
+    {
+        h.result = HostResult::Value(message.clone().into_bytes());
+    }
+    e
+}
+
+/// A signed file of `events` as a version 2 writer stored them: the version byte is the only
+/// difference, and the links and signature cover those stored bytes.
+fn version_2_file(actor_id: &str, events: &[Event]) -> ChainFile {
+    let mut head = ChainHead::default();
+    let stored = events
+        .iter()
+        .map(|e| {
+            let mut bytes = e.encode();
+            bytes[0] = 2;
+            let hash = Hash::link(&head.head, &bytes);
+            head = ChainHead {
+                len: head.len + 1,
+                head: hash,
+            };
+            StoredEvent { hash, bytes }
+        })
+        .collect();
+    let key = NodeKey::from_seed([7; 32]);
+    ChainFile {
+        actor_id: actor_id.to_owned(),
+        events: stored,
+        head: head.head,
+        signatures: Some(FileSignatures {
+            key: key.public(),
+            heads: vec![(head.len, key.sign_head(actor_id, &head))],
+        }),
+        blobs: Vec::new(),
+    }
+}
+
+fn host_error(message: &str) -> Event {
+    Event {
+        timestamp_ms: 5,
+        kind: EventKind::HostCall(HostCall {
+            interface: "theater:simple/store".into(),
+            function: "get".into(),
+            params: vec![1, 2],
+            result: HostResult::Error(message.into()),
+            message_id: None,
+        }),
+    }
+}
+
+#[test]
+fn a_host_error_round_trips_as_result_kind_3() {
+    let e = host_error("disk full");
+    let bytes = e.encode();
+    assert_eq!(bytes[0], EVENT_ENCODING_VERSION);
+    assert_eq!(EVENT_ENCODING_VERSION, 3);
+    assert_eq!(OLDEST_EVENT_ENCODING_VERSION, 2);
+    // ... params, then kind 3, the message as a `string`, then no message id.
+    let tail = [&[3u8, 9, 0, 0, 0][..], b"disk full", &[0]].concat();
+    assert!(bytes.ends_with(&tail), "{bytes:?}");
+    assert_eq!(Event::decode(&bytes).unwrap(), e);
+}
+
+#[test]
+fn result_kind_3_in_a_version_2_event_is_refused() {
+    let mut bytes = host_error("disk full").encode();
+    bytes[0] = 2;
+    let err = Event::decode(&bytes).unwrap_err();
+    assert!(
+        err.what
+            .starts_with("result kind 3 needs encoding version 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_event_versions_are_refused() {
+    let mut bytes = host_error("x").encode();
+    for version in [0, 1, 4, 255] {
+        bytes[0] = version;
+        let err = Event::decode(&bytes).unwrap_err();
+        assert!(
+            err.what
+                .starts_with(&format!("unknown event encoding version {version}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_stored_version_2_chain_is_hashed_as_stored() {
+    let spawn = Event {
+        timestamp_ms: 1,
+        kind: EventKind::Spawn(Spawn {
+            actor_id: "a".into(),
+            name: "n".into(),
+            component: Hash::of(b"c"),
+            manifest: String::new(),
+            parent: None,
+            initial_state: None,
+        }),
+    };
+    let file = version_2_file(
+        "a",
+        &[spawn.clone(), host_error("x")].map(without_error_results),
+    );
+    assert!(file.verify().is_ok());
+    // Re-encoding would give version 3 bytes and different links: the stored bytes count.
+    let mut head = ChainHead::default();
+    let reencoded: Vec<StoredEvent> = file
+        .events
+        .iter()
+        .map(|s| head.append(&Event::decode(&s.bytes).unwrap()).1)
+        .collect();
+    assert_ne!(reencoded[0].hash, file.events[0].hash);
+    assert_ne!(head.head, file.head);
 }

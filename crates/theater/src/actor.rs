@@ -5,6 +5,7 @@
 //! its cell in the runtime's table; it is not a task or a thread. Every export call goes
 //! through [`Actor::call`], which records `call-start`/`call-end` (or `trap`) around it.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -18,6 +19,7 @@ use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
 use crate::component::{Export, Prepared, one_line};
 use crate::engine::EPOCH_TICK;
+use crate::handlers::{ExitKind, StateScope};
 use crate::manifest::Manifest;
 use crate::recording::ChainRecorder;
 use crate::runtime::{LogLine, LogSink, Shared};
@@ -57,6 +59,8 @@ pub struct ActorCtx {
     /// Requests deferred with `none`, by request id.
     pub(crate) deferred: HashMap<Arc<str>, Deferred>,
     pub(crate) note: HostNote,
+    /// Each granted handler's state, in the order of `manifest.handlers`.
+    handler_states: Vec<Box<dyn Any + Send>>,
     on_log: LogSink,
     limits: StoreLimits,
     /// Epoch ticks the current call has run for, and how many it may.
@@ -89,6 +93,8 @@ impl ActorCtx {
         on_log: LogSink,
     ) -> ActorCtx {
         ActorCtx {
+            // Made with each new instance (see `reset_for_new_instance`).
+            handler_states: Vec::new(),
             name: manifest.name.as_str().into(),
             id,
             shared,
@@ -134,6 +140,102 @@ impl ActorCtx {
         self.deferred.clear();
         self.note = HostNote::default();
         self.ticks = 0;
+        let old = std::mem::take(&mut self.handler_states);
+        self.handler_states = new_handler_states(&self.manifest, |_| true, old);
+    }
+
+    /// A woken actor keeps its handlers' actor-scoped state; instance-scoped state starts over.
+    fn reset_for_wake(&mut self) {
+        self.ticks = 0;
+        let old = std::mem::take(&mut self.handler_states);
+        self.handler_states =
+            new_handler_states(&self.manifest, |s| s == StateScope::Instance, old);
+    }
+
+    /// The actor's id.
+    pub fn actor_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The settings of the granted handler whose settings type is `S`.
+    pub fn settings<S: 'static>(&self) -> Option<&S> {
+        self.manifest.settings::<S>()
+    }
+
+    /// The per-actor state of the granted handler whose state type is `T`.
+    pub fn handler_state<T: 'static>(&mut self) -> Option<&mut T> {
+        self.handler_states
+            .iter_mut()
+            .find_map(|s| s.downcast_mut::<T>())
+    }
+
+    /// A way for a handler to deliver input from outside (a timer, a connection, a process's
+    /// output) to this actor's mailbox, as a `handle-send` call recorded like any message.
+    pub fn outside_input(&self) -> OutsideInput {
+        OutsideInput {
+            shared: self.shared.clone(),
+            id: self.id.clone(),
+        }
+    }
+
+    /// Tells every handler the actor's run ended, once.
+    pub(crate) fn handlers_exit(&mut self, how: ExitKind) {
+        let states = std::mem::take(&mut self.handler_states);
+        for (grant, mut state) in self.manifest.handlers.iter().zip(states) {
+            grant.family.on_exit(state.as_mut(), how);
+        }
+    }
+
+    /// Tells every handler the actor was brought back after a crash.
+    pub(crate) fn handlers_recover(&mut self) {
+        for (grant, state) in self.manifest.handlers.iter().zip(&mut self.handler_states) {
+            grant.family.on_recover(&grant.settings, state.as_mut());
+        }
+    }
+}
+
+/// Each granted handler's state: made anew where `renew` says so for its scope, else `old`'s.
+fn new_handler_states(
+    manifest: &Manifest,
+    renew: impl Fn(StateScope) -> bool,
+    old: Vec<Box<dyn Any + Send>>,
+) -> Vec<Box<dyn Any + Send>> {
+    let mut old = old.into_iter();
+    manifest
+        .handlers
+        .iter()
+        .map(|grant| match old.next() {
+            Some(kept) if !renew(grant.family.state_scope()) => kept,
+            _ => grant.family.new_state(&grant.settings),
+        })
+        .collect()
+}
+
+/// Delivers outside input to one actor's mailbox (see [`ActorCtx::outside_input`]).
+#[derive(Clone)]
+pub struct OutsideInput {
+    shared: Weak<Shared>,
+    id: Arc<str>,
+}
+
+impl OutsideInput {
+    /// Queues `msg` for the actor's `handle-send`; waits for room in a full mailbox up to the
+    /// default request timeout.
+    pub async fn send(&self, msg: Vec<u8>) -> Result<(), String> {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or("the runtime is shutting down")?;
+        let id = shared.next_message_id();
+        shared
+            .deliver(
+                None,
+                &self.id,
+                crate::cell::Message::Send(msg),
+                Some(id),
+                std::time::Duration::from_millis(crate::manifest::DEFAULT_REQUEST_TIMEOUT_MS),
+            )
+            .await
     }
 }
 
@@ -243,7 +345,7 @@ impl Actor {
         if reason != InstanceReason::Wake {
             ctx.reset_for_new_instance();
         } else {
-            ctx.ticks = 0;
+            ctx.reset_for_wake();
         }
         if let Err(e) = ctx
             .chain

@@ -162,7 +162,8 @@ pub(crate) struct Inner {
     pub(crate) stop: Option<StopRequest>,
     /// Parents waiting for the state between calls (`get-child-state`).
     pub(crate) state_waiters: Vec<oneshot::Sender<State>>,
-    /// A child keeps the runtime from being quiescent while it lives.
+    /// A child, or an actor with a handler that keeps the run alive, keeps the runtime from
+    /// being quiescent while it lives.
     pub(crate) child_work: Option<Work>,
     /// Whether the hibernation sweeper has an entry for it.
     pub(crate) idle_queued: bool,

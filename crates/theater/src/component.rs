@@ -5,16 +5,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use theater_chain::Hash;
+use theater_files::{FileError, FileStamp, Root};
 use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 
 use crate::actor::ActorCtx;
 use crate::error::SpawnError;
-use crate::handlers::{self, HandlerKind, TYPE_ONLY_INTERFACES};
-use crate::manifest::{ComponentSource, Manifest};
+use crate::handlers::{HostLinker, Registry, TYPE_ONLY_INTERFACES};
+use crate::manifest::{ComponentSource, MAX_COMPONENT_BYTES, Manifest};
 
 /// The interface every actor exports and the function the runtime calls first.
 pub const ACTOR_INTERFACE: &str = "theater:simple/actor";
@@ -130,39 +130,42 @@ pub(crate) struct Prepared {
     pub(crate) exports: [Option<ComponentExportIndex>; Export::COUNT],
 }
 
-/// A component linked for a sorted set of granted handlers.
-type LinkKey = (Hash, Vec<HandlerKind>);
-
-/// Identifies a file's current contents without reading it.
-type FileStamp = (PathBuf, SystemTime, u64);
+/// A component linked for a sorted set of granted handler types.
+type LinkKey = (Hash, Vec<&'static str>);
 
 pub(crate) struct ComponentCache {
     engine: Engine,
     /// Compiled artifacts are kept here, keyed by component hash.
     disk_cache: Option<PathBuf>,
+    /// The handler types, to name the one that grants an import the manifest lacks.
+    handlers: Registry,
     by_file: Mutex<HashMap<FileStamp, Arc<LoadedComponent>>>,
     by_hash: Mutex<HashMap<Hash, Arc<LoadedComponent>>>,
     linked: Mutex<HashMap<LinkKey, Arc<Prepared>>>,
 }
 
 impl ComponentCache {
-    pub(crate) fn new(engine: Engine, disk_cache: Option<PathBuf>) -> Self {
+    pub(crate) fn new(engine: Engine, disk_cache: Option<PathBuf>, handlers: Registry) -> Self {
         ComponentCache {
             engine,
             disk_cache,
+            handlers,
             by_file: Mutex::default(),
             by_hash: Mutex::default(),
             linked: Mutex::default(),
         }
     }
 
-    /// The manifest's component, linked for exactly the handlers it grants.
+    /// The manifest's component, linked for exactly the handlers it grants. A component file
+    /// is opened once: beneath `root` for a child (whose parent named it), as named for the
+    /// operator's root actor.
     pub(crate) async fn prepare(
         &self,
         manifest: &Manifest,
         content: Option<&theater_store::ContentStore>,
+        root: Option<&Root>,
     ) -> Result<Arc<Prepared>, SpawnError> {
-        let loaded = self.load(manifest, content).await?;
+        let loaded = self.load(manifest, content, root).await?;
         self.link_cached(manifest, loaded)
     }
 
@@ -182,13 +185,13 @@ impl ComponentCache {
         manifest: &Manifest,
         loaded: Arc<LoadedComponent>,
     ) -> Result<Arc<Prepared>, SpawnError> {
-        let mut grants: Vec<HandlerKind> = manifest.granted().collect();
-        grants.sort();
+        let mut grants: Vec<&'static str> = manifest.granted().collect();
+        grants.sort_unstable();
         let key = (loaded.hash, grants);
         if let Some(p) = self.linked.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
-        let prepared = Arc::new(self.link(manifest, loaded, &key.1)?);
+        let prepared = Arc::new(self.link(manifest, loaded)?);
         self.linked.lock().unwrap().insert(key, prepared.clone());
         Ok(prepared)
     }
@@ -197,14 +200,24 @@ impl ComponentCache {
         &self,
         manifest: &Manifest,
         content: Option<&theater_store::ContentStore>,
+        root: Option<&Root>,
     ) -> Result<Arc<LoadedComponent>, SpawnError> {
         match &manifest.component {
             ComponentSource::Path(path) => {
-                let stamp = file_stamp(path).map_err(|e| component_error(path, e))?;
+                let opened = match root {
+                    Some(root) => root.open_file(path, "component"),
+                    None => theater_files::open_file(path, "component"),
+                }
+                .map_err(|e| component_error(path, e))?;
+                // The identity of the file actually opened: the same file unchanged since it
+                // was compiled needs no reading.
+                let stamp = opened.stamp();
                 if let Some(l) = self.by_file.lock().unwrap().get(&stamp) {
                     return Ok(l.clone());
                 }
-                let bytes = std::fs::read(path).map_err(|e| component_error(path, e))?;
+                let bytes = opened
+                    .read(MAX_COMPONENT_BYTES, "component")
+                    .map_err(|e| component_error(path, e))?;
                 let loaded = self
                     .compile(bytes.into(), path.display().to_string())
                     .await?;
@@ -284,12 +297,12 @@ impl ComponentCache {
         &self,
         manifest: &Manifest,
         loaded: Arc<LoadedComponent>,
-        grants: &[HandlerKind],
     ) -> Result<Prepared, SpawnError> {
         let component = &loaded.component;
-        let granted: Vec<&str> = grants
+        let granted: Vec<&str> = manifest
+            .handlers
             .iter()
-            .flat_map(|k| k.interfaces().iter().copied())
+            .flat_map(|g| g.family.interfaces().iter().copied())
             .collect();
         // Name the first ungranted import ourselves: wasmtime's message would not say which
         // manifest line grants it.
@@ -297,7 +310,7 @@ impl ComponentCache {
             if TYPE_ONLY_INTERFACES.contains(&import) || granted.contains(&import) {
                 continue;
             }
-            return Err(match HandlerKind::granting(import) {
+            return Err(match self.handlers.granting(import) {
                 Some(handler) => SpawnError::Ungranted {
                     actor: manifest.name.clone(),
                     interface: import.to_owned(),
@@ -327,14 +340,21 @@ impl ComponentCache {
                 .instance(interface)
                 .map_err(|e| internal(manifest, e))?;
         }
-        for &kind in grants {
-            if !kind.is_implemented() {
+        let mut host = HostLinker {
+            linker: &mut linker,
+            registered: Vec::new(),
+        };
+        for grant in &manifest.handlers {
+            if !grant.family.implemented() {
                 return Err(SpawnError::NotImplemented {
                     actor: manifest.name.clone(),
-                    handler: kind.name(),
+                    handler: grant.name(),
                 });
             }
-            handlers::link(kind, &mut linker).map_err(|e| internal(manifest, e))?;
+            grant
+                .family
+                .link(&mut host)
+                .map_err(|e| internal(manifest, e))?;
         }
         let pre = linker
             .instantiate_pre(component)
@@ -350,19 +370,14 @@ impl ComponentCache {
     }
 }
 
-fn file_stamp(path: &Path) -> std::io::Result<FileStamp> {
-    let meta = std::fs::metadata(path)?;
-    Ok((path.to_owned(), meta.modified()?, meta.len()))
-}
-
-fn component_error(path: &Path, e: std::io::Error) -> SpawnError {
+fn component_error(path: &Path, e: FileError) -> SpawnError {
     SpawnError::Component {
         origin: path.display().to_string(),
-        message: match e.kind() {
-            std::io::ErrorKind::NotFound => {
+        message: match e {
+            FileError::NotFound { .. } => {
                 "no such file (build the actor with `theater build`, or fix `component` in the manifest)".into()
             }
-            _ => e.to_string(),
+            other => other.to_string(),
         },
     }
 }

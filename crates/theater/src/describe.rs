@@ -54,23 +54,50 @@ fn ok_or_err<T: DeserializeOwned>(b: &[u8], f: impl FnOnce(T) -> String) -> Stri
     })
 }
 
-const HOST: &str = "theater:simple/message-server-host.";
-const CLIENT: &str = "theater:simple/message-server-client.";
-const SUPERVISOR: &str = "theater:simple/supervisor.";
-const HANDLERS: &str = "theater:simple/supervisor-handlers.";
-const TIMING: &str = "theater:simple/timing.";
-const RANDOM: &str = "theater:simple/random.";
-const ENV: &str = "theater:simple/environment.";
+const HOST: &str = "theater:simple/message-server-host";
+const CLIENT: &str = "theater:simple/message-server-client";
+const SUPERVISOR: &str = "theater:simple/supervisor";
+const HANDLERS: &str = "theater:simple/supervisor-handlers";
+const TIMING: &str = "theater:simple/timing";
+const RANDOM: &str = "theater:simple/random";
+const ENV: &str = "theater:simple/environment";
+const RUNTIME: &str = "theater:simple/runtime";
+
+/// `interface.function` split at its last dot; a name without one is all function.
+fn split(function: &str) -> (&str, &str) {
+    function.rsplit_once('.').unwrap_or(("", function))
+}
+
+/// `s` with control and bidirectional-formatting characters escaped, so that text from a guest
+/// or a chain file cannot move the cursor, recolour or rewrite a terminal.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 /// The parameters of a call, as `theater events` shows them between parentheses.
 pub fn params(function: &str, payload: &[u8]) -> String {
-    let (interface, name) = function.rsplit_once('.').unwrap_or(("", function));
-    let interface = &function[..interface.len() + 1];
-    match (interface, name) {
-        ("theater:simple/actor.", "init") => text(payload),
-        ("theater:simple/runtime.", "log") => text(payload),
-        ("theater:simple/runtime.", "get-chain") => String::new(),
-        ("theater:simple/runtime.", "shutdown") => show(payload, |(data,): (Option<Vec<u8>>,)| {
+    match split(function) {
+        ("theater:simple/actor", "init") => text(payload),
+        (RUNTIME, "log") => text(payload),
+        (RUNTIME, "get-chain") => String::new(),
+        (RUNTIME, "shutdown") => show(payload, |(data,): (Option<Vec<u8>>,)| {
             data.as_deref().map(bytes).unwrap_or_else(|| "none".into())
         }),
         (HOST, "send" | "request" | "open-channel" | "send-on-channel" | "respond-to-request") => {
@@ -125,11 +152,9 @@ pub fn params(function: &str, payload: &[u8]) -> String {
 
 /// The result of a host call; empty for functions that return nothing.
 pub fn result(function: &str, payload: &[u8]) -> String {
-    let (interface, name) = function.rsplit_once('.').unwrap_or(("", function));
-    let interface = &function[..interface.len() + 1];
-    match (interface, name) {
-        ("theater:simple/runtime.", "log") => String::new(),
-        ("theater:simple/runtime.", "shutdown")
+    match split(function) {
+        (RUNTIME, "log") => String::new(),
+        (RUNTIME, "shutdown")
         | (HOST, "send" | "send-on-channel" | "close-channel" | "respond-to-request")
         | (HOST, "cancel-request")
         | (SUPERVISOR, "stop-child" | "restart-child") => ok_or_err(payload, |()| String::new()),
@@ -170,8 +195,12 @@ fn opt_short(hash: &Option<Hash>) -> String {
 }
 
 /// One event's fields on one line (without its index, time or hash), as `theater events` and
-/// replay divergences show it.
+/// replay divergences show it. Text from the chain is escaped ([`escape`]).
 pub fn event(kind: &EventKind) -> String {
+    escape(&event_line(kind)).into_owned()
+}
+
+fn event_line(kind: &EventKind) -> String {
     match kind {
         EventKind::Spawn(s) => format!(
             "{} component {} parent {} initial state {}",
@@ -221,6 +250,7 @@ pub fn event(kind: &EventKind) -> String {
                     "the first {len} events of {actor_id}'s chain (head {})",
                     short(head)
                 ),
+                HostResult::Error(message) => format!("host error {message:?} (the guest trapped)"),
             };
             let shown = if shown.is_empty() {
                 String::new()

@@ -25,7 +25,7 @@ pub enum SpawnError {
         manifest: String,
     },
     #[error(
-        "actor {actor} imports `{interface}`, which Theater does not provide (actors may import theater:simple interfaces only)"
+        "actor {actor} imports `{interface}`, which no handler type of this runtime provides (see docs/manifest.md for the handler types and their interfaces)"
     )]
     UnknownImport { actor: String, interface: String },
     #[error(
@@ -35,12 +35,13 @@ pub enum SpawnError {
         actor: String,
         handler: &'static str,
     },
-    #[error("actor {actor}: cannot read init_state {path}: {message}")]
-    InitState {
+    #[error("actor {actor}: spawn refused: {refusal}")]
+    Refused {
         actor: String,
-        path: String,
-        message: String,
+        refusal: crate::handlers::Refusal,
     },
+    #[error("actor {actor}: {message}")]
+    InitState { actor: String, message: String },
     #[error("actor {actor} ({id}): init returned an error: {message}")]
     InitFailed {
         actor: String,

@@ -24,6 +24,7 @@
 //! ```
 
 mod actor;
+pub mod attenuation;
 pub mod bindings;
 mod cell;
 mod component;
@@ -47,6 +48,7 @@ pub use actor::ActorCtx;
 pub use component::{ACTOR_INTERFACE, INIT};
 pub use engine::{EPOCH_TICK, EngineSettings};
 pub use error::{RuntimeError, SpawnError};
+pub use handlers::Registry;
 pub use manifest::{Manifest, ManifestError, ManifestOrigin};
 pub use recovery::Recovered;
 pub use runtime::{
@@ -54,3 +56,5 @@ pub use runtime::{
     RuntimeConfig, short_id,
 };
 pub use theater_chain as chain;
+/// The wasmtime this runtime is built on, for handlers defined outside it.
+pub use wasmtime;

@@ -15,14 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use theater_chain::{EventKind, Hash, InstanceReason, ShutdownReason, Spawn};
+use theater_files::Root;
 
 use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State, now_ms};
 use crate::bindings::theater::simple::types::{WitActorError, WitErrorType};
 use crate::cell::{Cell, ExitHow, Exited, Inner, Message, Slot, Start, StopCause, StopRequest};
 use crate::component::{Export, one_line};
 use crate::error::SpawnError;
-use crate::handlers::HandlerKind;
-use crate::manifest::Manifest;
+use crate::handlers::{ExitKind, Grant};
+use crate::manifest::{MAX_INIT_STATE_BYTES, Manifest};
 use crate::recording::{ChainRecorder, ChainSource};
 use crate::runtime::{ActorExit, Lifecycle, LifecycleEvent, Shared};
 use crate::supervision::{ChildExit, RestartFrom, Supervision, SupervisorSpec};
@@ -39,6 +40,9 @@ pub(crate) struct SpawnRequest {
     pub(crate) id: Option<Arc<str>>,
     /// Bring back an actor whose chain a crashed runtime left, instead of a new one.
     pub(crate) recover: Option<Recover>,
+    /// For a child: its parent's supervisor root, which its component and `init_state` files
+    /// are opened beneath. `None` for the operator's root actor, whose files are read as named.
+    pub(crate) root: Option<Root>,
 }
 
 /// What recovery knows about an actor it brings back.
@@ -62,7 +66,7 @@ pub(crate) async fn spawn(
     let manifest = request.manifest;
     let prepared = shared
         .components
-        .prepare(&manifest, shared.content.as_ref())
+        .prepare(&manifest, shared.content.as_ref(), request.root.as_ref())
         .await?;
     let fail = |message: String| SpawnError::Runtime {
         actor: manifest.name.clone(),
@@ -76,13 +80,18 @@ pub(crate) async fn spawn(
     }
     let start = match request.start {
         Start::Init(None) if request.recover.is_none() => match &manifest.init_state {
-            Some(path) => Start::Init(Some(std::fs::read(path).map_err(|e| {
-                SpawnError::InitState {
+            Some(path) => {
+                let read = match &request.root {
+                    Some(root) => {
+                        theater_files::read_beneath(root, path, MAX_INIT_STATE_BYTES, "init_state")
+                    }
+                    None => theater_files::read_file(path, MAX_INIT_STATE_BYTES, "init_state"),
+                };
+                Start::Init(Some(read.map_err(|e| SpawnError::InitState {
                     actor: manifest.name.clone(),
-                    path: path.display().to_string(),
                     message: e.to_string(),
-                }
-            })?)),
+                })?))
+            }
             None => Start::Init(None),
         },
         other => other,
@@ -129,7 +138,7 @@ pub(crate) async fn spawn(
         .await
         .map_err(|e| fail(format!("recording its chain: {}", one_line(&e))))?;
 
-    let supervises = manifest.handlers.contains(&HandlerKind::Supervisor);
+    let supervises = manifest.grants().contains(&Grant::Children);
     let cell = Arc::new(Cell {
         id: id.clone(),
         name: manifest.name.as_str().into(),
@@ -169,6 +178,7 @@ pub(crate) async fn spawn(
 
     let ctx = ActorCtx::new(id.clone(), manifest.clone(), shared, chain);
     let max = shared.settings.max_instances;
+    let recovering = request.recover.is_some();
     let (reason, state, run_init) = match request.recover {
         Some(recover) => (InstanceReason::Recovery, recover.state, recover.run_init),
         None => (InstanceReason::Spawn, initial, true),
@@ -176,11 +186,15 @@ pub(crate) async fn spawn(
     let mut actor = match Actor::instantiate(prepared, ctx, reason, state, max).await {
         Ok(actor) => actor,
         Err((mut ctx, message)) => {
+            ctx.handlers_exit(ExitKind::Failed);
             record_end(&mut ctx, ShutdownReason::Failed, None).await;
             remove(shared, &cell, ActorExit::Failed(message.clone()), false);
             return Err(fail(message));
         }
     };
+    if recovering {
+        actor.ctx_mut().handlers_recover();
+    }
     if let Start::Init(_) = start
         && run_init
     {
@@ -210,12 +224,17 @@ pub(crate) async fn spawn(
         };
         if let Some(error) = error {
             let (mut ctx, _) = actor.into_parts();
+            ctx.handlers_exit(ExitKind::Failed);
             record_end(&mut ctx, ShutdownReason::Failed, None).await;
             remove(shared, &cell, ActorExit::Failed(error.to_string()), false);
             return Err(error);
         }
     }
-    if request.parent.is_some() {
+    let keeps_run_alive = manifest
+        .handlers
+        .iter()
+        .any(|g| g.family.keeps_run_alive(&g.settings));
+    if request.parent.is_some() || keeps_run_alive {
         cell.inner.lock().unwrap().child_work = Some(shared.busy.begin());
     }
     let event = if reason == InstanceReason::Recovery {
@@ -311,6 +330,12 @@ pub(crate) fn exit<'a>(
                 "actor {label} stopped before answering request {id}"
             )));
         }
+        let exit_kind = match &how {
+            ExitHow::Trapped(_) => ExitKind::Failed,
+            ExitHow::Stopped(r) if r.cause == StopCause::Escalation => ExitKind::Failed,
+            _ => ExitKind::Stopped,
+        };
+        actor.ctx_mut().handlers_exit(exit_kind);
 
         let child = cell.id.clone();
         let (record, exit, child_exit, notice, keep) = match how {
@@ -710,11 +735,21 @@ pub(crate) async fn spawn_child(
     shared: &Arc<Shared>,
     parent: &Arc<Cell>,
     manifest: Manifest,
+    root: Root,
     start: Start,
 ) -> Result<Arc<str>, String> {
     let Some(supervision) = &parent.supervision else {
         return Err("this actor's manifest does not grant the supervisor handler".into());
     };
+    {
+        let supervision = supervision.lock().await;
+        let max = supervision.spec.max_children;
+        if supervision.children().count() >= max as usize {
+            return Err(format!(
+                "this supervisor has {max} children already, its [supervision] max_children"
+            ));
+        }
+    }
     let restart = manifest
         .restart
         .unwrap_or(parent.manifest.supervision.restart);
@@ -732,6 +767,7 @@ pub(crate) async fn spawn_child(
             start,
             id: Some(id),
             recover: None,
+            root: Some(root),
         },
     )
     .await

@@ -3,11 +3,13 @@
 //! Parsing is strict: a missing field, an unknown key or an unknown handler type is an error that
 //! names it, with the line, and suggests the likely intended name.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::handlers::HandlerKind;
+use crate::handlers::{AnySettings, Family, Grant, Registry, SettingsInput};
 use crate::supervision::{RestartFrom, RestartType, Strategy, SupervisorSpec};
 
 /// Memory an actor may use when its manifest sets no `[limits] memory_mb`.
@@ -23,6 +25,13 @@ pub const DEFAULT_MAILBOX_CAPACITY: u32 = 10_000;
 /// `[messaging] max_message_bytes`.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
 
+/// The largest manifest file the runtime reads.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// The largest component file the runtime reads.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+/// The largest `init_state` file the runtime reads.
+pub const MAX_INIT_STATE_BYTES: u64 = 64 << 20;
+
 /// A parsed, validated manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -34,8 +43,9 @@ pub struct Manifest {
     /// The manifest's `init_state` file, resolved against its directory.
     pub init_state: Option<PathBuf>,
     pub save_chain: bool,
-    /// Granted handlers, in manifest order. `runtime` is always granted in addition.
-    pub handlers: Vec<HandlerKind>,
+    /// Granted handlers with their settings: those always granted first, then the manifest's
+    /// `[[handler]]` tables in order.
+    pub handlers: Vec<HandlerGrant>,
     pub limits: Limits,
     pub chain: ChainSettings,
     pub messaging: MessagingSettings,
@@ -43,17 +53,33 @@ pub struct Manifest {
     pub supervision: SupervisorSpec,
     /// This actor's restart type as a child (`[child] restart`); `None`: its parent's default.
     pub restart: Option<RestartType>,
-    /// The directory that every file a child manifest names (the manifest itself, its
-    /// component, its `init_state`) must be in: the supervisor handler's `root`, resolved
-    /// against this manifest, or this manifest's directory.
-    pub children_root: PathBuf,
-    /// The environment variables the guest may read (`allow` in the `environment` handler
-    /// table): exact names, or prefixes ending in `*`. Empty: none.
-    pub environment_allow: Vec<String>,
+    /// The runtime-owned keys the manifest sets itself (`limits.memory_mb`, ...): attenuation
+    /// refuses a child's explicit value above its parent's and narrows the ones it left unset.
+    pub(crate) explicit: BTreeSet<&'static str>,
     /// The manifest's text, recorded in the spawn event.
     pub text: String,
     /// Where it was read from, for error messages and relative paths.
     pub origin: ManifestOrigin,
+}
+
+/// One granted handler and its settings.
+#[derive(Clone)]
+pub struct HandlerGrant {
+    pub(crate) family: Arc<dyn Family>,
+    pub(crate) settings: AnySettings,
+}
+
+impl HandlerGrant {
+    /// The manifest `type`.
+    pub fn name(&self) -> &'static str {
+        self.family.name()
+    }
+}
+
+impl std::fmt::Debug for HandlerGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.name())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +220,7 @@ struct RawSupervision {
     restart: Option<String>,
     restart_from: Option<String>,
     shutdown_timeout_ms: Option<u64>,
+    max_children: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -245,30 +272,55 @@ const TABLE_KEYS: &[&str] = &[
     "restart",
     "restart_from",
     "shutdown_timeout_ms",
+    "max_children",
 ];
 
 impl Manifest {
-    /// Reads and validates the manifest file at `path`.
+    /// Reads and validates the manifest file at `path`, with the built-in handler types.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
-            origin: path.display().to_string(),
-            line: None,
-            message: format!("cannot read it: {e}"),
-        })?;
-        Self::parse(&text, ManifestOrigin::File(path.to_owned()))
+        Self::from_file_with(path, &Registry::builtin())
     }
 
-    /// Parses manifest text; relative paths resolve against `origin`'s directory.
+    /// Reads and validates the manifest file at `path`, with the handler types of `registry`.
+    /// The file must be a regular file of at most [`MAX_MANIFEST_BYTES`].
+    pub fn from_file_with(path: &Path, registry: &Registry) -> Result<Manifest, ManifestError> {
+        let fail = |message: String| ManifestError {
+            origin: path.display().to_string(),
+            line: None,
+            message,
+        };
+        let bytes = theater_files::read_file(path, MAX_MANIFEST_BYTES, "manifest")
+            .map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|_| fail("it is not UTF-8 text".into()))?;
+        Self::parse_with(&text, ManifestOrigin::File(path.to_owned()), registry)
+    }
+
+    /// Parses manifest text with the built-in handler types.
     pub fn parse(text: &str, origin: ManifestOrigin) -> Result<Manifest, ManifestError> {
+        Self::parse_with(text, origin, &Registry::builtin())
+    }
+
+    /// Parses manifest text with the handler types of `registry`; relative paths resolve
+    /// against `origin`'s directory.
+    pub fn parse_with(
+        text: &str,
+        origin: ManifestOrigin,
+        registry: &Registry,
+    ) -> Result<Manifest, ManifestError> {
         let fail = |line: Option<usize>, message: String| ManifestError {
             origin: origin.describe(),
             line,
             message,
         };
         let raw: RawManifest = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e.span().map(|s| {
+                let end = s.start.min(text.len());
+                text.as_bytes()[..end]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1
+            });
             fail(line, describe_toml_error(e.message()))
         })?;
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).map(|i| i + 1);
@@ -277,61 +329,75 @@ impl Manifest {
         }
         let component = parse_component(&raw.component, origin.base_dir())
             .map_err(|m| fail(line_of("component"), m))?;
-        let mut handlers = Vec::new();
-        let mut children_root = origin.base_dir().to_owned();
-        let mut environment_allow = Vec::new();
+        let mut handlers: Vec<HandlerGrant> = Vec::new();
         for (i, table) in raw.handler.iter().enumerate() {
-            if let Some(root) = table.get("root") {
-                let root = root.as_str().ok_or_else(|| {
-                    fail(
-                        nth_line(text, "[[handler]]", i),
-                        format!("handler {}: `root` must be a string (a directory)", i + 1),
-                    )
-                })?;
-                children_root = origin.base_dir().join(root);
-            }
-            if let Some(allow) = table.get("allow") {
-                environment_allow = allow
-                    .as_array()
-                    .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
-                    .ok_or_else(|| {
-                        fail(
-                            nth_line(text, "[[handler]]", i),
-                            format!(
-                                "handler {}: `allow` must be a list of variable names (a trailing `*` matches a prefix)",
-                                i + 1
-                            ),
-                        )
-                    })?;
-            }
-            let kind = parse_handler(table).map_err(|m| {
+            let at = |m: String| {
                 fail(
                     nth_line(text, "[[handler]]", i),
                     format!("handler {}: {m}", i + 1),
                 )
-            })?;
-            if kind != HandlerKind::Runtime && !handlers.contains(&kind) {
-                handlers.push(kind);
+            };
+            let family = parse_handler(table, registry).map_err(at)?;
+            if handlers.iter().any(|g| g.name() == family.name()) {
+                return Err(at(format!(
+                    "handler type {:?} is listed twice: merge its settings into one table",
+                    family.name()
+                )));
+            }
+            let mut settings = table.clone();
+            settings.remove("type");
+            let input = SettingsInput {
+                table: &settings,
+                base_dir: origin.base_dir(),
+            };
+            let settings = family.parse(&input).map_err(at)?;
+            handlers.push(HandlerGrant { family, settings });
+        }
+        // Handlers every actor has come first, with default settings unless listed.
+        for family in registry.always_granted().rev() {
+            if !handlers.iter().any(|g| g.name() == family.name()) {
+                let empty = toml::Table::new();
+                let input = SettingsInput {
+                    table: &empty,
+                    base_dir: origin.base_dir(),
+                };
+                let settings = family
+                    .parse(&input)
+                    .map_err(|m| fail(None, format!("handler {:?}: {m}", family.name())))?;
+                handlers.insert(
+                    0,
+                    HandlerGrant {
+                        family: family.clone(),
+                        settings,
+                    },
+                );
             }
         }
-        let limits = match raw.limits {
-            None => Limits::default(),
-            Some(l) => {
-                let limits = Limits {
-                    memory_mb: l.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-                    max_call_cpu_ms: l.max_call_cpu_ms.unwrap_or(DEFAULT_MAX_CALL_CPU_MS),
-                };
-                if limits.memory_mb == 0 {
-                    return Err(fail(
-                        line_of("memory_mb"),
-                        "`limits.memory_mb` must be at least 1".into(),
-                    ));
-                }
-                limits
+
+        let mut explicit = BTreeSet::new();
+        let mut set = |key: &'static str, present: bool| {
+            if present {
+                explicit.insert(key);
             }
         };
+        set("save_chain", raw.save_chain.is_some());
+        let mut limits = Limits::default();
+        if let Some(l) = raw.limits {
+            set("limits.memory_mb", l.memory_mb.is_some());
+            set("limits.max_call_cpu_ms", l.max_call_cpu_ms.is_some());
+            limits.memory_mb = l.memory_mb.unwrap_or(limits.memory_mb);
+            limits.max_call_cpu_ms = l.max_call_cpu_ms.unwrap_or(limits.max_call_cpu_ms);
+            if limits.memory_mb == 0 {
+                return Err(fail(
+                    line_of("memory_mb"),
+                    "`limits.memory_mb` must be at least 1".into(),
+                ));
+            }
+        }
         let mut chain = ChainSettings::default();
         if let Some(raw) = raw.chain {
+            set("chain.durability", raw.durability.is_some());
+            set("chain.snapshot_every", raw.snapshot_every.is_some());
             if let Some(d) = raw.durability {
                 chain.durability = Some(theater_chain::Durability::parse(&d).ok_or_else(|| {
                     fail(
@@ -344,24 +410,27 @@ impl Manifest {
             }
             chain.snapshot_every = raw.snapshot_every.unwrap_or(chain.snapshot_every);
         }
-        let messaging = match raw.messaging {
-            None => MessagingSettings::default(),
-            Some(m) => {
-                let d = MessagingSettings::default();
-                let settings = MessagingSettings {
-                    request_timeout_ms: m.request_timeout_ms.unwrap_or(d.request_timeout_ms),
-                    mailbox_capacity: m.mailbox_capacity.unwrap_or(d.mailbox_capacity),
-                    max_message_bytes: m.max_message_bytes.unwrap_or(d.max_message_bytes),
-                };
-                if settings.mailbox_capacity == 0 {
-                    return Err(fail(
-                        line_of("mailbox_capacity"),
-                        "`messaging.mailbox_capacity` must be at least 1".into(),
-                    ));
-                }
-                settings
+        let mut messaging = MessagingSettings::default();
+        if let Some(m) = raw.messaging {
+            set(
+                "messaging.request_timeout_ms",
+                m.request_timeout_ms.is_some(),
+            );
+            set("messaging.mailbox_capacity", m.mailbox_capacity.is_some());
+            set("messaging.max_message_bytes", m.max_message_bytes.is_some());
+            let d = messaging;
+            messaging = MessagingSettings {
+                request_timeout_ms: m.request_timeout_ms.unwrap_or(d.request_timeout_ms),
+                mailbox_capacity: m.mailbox_capacity.unwrap_or(d.mailbox_capacity),
+                max_message_bytes: m.max_message_bytes.unwrap_or(d.max_message_bytes),
+            };
+            if messaging.mailbox_capacity == 0 {
+                return Err(fail(
+                    line_of("mailbox_capacity"),
+                    "`messaging.mailbox_capacity` must be at least 1".into(),
+                ));
             }
-        };
+        }
         let parse_restart = |value: &str| {
             RestartType::parse(value).ok_or_else(|| {
                 fail(
@@ -374,6 +443,16 @@ impl Manifest {
         };
         let mut supervision = SupervisorSpec::default();
         if let Some(raw) = raw.supervision {
+            set("supervision.strategy", raw.strategy.is_some());
+            set("supervision.restart_from", raw.restart_from.is_some());
+            set("supervision.restart", raw.restart.is_some());
+            set("supervision.max_restarts", raw.max_restarts.is_some());
+            set("supervision.period_ms", raw.period_ms.is_some());
+            set(
+                "supervision.shutdown_timeout_ms",
+                raw.shutdown_timeout_ms.is_some(),
+            );
+            set("supervision.max_children", raw.max_children.is_some());
             if let Some(s) = raw.strategy {
                 supervision.strategy = Strategy::parse(&s).ok_or_else(|| {
                     fail(
@@ -400,6 +479,7 @@ impl Manifest {
             supervision.shutdown_timeout_ms = raw
                 .shutdown_timeout_ms
                 .unwrap_or(supervision.shutdown_timeout_ms);
+            supervision.max_children = raw.max_children.unwrap_or(supervision.max_children);
             if supervision.period_ms == 0 {
                 return Err(fail(
                     line_of("period_ms"),
@@ -408,7 +488,10 @@ impl Manifest {
             }
         }
         let restart = match raw.child.and_then(|c| c.restart) {
-            Some(r) => Some(parse_restart(&r)?),
+            Some(r) => {
+                explicit.insert("child.restart");
+                Some(parse_restart(&r)?)
+            }
             None => None,
         };
         Ok(Manifest {
@@ -424,16 +507,35 @@ impl Manifest {
             messaging,
             supervision,
             restart,
-            children_root,
-            environment_allow,
+            explicit,
             text: text.to_owned(),
             origin,
         })
     }
 
-    /// Every granted handler, `runtime` first.
-    pub fn granted(&self) -> impl Iterator<Item = HandlerKind> + '_ {
-        std::iter::once(HandlerKind::Runtime).chain(self.handlers.iter().copied())
+    /// The names of every granted handler, those always granted first.
+    pub fn granted(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.handlers.iter().map(HandlerGrant::name)
+    }
+
+    /// Whether the manifest grants handler type `name`.
+    pub fn grants_handler(&self, name: &str) -> bool {
+        self.granted().any(|n| n == name)
+    }
+
+    /// The settings of the granted handler whose settings type is `S`.
+    pub fn settings<S: 'static>(&self) -> Option<&S> {
+        self.handlers
+            .iter()
+            .find_map(|g| g.settings.downcast_ref::<S>())
+    }
+
+    /// What the granted handlers let the runtime and other handlers rely on.
+    pub fn grants(&self) -> Vec<Grant> {
+        self.handlers
+            .iter()
+            .flat_map(|g| g.family.grants(&g.settings))
+            .collect()
     }
 }
 
@@ -459,15 +561,18 @@ fn parse_component(value: &str, base_dir: &Path) -> Result<ComponentSource, Stri
     Ok(ComponentSource::Path(base_dir.join(value)))
 }
 
-fn parse_handler(table: &toml::Table) -> Result<HandlerKind, String> {
+fn parse_handler(table: &toml::Table, registry: &Registry) -> Result<Arc<dyn Family>, String> {
+    let names = registry.names();
     let Some(ty) = table.get("type") else {
-        return Err("missing field `type` (one of: runtime, message-server, supervisor, store, timing, random, environment, filesystem, process, http-client, http-framework)".into());
+        return Err(format!(
+            "missing field `type` (one of: {})",
+            names.join(", ")
+        ));
     };
     let Some(ty) = ty.as_str() else {
         return Err("`type` must be a string".into());
     };
-    let kind = HandlerKind::parse(ty).ok_or_else(|| {
-        let names: Vec<&str> = HandlerKind::ALL.iter().map(|k| k.name()).collect();
+    let family = registry.family(ty).ok_or_else(|| {
         format!(
             "unknown handler type {ty:?}{}",
             did_you_mean(ty, &names)
@@ -475,7 +580,7 @@ fn parse_handler(table: &toml::Table) -> Result<HandlerKind, String> {
                 .unwrap_or_else(|| format!(" (known types: {})", names.join(", ")))
         )
     })?;
-    let allowed = kind.setting_keys();
+    let allowed: Vec<&str> = family.keys().iter().map(|k| k.key).collect();
     if let Some(key) = table
         .keys()
         .find(|k| *k != "type" && !allowed.contains(&k.as_str()))
@@ -485,13 +590,13 @@ fn parse_handler(table: &toml::Table) -> Result<HandlerKind, String> {
         } else {
             format!(
                 "handler type {ty:?} has no setting `{key}`{}",
-                did_you_mean(key, allowed)
+                did_you_mean(key, &allowed)
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default()
             )
         });
     }
-    Ok(kind)
+    Ok(family.clone())
 }
 
 /// Rewrites serde's messages into one line and adds a suggestion for misspelt keys.
@@ -533,6 +638,76 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Every key the manifest parser accepts outside `[[handler]]` tables, as `table.key` or a
+/// top-level key, read off the parser's own types.
+#[cfg(test)]
+pub(crate) fn accepted_keys() -> Vec<String> {
+    use serde::de::{self, Deserializer, Visitor};
+
+    /// A deserializer that only records the field names a struct asks for.
+    struct Fields(&'static [&'static str]);
+    #[derive(Debug)]
+    struct Done;
+    impl std::fmt::Display for Done {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("fields read")
+        }
+    }
+    impl std::error::Error for Done {}
+    impl de::Error for Done {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Done
+        }
+    }
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = Done;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Done> {
+            Err(Done)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Done> {
+            self.0 = fields;
+            Err(Done)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        let mut d = Fields(&[]);
+        let _ = T::deserialize(&mut d);
+        d.0
+    }
+
+    let tables: &[(&str, &[&str])] = &[
+        ("limits", fields_of::<RawLimits>()),
+        ("chain", fields_of::<RawChain>()),
+        ("messaging", fields_of::<RawMessaging>()),
+        ("supervision", fields_of::<RawSupervision>()),
+        ("child", fields_of::<RawChild>()),
+    ];
+    let mut keys = Vec::new();
+    for key in fields_of::<RawManifest>() {
+        match tables.iter().find(|(t, _)| t == key) {
+            Some((table, fields)) => keys.extend(fields.iter().map(|f| format!("{table}.{f}"))),
+            None => keys.push(key.to_string()),
+        }
+    }
+    // Every table of the manifest is walked above: a new one must be added there.
+    assert_eq!(
+        fields_of::<RawManifest>().len(),
+        keys.iter().filter(|k| !k.contains('.')).count() + tables.len(),
+        "a manifest table is missing from accepted_keys"
+    );
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,7 +724,7 @@ mod tests {
         assert_eq!(m.component, ComponentSource::Path("dir/a.wasm".into()));
         assert!(m.save_chain);
         assert_eq!(m.limits, Limits::default());
-        assert_eq!(m.granted().collect::<Vec<_>>(), vec![HandlerKind::Runtime]);
+        assert_eq!(m.granted().collect::<Vec<_>>(), vec!["runtime"]);
     }
 
     #[test]
@@ -636,7 +811,8 @@ mod tests {
             origin,
         )
         .unwrap();
-        assert_eq!(m.children_root, Path::new("."));
+        let root = m.settings::<crate::handlers::SupervisorSettings>().unwrap();
+        assert_eq!(root.grants_directory(), Path::new("."));
     }
 
     #[test]

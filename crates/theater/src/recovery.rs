@@ -141,8 +141,25 @@ impl Runtime {
             .manifest_dir
             .as_deref()
             .map_or_else(|| PathBuf::from("."), PathBuf::from);
-        let mut manifest = Manifest::parse(&spawn.manifest, ManifestOrigin::Inline { base_dir })
-            .map_err(|e| format!("its recorded manifest: {e}"))?;
+        let mut manifest = Manifest::parse_with(
+            &spawn.manifest,
+            ManifestOrigin::Inline { base_dir },
+            &shared.handlers,
+        )
+        .map_err(|e| format!("its recorded manifest: {e}"))?;
+        // A child is held within its (recovered) parent's grants, as when it was spawned.
+        let parent_cell = info.parent.as_deref().and_then(|p| shared.cell(p));
+        let mut root = None;
+        if let Some(parent) = &parent_cell {
+            manifest = crate::attenuation::attenuate(&parent.manifest, manifest, shared.durability)
+                .map_err(|refusal| format!("its manifest is refused: {refusal}"))?;
+            // Nothing is read beneath it in a recovery (the component and states come from the
+            // content store); kept so the child is set up as when it was spawned.
+            root = parent
+                .manifest
+                .settings::<crate::handlers::SupervisorSettings>()
+                .and_then(|s| s.root().ok().cloned());
+        }
         // The exact code it ran, whatever the files on disk say now.
         manifest.component = ComponentSource::Store(spawn.component.0);
 
@@ -207,6 +224,7 @@ impl Runtime {
                 parent: parent.clone(),
                 start,
                 id: Some(info.actor_id.as_str().into()),
+                root,
                 recover: Some(Recover {
                     head,
                     state: if run_init { initial } else { state },

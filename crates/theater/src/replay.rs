@@ -30,7 +30,7 @@ use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
 use crate::component::{ComponentCache, Export, Prepared, one_line};
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
 use crate::handlers::Rebuild;
-use crate::manifest::{Manifest, ManifestOrigin};
+use crate::manifest::{MAX_COMPONENT_BYTES, Manifest, ManifestOrigin};
 use crate::recording::{ChainRecorder, ChainSource};
 
 /// Instances a replay needs at once: one, and one more while it is replaced.
@@ -99,6 +99,9 @@ pub struct ReplayOptions {
     pub from_snapshot: bool,
     /// Called as the replay moves on: (events done, events in the chain).
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
+    /// The handler types the recorded manifest may name (the built-in ones by default; a
+    /// program with its own handlers passes its registry).
+    pub handlers: crate::handlers::Registry,
 }
 
 /// What a replay that matched the chain did.
@@ -283,6 +286,11 @@ impl ReplayLog {
             HostResult::ChainRef { len, head } => {
                 self.prefix(&self.stored, "this chain", *len, head, index)?
             }
+            HostResult::Error(message) => {
+                return Err(self.fail(format!(
+                    "event {index}: {name} failed in the host ({message}); the guest trapped"
+                )));
+            }
             HostResult::ActorChainRef {
                 actor_id,
                 len,
@@ -394,16 +402,18 @@ pub(crate) async fn replay_to_end(
         return Err(input("the chain is empty".into()));
     };
     let spawn = spawn.clone();
-    let manifest = Manifest::parse(
+    let manifest = Manifest::parse_with(
         &spawn.manifest,
         ManifestOrigin::Inline {
             base_dir: ".".into(),
         },
+        &options.handlers,
     )
     .map_err(|e| input(format!("the recorded manifest: {e}")))?;
     let (bytes, origin) = match &options.component {
         Some(path) => (
-            std::fs::read(path).map_err(|e| input(format!("reading {}: {e}", path.display())))?,
+            theater_files::read_file(path, MAX_COMPONENT_BYTES, "component")
+                .map_err(|e| input(e.to_string()))?,
             path.display().to_string(),
         ),
         None => (
@@ -424,7 +434,11 @@ pub(crate) async fn replay_to_end(
     // The CPU budget still applies, so a new build that loops where the old one did not is
     // reported as a divergence instead of hanging.
     let _ticker = EpochTicker::start(engine.clone());
-    let cache = ComponentCache::new(engine, options.compiled_cache.clone());
+    let cache = ComponentCache::new(
+        engine,
+        options.compiled_cache.clone(),
+        options.handlers.clone(),
+    );
     let prepared = cache
         .prepare_bytes(&manifest, bytes, origin)
         .await

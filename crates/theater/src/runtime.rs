@@ -16,6 +16,7 @@ use crate::component::ComponentCache;
 use crate::deadlock::WaitGraph;
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
 use crate::error::{RuntimeError, SpawnError};
+use crate::handlers::Registry;
 use crate::lifecycle::{self, SpawnRequest};
 use crate::manifest::{DEFAULT_REQUEST_TIMEOUT_MS, Manifest};
 use crate::messaging::Channels;
@@ -73,6 +74,9 @@ pub struct RuntimeConfig {
     pub hibernate_after: Option<Duration>,
     pub on_log: LogSink,
     pub on_lifecycle: Option<LifecycleSink>,
+    /// The handler types actors may be granted: [`Registry::builtin`] unless the embedding
+    /// program adds its own.
+    pub handlers: Registry,
 }
 
 impl Default for RuntimeConfig {
@@ -86,12 +90,13 @@ impl Default for RuntimeConfig {
             on_log: Arc::new(|line| {
                 println!(
                     "[{} {}] {}",
-                    line.actor_name,
+                    crate::describe::escape(line.actor_name),
                     short_id(line.actor_id),
-                    line.message
+                    crate::describe::escape(line.message)
                 )
             }),
             on_lifecycle: None,
+            handlers: Registry::builtin(),
         }
     }
 }
@@ -168,6 +173,7 @@ pub(crate) struct Shared {
     pub(crate) hibernate_after: Option<Duration>,
     pub(crate) on_log: LogSink,
     pub(crate) on_lifecycle: Option<LifecycleSink>,
+    pub(crate) handlers: Registry,
     cells: RwLock<HashMap<Arc<str>, Arc<Cell>>>,
     /// Parked actors with live instances, by when they went idle, for the sweeper.
     idle: Mutex<VecDeque<(Instant, Weak<Cell>)>>,
@@ -403,6 +409,7 @@ impl Runtime {
             components: ComponentCache::new(
                 engine.clone(),
                 config.data_dir.as_ref().map(|d| d.join("compiled")),
+                config.handlers.clone(),
             ),
             writer,
             content,
@@ -414,6 +421,7 @@ impl Runtime {
             hibernate_after: config.hibernate_after,
             on_log: config.on_log,
             on_lifecycle: config.on_lifecycle,
+            handlers: config.handlers,
             cells: RwLock::default(),
             idle: Mutex::default(),
             busy: Arc::default(),
@@ -449,6 +457,7 @@ impl Runtime {
                 start: Start::Init(init_state),
                 id: None,
                 recover: None,
+                root: None,
             },
         )
         .await?;

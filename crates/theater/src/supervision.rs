@@ -51,11 +51,14 @@ pub struct SupervisorSpec {
     pub restart_from: RestartFrom,
     /// How long a child may take to finish its current call when stopped before it is killed.
     pub shutdown_timeout_ms: u64,
+    /// At most this many children at a time; `spawn` and `resume` beyond it are refused.
+    pub max_children: u32,
 }
 
 pub const DEFAULT_MAX_RESTARTS: u32 = 3;
 pub const DEFAULT_PERIOD_MS: u64 = 5_000;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_MAX_CHILDREN: u32 = 10_000;
 
 impl Default for SupervisorSpec {
     fn default() -> Self {
@@ -66,6 +69,7 @@ impl Default for SupervisorSpec {
             restart: RestartType::default(),
             restart_from: RestartFrom::default(),
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            max_children: DEFAULT_MAX_CHILDREN,
         }
     }
 }
@@ -229,6 +233,15 @@ impl Strategy {
 }
 
 impl RestartType {
+    /// The name manifests use.
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartType::Permanent => "permanent",
+            RestartType::Transient => "transient",
+            RestartType::Temporary => "temporary",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<RestartType> {
         match s {
             "permanent" => Some(RestartType::Permanent),

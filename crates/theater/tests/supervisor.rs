@@ -115,7 +115,7 @@ async fn bad_child_manifests_and_unknown_children_are_clear_errors() {
     let parent = puppet(&h, "parent.toml", "").await;
     let answer = ask(&parent, "spawn no-such-file.toml").await.unwrap();
     assert!(
-        answer.contains("no-such-file.toml: cannot read it"),
+        answer.contains("no-such-file.toml: no such file"),
         "{answer}"
     );
     let answer = ask(&parent, "spawn name = \"x\"\nversoin = 1")
@@ -325,7 +325,7 @@ async fn a_child_that_does_not_stop_in_time_is_killed_after_the_shutdown_timeout
     let parent = puppet(
         &h,
         "parent.toml",
-        "[supervision]\nshutdown_timeout_ms = 100\n",
+        "[supervision]\nshutdown_timeout_ms = 100\n[limits]\nmax_call_cpu_ms = 600000\n",
     )
     .await;
     let file = child_file(&h, "child.toml", "[limits]\nmax_call_cpu_ms = 600000\n");
@@ -410,7 +410,7 @@ async fn a_child_manifest_cannot_name_files_outside_the_supervisor_root() {
 
     let answer = ask(&parent, "spawn ../sibling.toml").await.unwrap();
     assert!(
-        answer.contains("is outside this supervisor's root"),
+        answer.contains("sibling.toml is outside the root"),
         "{answer}"
     );
     let secret = h.dir.path().join("secret.txt");

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use theater::handlers::{HandlerKind, registered_functions};
+use theater::Registry;
 use wit_parser::Resolve;
 
 fn resolve() -> Resolve {
@@ -69,8 +69,9 @@ fn package_has_every_interface_of_the_spec() {
 #[test]
 fn every_handler_interface_is_in_the_package() {
     let resolve = resolve();
-    for kind in HandlerKind::ALL {
-        for interface in kind.interfaces() {
+    let registry = Registry::builtin();
+    for name in registry.names() {
+        for interface in registry.interfaces(name).unwrap() {
             functions_of(&resolve, interface);
         }
     }
@@ -79,9 +80,13 @@ fn every_handler_interface_is_in_the_package() {
 #[test]
 fn every_function_of_every_implemented_interface_is_registered() {
     let resolve = resolve();
-    for &kind in HandlerKind::ALL.iter().filter(|k| k.is_implemented()) {
-        let registered = registered_functions(kind).unwrap();
-        for interface in kind.interfaces() {
+    let registry = Registry::builtin();
+    for name in registry.names() {
+        if !registry.is_implemented(name) {
+            continue;
+        }
+        let registered = registry.registered_functions(name).unwrap();
+        for interface in registry.interfaces(name).unwrap() {
             let expected = functions_of(&resolve, interface);
             let got: BTreeSet<String> = registered
                 .iter()

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use theater::chain::{
     ChainFile, ChainReader, Event, EventKind, HostResult, PublicKey, StoredEvent,
 };
+use theater::describe::escape;
 
 #[derive(clap::Args)]
 pub struct ChainsArgs {
@@ -85,8 +86,8 @@ pub fn chains(args: ChainsArgs, data_dir: PathBuf) -> Result<ExitCode> {
             writeln!(
                 out,
                 "{}  {:<20} {:>6} events  head {}  {}",
-                c.actor_id,
-                c.name,
+                escape(&c.actor_id),
+                escape(&c.name),
                 c.head.len,
                 &c.head.head.to_hex()[..16],
                 format_time(c.created_ms)
@@ -124,7 +125,9 @@ pub fn events(args: EventsArgs, data_dir: PathBuf) -> Result<ExitCode> {
             writeln!(
                 out,
                 "chain of {} ({}), {} events",
-                now.name, now.actor_id, now.head.len
+                escape(&now.name),
+                escape(&now.actor_id),
+                now.head.len
             )?;
         }
         first = false;
@@ -358,6 +361,7 @@ fn event_json(index: usize, stored: &StoredEvent, event: &Event) -> Value {
                 } => json!({
                     "chain_ref": { "actor_id": actor_id, "len": len, "head": head.to_hex() },
                 }),
+                HostResult::Error(message) => json!({ "error": message }),
             };
             json!({
                 "interface": h.interface, "function": h.function, "message_id": h.message_id,

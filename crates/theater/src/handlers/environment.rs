@@ -3,20 +3,81 @@
 //! default). Every result is recorded.
 
 use wasmtime::StoreContextMut;
-use wasmtime::component::Linker;
 
-use super::{HostFuture, InterfaceBuilder, RecordAs};
+use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput};
 use crate::actor::ActorCtx;
 
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<ActorCtx>,
-    registered: &mut Vec<(&'static str, &'static str)>,
-) -> wasmtime::Result<()> {
-    let mut env = InterfaceBuilder::new(linker, "theater:simple/environment", registered)?;
-    env.func("get-var", RecordAs::Value, get_var)?;
-    env.func("list-vars", RecordAs::Value, list_vars)?;
-    env.func("exists", RecordAs::Value, exists)?;
-    Ok(())
+/// The `environment` handler's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvironmentSettings {
+    /// The variables the guest may read: exact names, or prefixes ending in `*`. Empty: none.
+    pub allow: Vec<String>,
+}
+
+pub(crate) struct EnvironmentHandler;
+
+impl Handler for EnvironmentHandler {
+    type Settings = EnvironmentSettings;
+    type State = ();
+
+    fn name(&self) -> &'static str {
+        "environment"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/environment"]
+    }
+    fn keys(&self) -> &'static [SettingKey] {
+        &[SettingKey {
+            key: "allow",
+            rule: "every pattern of the child's is covered by one of the parent's (a name by the same name or a prefix of it, a prefix by a shorter or equal prefix); unset: none",
+        }]
+    }
+    fn parse(&self, input: &SettingsInput<'_>) -> Result<EnvironmentSettings, String> {
+        let Some(allow) = input.table.get("allow") else {
+            return Ok(EnvironmentSettings::default());
+        };
+        let allow = allow
+            .as_array()
+            .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+            .ok_or("`allow` must be a list of variable names (a trailing `*` matches a prefix)")?;
+        Ok(EnvironmentSettings { allow })
+    }
+    fn attenuate(
+        &self,
+        parent: &EnvironmentSettings,
+        child: EnvironmentSettings,
+    ) -> Result<EnvironmentSettings, Refusal> {
+        if let Some(wider) = child.allow.iter().find(|p| !covered(&parent.allow, p)) {
+            return Err(Refusal::handler(
+                "environment",
+                "allow",
+                format!(
+                    "{wider:?} is not within the parent's allow list {:?}",
+                    parent.allow
+                ),
+            ));
+        }
+        Ok(child)
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        let mut env = linker.interface("theater:simple/environment")?;
+        env.func("get-var", RecordAs::Value, get_var)?;
+        env.func("list-vars", RecordAs::Value, list_vars)?;
+        env.func("exists", RecordAs::Value, exists)?;
+        Ok(())
+    }
+    fn new_state(&self, _: &EnvironmentSettings) {}
+}
+
+/// Whether every name `pattern` matches is matched by one of `patterns`.
+fn covered(patterns: &[String], pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        // A prefix is covered only by a prefix of it: no list of exact names covers it.
+        Some(prefix) => patterns
+            .iter()
+            .any(|p| p.strip_suffix('*').is_some_and(|q| prefix.starts_with(q))),
+        None => allowed(patterns, pattern),
+    }
 }
 
 /// Whether `name` matches one of the manifest's patterns (exact, or a prefix ending in `*`).
@@ -27,8 +88,13 @@ pub(crate) fn allowed(patterns: &[String], name: &str) -> bool {
     })
 }
 
+fn patterns(ctx: &ActorCtx) -> &[String] {
+    ctx.settings::<EnvironmentSettings>()
+        .map_or(&[], |s| s.allow.as_slice())
+}
+
 fn visible(ctx: &ActorCtx, name: &str) -> Option<String> {
-    allowed(&ctx.manifest.environment_allow, name)
+    allowed(patterns(ctx), name)
         .then(|| std::env::var(name).ok())
         .flatten()
 }
@@ -47,7 +113,7 @@ fn list_vars(
     (): (),
 ) -> HostFuture<'_, (Vec<(String, String)>,)> {
     Box::pin(async move {
-        let patterns = &store.data().manifest.environment_allow;
+        let patterns = patterns(store.data());
         let mut vars: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| allowed(patterns, k))
@@ -63,16 +129,39 @@ fn exists(store: StoreContextMut<'_, ActorCtx>, (name,): (String,)) -> HostFutur
 
 #[cfg(test)]
 mod tests {
-    use super::allowed;
+    use super::*;
+
+    fn list(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
 
     #[test]
     fn patterns_are_exact_or_prefix() {
-        let p = vec!["HOME".to_owned(), "APP_*".to_owned()];
+        let p = list(&["HOME", "APP_*"]);
         assert!(allowed(&p, "HOME"));
         assert!(!allowed(&p, "HOMER"));
         assert!(allowed(&p, "APP_"));
         assert!(allowed(&p, "APP_TOKEN"));
         assert!(!allowed(&p, "PATH"));
         assert!(!allowed(&[], "HOME"));
+    }
+
+    #[test]
+    fn a_child_pattern_must_be_covered_by_the_parents() {
+        let parent = list(&["HOME", "APP_*"]);
+        for ok in ["HOME", "APP_X", "APP_*", "APP_X*"] {
+            assert!(covered(&parent, ok), "{ok}");
+        }
+        for wider in ["*", "H*", "HOME*", "A*", "PATH", "HOMER"] {
+            assert!(!covered(&parent, wider), "{wider}");
+        }
+        let child = EnvironmentSettings {
+            allow: list(&["HOME", "*"]),
+        };
+        let refusal = EnvironmentHandler
+            .attenuate(&EnvironmentSettings { allow: parent }, child)
+            .unwrap_err();
+        assert_eq!(refusal.key, "allow");
+        assert!(refusal.to_string().contains("\"*\""), "{refusal}");
     }
 }

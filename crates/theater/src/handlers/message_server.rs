@@ -5,19 +5,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::StoreContextMut;
-use wasmtime::component::Linker;
 
-use super::{HostFuture, InterfaceBuilder, RecordAs};
+use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingsInput};
 use crate::actor::ActorCtx;
 use crate::cell::Message;
 
 type Answer<T> = (Result<T, String>,);
 
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<ActorCtx>,
-    registered: &mut Vec<(&'static str, &'static str)>,
-) -> wasmtime::Result<()> {
-    let mut host = InterfaceBuilder::new(linker, "theater:simple/message-server-host", registered)?;
+pub(crate) struct MessageServerHandler;
+
+impl Handler for MessageServerHandler {
+    type Settings = ();
+    type State = ();
+    fn name(&self) -> &'static str {
+        "message-server"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/message-server-host"]
+    }
+    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
+        Ok(())
+    }
+    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
+        Ok(())
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        add_to_linker(linker)
+    }
+    fn new_state(&self, (): &()) {}
+}
+
+fn add_to_linker(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+    let mut host = linker.interface("theater:simple/message-server-host")?;
     host.func("send", RecordAs::Value, send)?;
     host.func("request", RecordAs::Value, request)?;
     host.func("open-channel", RecordAs::Value, open_channel)?;

@@ -4,9 +4,8 @@
 //! Every result is recorded, so a replay gets the same numbers without a generator.
 
 use wasmtime::StoreContextMut;
-use wasmtime::component::Linker;
 
-use super::{HostFuture, InterfaceBuilder, RecordAs};
+use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingsInput};
 use crate::actor::ActorCtx;
 
 type Answer<T> = (Result<T, String>,);
@@ -15,16 +14,32 @@ type Answer<T> = (Result<T, String>,);
 /// without bound.
 pub const MAX_RANDOM_BYTES: u32 = 1 << 20;
 
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<ActorCtx>,
-    registered: &mut Vec<(&'static str, &'static str)>,
-) -> wasmtime::Result<()> {
-    let mut random = InterfaceBuilder::new(linker, "theater:simple/random", registered)?;
-    random.func("random-bytes", RecordAs::Value, random_bytes)?;
-    random.func("random-range", RecordAs::Value, random_range)?;
-    random.func("random-float", RecordAs::Value, random_float)?;
-    random.func("generate-uuid", RecordAs::Value, generate_uuid)?;
-    Ok(())
+pub(crate) struct RandomHandler;
+
+impl Handler for RandomHandler {
+    type Settings = ();
+    type State = ();
+    fn name(&self) -> &'static str {
+        "random"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/random"]
+    }
+    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
+        Ok(())
+    }
+    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
+        Ok(())
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        let mut random = linker.interface("theater:simple/random")?;
+        random.func("random-bytes", RecordAs::Value, random_bytes)?;
+        random.func("random-range", RecordAs::Value, random_range)?;
+        random.func("random-float", RecordAs::Value, random_float)?;
+        random.func("generate-uuid", RecordAs::Value, generate_uuid)?;
+        Ok(())
+    }
+    fn new_state(&self, (): &()) {}
 }
 
 fn fill(buf: &mut [u8]) -> Result<(), String> {

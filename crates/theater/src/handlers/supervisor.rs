@@ -2,28 +2,132 @@
 //! handler. Restart decisions are the runtime's (`crate::lifecycle`), from the parent's
 //! `[supervision]` settings.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use theater_chain::HostResult;
+use theater_files::Root;
 use wasmtime::StoreContextMut;
-use wasmtime::component::Linker;
 
-use super::{HostFuture, InterfaceBuilder, RecordAs};
+use super::{Grant, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput};
 use crate::actor::ActorCtx;
 use crate::bindings::theater::simple::types::ChainEvent;
 use crate::cell::{Cell, Start, StopCause, StopRequest};
 use crate::lifecycle;
-use crate::manifest::{Manifest, ManifestOrigin};
+use crate::manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestOrigin};
 use crate::runtime::Shared;
 
 type Answer<T> = (Result<T, String>,);
 
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<ActorCtx>,
-    registered: &mut Vec<(&'static str, &'static str)>,
-) -> wasmtime::Result<()> {
-    let mut host = InterfaceBuilder::new(linker, "theater:simple/supervisor", registered)?;
+/// The `supervisor` handler's settings.
+#[derive(Debug, Clone)]
+pub struct SupervisorSettings {
+    /// `root`, resolved against the manifest's directory; `None`: not set.
+    pub root: Option<PathBuf>,
+    /// The manifest's directory: the root of a root actor that sets none.
+    base_dir: PathBuf,
+    /// The root directory, opened once: by path for the operator's root actor, beneath the
+    /// parent's root for a child (see [`SupervisorHandler::attenuate`]).
+    opened: Arc<OnceLock<Result<Root, String>>>,
+}
+
+impl SupervisorSettings {
+    /// The directory every file a child manifest names must be beneath, opened.
+    pub fn root(&self) -> Result<&Root, String> {
+        self.opened
+            .get_or_init(|| {
+                let path = self.root.as_deref().unwrap_or(&self.base_dir);
+                Root::open(path).map_err(|e| format!("supervisor root: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The directory `root` names, or the manifest's directory when it names none.
+    pub fn grants_directory(&self) -> &std::path::Path {
+        self.root.as_deref().unwrap_or(&self.base_dir)
+    }
+
+    fn opened(root: Result<Root, String>, requested: Option<PathBuf>, base_dir: PathBuf) -> Self {
+        SupervisorSettings {
+            root: requested,
+            base_dir,
+            opened: Arc::new(OnceLock::from(root)),
+        }
+    }
+}
+
+pub(crate) struct SupervisorHandler;
+
+impl Handler for SupervisorHandler {
+    type Settings = SupervisorSettings;
+    type State = ();
+
+    fn name(&self) -> &'static str {
+        "supervisor"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/supervisor"]
+    }
+    fn keys(&self) -> &'static [SettingKey] {
+        &[SettingKey {
+            key: "root",
+            rule: "beneath the parent's root, opened beneath it (kernel-confined); unset: the parent's root",
+        }]
+    }
+    fn parse(&self, input: &SettingsInput<'_>) -> Result<SupervisorSettings, String> {
+        let root = match input.table.get("root") {
+            None => None,
+            Some(root) => Some(
+                input.base_dir.join(
+                    root.as_str()
+                        .ok_or("`root` must be a string (a directory)")?,
+                ),
+            ),
+        };
+        Ok(SupervisorSettings {
+            root,
+            base_dir: input.base_dir.to_owned(),
+            opened: Arc::default(),
+        })
+    }
+    fn attenuate(
+        &self,
+        parent: &SupervisorSettings,
+        child: SupervisorSettings,
+    ) -> Result<SupervisorSettings, Refusal> {
+        let refuse = |message: String| Refusal::handler("supervisor", "root", message);
+        let parent_root = parent.root().map_err(refuse)?;
+        let root = match &child.root {
+            None => parent_root.clone(),
+            Some(path) => parent_root.subdir(path, "root").map_err(|e| {
+                refuse(format!(
+                    "{e} (a child's root must be beneath its parent's root {})",
+                    parent_root.path().display()
+                ))
+            })?,
+        };
+        Ok(SupervisorSettings::opened(
+            Ok(root),
+            child.root,
+            child.base_dir,
+        ))
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        add_to_linker(linker)
+    }
+    fn grants(&self, settings: &SupervisorSettings) -> Vec<Grant> {
+        vec![
+            Grant::Children,
+            Grant::Directory(settings.grants_directory().to_owned()),
+        ]
+    }
+    fn new_state(&self, _: &SupervisorSettings) {}
+}
+
+fn add_to_linker(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+    let mut host = linker.interface("theater:simple/supervisor")?;
     host.func("spawn", RecordAs::Value, spawn)?;
     host.func("resume", RecordAs::Value, resume)?;
     host.func("list-children", RecordAs::Value, list_children)?;
@@ -48,49 +152,34 @@ fn me(ctx: &ActorCtx) -> wasmtime::Result<(Arc<Shared>, Arc<Cell>)> {
     Ok((shared, cell))
 }
 
-/// A child manifest: TOML text if it has a `=`, else a path relative to the parent's manifest.
-/// Every file it names must be inside the parent's children root (the supervisor handler's
-/// `root`), so a guest cannot read files elsewhere through a child's manifest or init state.
-fn child_manifest(parent: &Manifest, manifest: &str) -> Result<Manifest, String> {
+/// A child manifest: TOML text if it has a `=`, else a path relative to the parent's manifest,
+/// read once beneath the parent's root. The result is attenuated: within the parent's grants
+/// and limits. Returns it with the root its component and `init_state` are read beneath.
+fn child_manifest(
+    shared: &Shared,
+    parent: &Manifest,
+    manifest: &str,
+) -> Result<(Manifest, Root), String> {
+    let settings = parent
+        .settings::<SupervisorSettings>()
+        .ok_or("this actor's manifest does not grant the supervisor handler")?;
+    let root = settings.root()?.clone();
     let base_dir = parent.origin.base_dir().to_owned();
-    let root = &parent.children_root;
+    let registry = &shared.handlers;
     let parsed = if manifest.contains('=') {
-        Manifest::parse(manifest, ManifestOrigin::Inline { base_dir })
+        Manifest::parse_with(manifest, ManifestOrigin::Inline { base_dir }, registry)
     } else {
         let path = base_dir.join(manifest.trim());
-        inside(root, &path)?;
-        Manifest::from_file(&path)
+        let text = theater_files::read_beneath(&root, &path, MAX_MANIFEST_BYTES, "manifest")
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8(text)
+            .map_err(|_| format!("manifest {}: not UTF-8 text", path.display()))?;
+        Manifest::parse_with(&text, ManifestOrigin::File(path), registry)
     }
     .map_err(|e| e.to_string())?;
-    if let crate::manifest::ComponentSource::Path(component) = &parsed.component {
-        inside(root, component)?;
-    }
-    if let Some(state) = &parsed.init_state {
-        inside(root, state)?;
-    }
-    Ok(parsed)
-}
-
-/// Refuses `path` unless it exists inside `root` (symbolic links resolved).
-fn inside(root: &std::path::Path, path: &std::path::Path) -> Result<(), String> {
-    let outside = || {
-        format!(
-            "{} is outside this supervisor's root {} (set `root` in its [[handler]] type = \"supervisor\" table to allow more)",
-            path.display(),
-            root.display()
-        )
-    };
-    let root = root
-        .canonicalize()
-        .map_err(|e| format!("supervisor root {}: {e}", root.display()))?;
-    let resolved = path
-        .canonicalize()
-        .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
-    if resolved.starts_with(&root) {
-        Ok(())
-    } else {
-        Err(outside())
-    }
+    let child = crate::attenuation::attenuate(parent, parsed, shared.durability)
+        .map_err(|refusal| format!("child manifest refused: {refusal}"))?;
+    Ok((child, root))
 }
 
 /// `id` as one of `parent`'s children.
@@ -114,11 +203,11 @@ fn start_child(
 ) -> HostFuture<'_, Answer<String>> {
     Box::pin(async move {
         let (shared, parent) = me(store.data())?;
-        let manifest = match child_manifest(&store.data().manifest, &manifest) {
+        let (manifest, root) = match child_manifest(&shared, &store.data().manifest, &manifest) {
             Ok(m) => m,
             Err(e) => return Ok((Err(e),)),
         };
-        let result = lifecycle::spawn_child(&shared, &parent, manifest, start).await;
+        let result = lifecycle::spawn_child(&shared, &parent, manifest, root, start).await;
         Ok((result.map(|id| id.to_string()),))
     })
 }

@@ -5,22 +5,37 @@
 use std::time::Duration;
 
 use wasmtime::StoreContextMut;
-use wasmtime::component::Linker;
 
-use super::{HostFuture, InterfaceBuilder, RecordAs};
+use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingsInput};
 use crate::actor::{ActorCtx, now_ms};
 
 type Answer<T> = (Result<T, String>,);
 
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<ActorCtx>,
-    registered: &mut Vec<(&'static str, &'static str)>,
-) -> wasmtime::Result<()> {
-    let mut timing = InterfaceBuilder::new(linker, "theater:simple/timing", registered)?;
-    timing.func("now", RecordAs::Value, now)?;
-    timing.func("sleep", RecordAs::Value, sleep)?;
-    timing.func("deadline", RecordAs::Value, deadline)?;
-    Ok(())
+pub(crate) struct TimingHandler;
+
+impl Handler for TimingHandler {
+    type Settings = ();
+    type State = ();
+    fn name(&self) -> &'static str {
+        "timing"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/timing"]
+    }
+    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
+        Ok(())
+    }
+    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
+        Ok(())
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        let mut timing = linker.interface("theater:simple/timing")?;
+        timing.func("now", RecordAs::Value, now)?;
+        timing.func("sleep", RecordAs::Value, sleep)?;
+        timing.func("deadline", RecordAs::Value, deadline)?;
+        Ok(())
+    }
+    fn new_state(&self, (): &()) {}
 }
 
 fn now(_: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (u64,)> {

@@ -1,0 +1,272 @@
+//! Handler families are plug-ins: a handler defined here, outside the runtime crate, is
+//! registered, granted by a manifest, linked into a real component (actors/tally), recorded,
+//! attenuated for children and replayed, with no change to the runtime.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{chain_of, harness_with};
+use theater::ActorExit;
+use theater::chain::{ChainReader, EventKind, HostResult};
+use theater::handlers::{
+    ExitKind, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput,
+};
+use theater::replay::{ReplayOptions, ReplaySources, replay_chain};
+use theater::wasmtime::{self, StoreContextMut};
+use theater::{ActorCtx, Manifest, ManifestOrigin, Registry};
+
+/// Keeps a running total per actor and refuses to go past `max`.
+struct TallyHandler {
+    /// How many actors' runs ended, as `on_exit` saw them.
+    exits: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Clone)]
+struct TallySettings {
+    max: u64,
+    /// The actor keeps the run going while it lives.
+    keep_alive: bool,
+}
+
+impl Handler for TallyHandler {
+    type Settings = TallySettings;
+    type State = u64;
+
+    fn name(&self) -> &'static str {
+        "tally"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["test:plugin/tally"]
+    }
+    fn keys(&self) -> &'static [SettingKey] {
+        &[
+            SettingKey {
+                key: "max",
+                rule: "at most the parent's",
+            },
+            SettingKey {
+                key: "keep_alive",
+                rule: "free",
+            },
+        ]
+    }
+    fn parse(&self, input: &SettingsInput<'_>) -> Result<TallySettings, String> {
+        let max = match input.table.get("max") {
+            None => 100,
+            Some(v) => v
+                .as_integer()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or("`max` must be a non-negative integer")?,
+        };
+        let keep_alive = input
+            .table
+            .get("keep_alive")
+            .is_some_and(|v| v.as_bool() == Some(true));
+        Ok(TallySettings { max, keep_alive })
+    }
+    fn attenuate(
+        &self,
+        parent: &TallySettings,
+        child: TallySettings,
+    ) -> Result<TallySettings, Refusal> {
+        if child.max > parent.max {
+            return Err(Refusal::handler(
+                "tally",
+                "max",
+                format!("{} is more than the parent's {}", child.max, parent.max),
+            ));
+        }
+        Ok(child)
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        linker
+            .interface("test:plugin/tally")?
+            .func("add", RecordAs::Value, add)
+    }
+    fn new_state(&self, _: &TallySettings) -> u64 {
+        0
+    }
+    fn keeps_run_alive(&self, settings: &TallySettings) -> bool {
+        settings.keep_alive
+    }
+    fn on_exit(&self, _: &mut u64, how: ExitKind) {
+        assert_eq!(how, ExitKind::Failed, "the test's actor ends by trapping");
+        self.exits.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn add(mut store: StoreContextMut<'_, ActorCtx>, (n,): (u64,)) -> HostFuture<'_, (u64,)> {
+    Box::pin(async move {
+        let ctx = store.data_mut();
+        let max = ctx.settings::<TallySettings>().expect("granted").max;
+        let input = ctx.outside_input();
+        let total = ctx.handler_state::<u64>().expect("granted");
+        if *total + n > max {
+            wasmtime::bail!("the tally would pass its max of {max}");
+        }
+        *total += n;
+        // Adding nothing asks the host to add one later, from outside the call: input the
+        // handler delivers to the actor's mailbox, as a message from no actor.
+        if n == 0 {
+            tokio::spawn(async move { input.send(b"1".to_vec()).await.unwrap() });
+        }
+        Ok((*total,))
+    })
+}
+
+fn tally_manifest(registry: &Registry, extra: &str) -> Result<Manifest, theater::ManifestError> {
+    let text = format!(
+        "name = \"tally\"\nversion = \"0.1.0\"\ncomponent = {:?}\n{extra}",
+        test_actors::TALLY
+    );
+    Manifest::parse_with(
+        &text,
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+        registry,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_defined_outside_the_runtime_is_linked_recorded_attenuated_and_replayed() {
+    let exits = Arc::new(AtomicUsize::new(0));
+    let registry = Registry::builtin()
+        .with(TallyHandler {
+            exits: exits.clone(),
+        })
+        .unwrap();
+    // Its name and interface are taken now.
+    assert!(
+        registry
+            .clone()
+            .with(TallyHandler {
+                exits: exits.clone()
+            })
+            .is_err()
+    );
+    let h = harness_with(|config| config.handlers = registry.clone());
+
+    // Unknown to the built-in registry; known to this one, with its settings parsed strictly.
+    let err = Manifest::parse(
+        "name = \"t\"\nversion = \"1\"\ncomponent = \"t.wasm\"\n[[handler]]\ntype = \"tally\"\n",
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown handler type \"tally\""),
+        "{err}"
+    );
+    let err = tally_manifest(&registry, "[[handler]]\ntype = \"tally\"\nmaxx = 1\n").unwrap_err();
+    assert!(err.to_string().contains("did you mean `max`"), "{err}");
+
+    // Deny by default: not granted, not linked, and the error names the handler to add.
+    let ungranted = tally_manifest(&registry, "").unwrap();
+    let err = h.runtime.spawn(ungranted).await.err().unwrap().to_string();
+    assert!(
+        err.contains("test:plugin/tally") && err.contains("type = \"tally\""),
+        "{err}"
+    );
+
+    // Attenuation: a child may not raise `max`, nor get the handler from a parent without it.
+    let parent = tally_manifest(
+        &registry,
+        "[[handler]]\ntype = \"tally\"\nmax = 10\nkeep_alive = true\n",
+    )
+    .unwrap();
+    let greedy = tally_manifest(&registry, "[[handler]]\ntype = \"tally\"\nmax = 11\n").unwrap();
+    let refusal = theater::attenuation::attenuate(&parent, greedy, Default::default()).unwrap_err();
+    assert_eq!(
+        refusal.to_string(),
+        "handler \"tally\" `max`: 11 is more than the parent's 10"
+    );
+    let modest = tally_manifest(&registry, "[[handler]]\ntype = \"tally\"\nmax = 5\n").unwrap();
+    assert!(theater::attenuation::attenuate(&parent, modest.clone(), Default::default()).is_ok());
+    let without = tally_manifest(&registry, "").unwrap();
+    let refusal =
+        theater::attenuation::attenuate(&without, modest, Default::default()).unwrap_err();
+    assert!(
+        refusal.to_string().starts_with("handler \"tally\" `type`"),
+        "{refusal}"
+    );
+
+    // Granted: the host keeps the total per actor; past `max` the host function fails, and
+    // the guest traps on it.
+    let actor = h.runtime.spawn(parent).await.unwrap();
+    actor.send(b"3".to_vec()).await.unwrap();
+    actor.send(b"4".to_vec()).await.unwrap();
+    assert_eq!(actor.request(b"".to_vec()).await.unwrap(), b"7");
+    // An idle actor whose handler keeps the run alive: the runtime is not quiescent.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), h.runtime.quiescent())
+            .await
+            .is_err()
+    );
+    // Outside input reaches the mailbox as a `handle-send` call.
+    actor.send(b"0".to_vec()).await.unwrap();
+    let mut total = Vec::new();
+    for _ in 0..500 {
+        total = actor.request(b"".to_vec()).await.unwrap();
+        if total == b"8" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(total, b"8");
+    actor.send(b"5".to_vec()).await.unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), actor.exited())
+        .await
+        .unwrap();
+    let ActorExit::Failed(why) = exit else {
+        panic!("{exit:?}")
+    };
+    assert!(why.contains("the tally would pass its max of 10"), "{why}");
+    assert_eq!(exits.load(Ordering::SeqCst), 1);
+
+    // Recorded through the one wrapper: the values, then the host error as its own result.
+    h.runtime.flush().await.unwrap();
+    let events = chain_of(h.dir.path(), actor.id());
+    let results: Vec<&HostResult> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall(c) if c.interface == "test:plugin/tally" => Some(&c.result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 5, "{results:?}");
+    assert!(matches!(results[4], HostResult::Error(m) if m.contains("pass its max")));
+    let from_outside = events.iter().any(|e| {
+        matches!(&e.kind, EventKind::CallStart(c) if c.sender.is_none() && c.params.ends_with(b"1"))
+    });
+    assert!(from_outside, "the outside input is recorded as a call");
+    h.runtime.quiescent().await;
+
+    // Replayed from the chain alone: the handler does not run, the recorded results (and the
+    // recorded error, which traps the guest at the same point) come back.
+    let (_, stored) = ChainReader::open(h.dir.path())
+        .unwrap()
+        .chain(actor.id())
+        .unwrap();
+    let summary = replay_chain(
+        actor.id(),
+        stored.clone(),
+        ReplaySources::data_dir(h.dir.path()),
+        ReplayOptions {
+            handlers: registry.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.events, stored.len() as u64);
+    assert_eq!(
+        exits.load(Ordering::SeqCst),
+        1,
+        "replay ran no handler code"
+    );
+}
