@@ -15,7 +15,7 @@ use theater_chain::Durability;
 
 use crate::handlers::Refusal;
 use crate::manifest::HandlerGrant;
-use crate::manifest::Manifest;
+use crate::manifest::{ComponentSource, Manifest};
 use crate::supervision::RestartType;
 
 /// How a child's value of a key is held within its parent's.
@@ -60,7 +60,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "component",
         RuleKind::Confined,
-        "a file beneath the parent's supervisor root, opened once",
+        "a file beneath the parent's supervisor root, opened once; `store:` references are refused",
     ),
     rule(
         "init_state",
@@ -163,6 +163,12 @@ pub fn attenuate(
         explicit: &explicit,
     };
 
+    if let ComponentSource::Store(_) = child.component {
+        return Err(refuse(
+            "component",
+            "a child's component must be a file beneath its parent's supervisor root; `store:` references are for the operator's root actor",
+        ));
+    }
     if parent.save_chain && !child.save_chain {
         return Err(refuse(
             "save_chain",
@@ -521,6 +527,19 @@ mod tests {
         assert_eq!(refusal.key, "chain.durability");
         let c = child(&durable, "").unwrap();
         assert_eq!(c.chain.durability, Some(Durability::EveryEvent));
+    }
+
+    #[test]
+    fn a_child_may_not_name_a_store_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = manifest(dir.path(), "");
+        let text = format!(
+            "name = \"c\"\nversion = \"1\"\ncomponent = \"store:{}\"\n",
+            "ab".repeat(32)
+        );
+        let child = Manifest::parse(&text, parent.origin.clone()).unwrap();
+        let refusal = attenuate(&parent, child, Durability::Batched).unwrap_err();
+        assert_eq!(refusal.key, "component");
     }
 
     #[test]

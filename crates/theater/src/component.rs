@@ -215,9 +215,16 @@ impl ComponentCache {
                 if let Some(l) = self.by_file.lock().unwrap().get(&stamp) {
                     return Ok(l.clone());
                 }
-                let bytes = opened
-                    .read(MAX_COMPONENT_BYTES, "component")
-                    .map_err(|e| component_error(path, e))?;
+                // Off the async workers: reading megabytes must not stall other actors.
+                let bytes = tokio::task::spawn_blocking(move || {
+                    opened.read(MAX_COMPONENT_BYTES, "component")
+                })
+                .await
+                .map_err(|e| SpawnError::Component {
+                    origin: path.display().to_string(),
+                    message: e.to_string(),
+                })?
+                .map_err(|e| component_error(path, e))?;
                 let loaded = self
                     .compile(bytes.into(), path.display().to_string())
                     .await?;

@@ -64,6 +64,13 @@ pub(crate) async fn spawn(
 ) -> Result<Arc<Cell>, SpawnError> {
     let _work = shared.busy.begin();
     let manifest = request.manifest;
+    // A child's files are read beneath its parent's root, never by path.
+    if request.parent.is_some() && request.root.is_none() && request.recover.is_none() {
+        return Err(SpawnError::Runtime {
+            actor: manifest.name.clone(),
+            message: "a child needs its parent's supervisor root".into(),
+        });
+    }
     let prepared = shared
         .components
         .prepare(&manifest, shared.content.as_ref(), request.root.as_ref())
@@ -81,15 +88,25 @@ pub(crate) async fn spawn(
     let start = match request.start {
         Start::Init(None) if request.recover.is_none() => match &manifest.init_state {
             Some(path) => {
-                let read = match &request.root {
-                    Some(root) => {
-                        theater_files::read_beneath(root, path, MAX_INIT_STATE_BYTES, "init_state")
+                let (root, path) = (request.root.clone(), path.clone());
+                // Off the async workers: a slow disk must not stall other actors.
+                let read = tokio::task::spawn_blocking(move || {
+                    match &root {
+                        Some(root) => theater_files::read_beneath(
+                            root,
+                            &path,
+                            MAX_INIT_STATE_BYTES,
+                            "init_state",
+                        ),
+                        None => theater_files::read_file(&path, MAX_INIT_STATE_BYTES, "init_state"),
                     }
-                    None => theater_files::read_file(path, MAX_INIT_STATE_BYTES, "init_state"),
-                };
-                Start::Init(Some(read.map_err(|e| SpawnError::InitState {
+                    .map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                Start::Init(Some(read.map_err(|message| SpawnError::InitState {
                     actor: manifest.name.clone(),
-                    message: e.to_string(),
+                    message,
                 })?))
             }
             None => Start::Init(None),

@@ -148,7 +148,12 @@ impl Runtime {
         )
         .map_err(|e| format!("its recorded manifest: {e}"))?;
         // A child is held within its (recovered) parent's grants, as when it was spawned.
-        let parent_cell = info.parent.as_deref().and_then(|p| shared.cell(p));
+        let parent_cell = match info.parent.as_deref() {
+            // Its parent may have ended during this recovery (its `init` ran again and shut
+            // down): without it there is nothing to hold the child within.
+            Some(p) => Some(shared.cell(p).ok_or("its parent is not running")?),
+            None => None,
+        };
         let mut root = None;
         if let Some(parent) = &parent_cell {
             manifest = crate::attenuation::attenuate(&parent.manifest, manifest, shared.durability)

@@ -87,6 +87,11 @@ impl ReplaySources {
     }
 }
 
+/// The most memory a replayed actor may have, whatever its recorded manifest says.
+pub const REPLAY_MAX_MEMORY_MB: u32 = 4096;
+/// The most CPU time one replayed call may use, whatever its recorded manifest says.
+pub const REPLAY_MAX_CALL_CPU_MS: u64 = 600_000;
+
 /// How to replay.
 #[derive(Default)]
 pub struct ReplayOptions {
@@ -402,7 +407,7 @@ pub(crate) async fn replay_to_end(
         return Err(input("the chain is empty".into()));
     };
     let spawn = spawn.clone();
-    let manifest = Manifest::parse_with(
+    let mut manifest = Manifest::parse_with(
         &spawn.manifest,
         ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -410,6 +415,10 @@ pub(crate) async fn replay_to_end(
         &options.handlers,
     )
     .map_err(|e| input(format!("the recorded manifest: {e}")))?;
+    // The chain may be hostile: its limits are held to bounds, so that a replay cannot run
+    // for ever or take all the memory.
+    manifest.limits.memory_mb = manifest.limits.memory_mb.min(REPLAY_MAX_MEMORY_MB);
+    manifest.limits.max_call_cpu_ms = manifest.limits.max_call_cpu_ms.min(REPLAY_MAX_CALL_CPU_MS);
     let (bytes, origin) = match &options.component {
         Some(path) => (
             theater_files::read_file(path, MAX_COMPONENT_BYTES, "component")

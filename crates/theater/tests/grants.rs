@@ -190,6 +190,19 @@ async fn a_child_cannot_raise_any_limit_above_its_parents() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_inline_manifest_is_refused() {
+    let h = harness();
+    let (parent, _) = confined_parent(&h, "[messaging]\nmax_message_bytes = 4000000\n").await;
+    let padding = format!("description = \"{}\"\n", "x".repeat(1 << 20));
+    let answer = spawn(&parent, &child(&padding)).await;
+    assert!(
+        answer.starts_with("err the child manifest is") && answer.contains("-byte limit"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_of_a_recorded_parent_is_recorded() {
     let h = harness();
     let (parent, _) = confined_parent(&h, "").await;

@@ -207,12 +207,17 @@ pub struct LoadedChain {
     pub path: Option<PathBuf>,
 }
 
+/// The largest exported chain file the CLI reads.
+const MAX_CHAIN_FILE_BYTES: u64 = 16 << 30;
+
 /// `target` as an exported file if there is such a file, else as an actor id (or prefix) in
 /// the data dir, with the stored head's signature and the data dir's node key.
 pub fn load_chain(target: &str, data_dir: &Path) -> Result<LoadedChain> {
     let path = Path::new(target);
     if path.is_file() {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        // A regular file of bounded size: a FIFO or a device named as a chain file is refused
+        // instead of hanging or filling memory.
+        let bytes = theater_files::read_file(path, MAX_CHAIN_FILE_BYTES, "chain file")?;
         let file =
             ChainFile::decode(&bytes).map_err(|e| anyhow!("chain file {}: {e}", path.display()))?;
         let name = file

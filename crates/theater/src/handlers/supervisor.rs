@@ -118,10 +118,12 @@ impl Handler for SupervisorHandler {
         add_to_linker(linker)
     }
     fn grants(&self, settings: &SupervisorSettings) -> Vec<Grant> {
-        vec![
-            Grant::Children,
-            Grant::Directory(settings.grants_directory().to_owned()),
-        ]
+        // The root as opened (a child's is its parent's when it sets none), else as named.
+        let directory = match settings.opened.get() {
+            Some(Ok(root)) => root.path().to_owned(),
+            _ => settings.grants_directory().to_owned(),
+        };
+        vec![Grant::Children, Grant::Directory(directory)]
     }
     fn new_state(&self, _: &SupervisorSettings) {}
 }
@@ -155,7 +157,7 @@ fn me(ctx: &ActorCtx) -> wasmtime::Result<(Arc<Shared>, Arc<Cell>)> {
 /// A child manifest: TOML text if it has a `=`, else a path relative to the parent's manifest,
 /// read once beneath the parent's root. The result is attenuated: within the parent's grants
 /// and limits. Returns it with the root its component and `init_state` are read beneath.
-fn child_manifest(
+async fn child_manifest(
     shared: &Shared,
     parent: &Manifest,
     manifest: &str,
@@ -166,12 +168,24 @@ fn child_manifest(
     let root = settings.root()?.clone();
     let base_dir = parent.origin.base_dir().to_owned();
     let registry = &shared.handlers;
+    if manifest.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "the child manifest is {} bytes, more than the {MAX_MANIFEST_BYTES}-byte limit",
+            manifest.len()
+        ));
+    }
     let parsed = if manifest.contains('=') {
         Manifest::parse_with(manifest, ManifestOrigin::Inline { base_dir }, registry)
     } else {
         let path = base_dir.join(manifest.trim());
-        let text = theater_files::read_beneath(&root, &path, MAX_MANIFEST_BYTES, "manifest")
-            .map_err(|e| e.to_string())?;
+        let (beneath, at) = (root.clone(), path.clone());
+        // Off the async workers: a slow disk must not stall other actors.
+        let text = tokio::task::spawn_blocking(move || {
+            theater_files::read_beneath(&beneath, &at, MAX_MANIFEST_BYTES, "manifest")
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         let text = String::from_utf8(text)
             .map_err(|_| format!("manifest {}: not UTF-8 text", path.display()))?;
         Manifest::parse_with(&text, ManifestOrigin::File(path), registry)
@@ -203,10 +217,11 @@ fn start_child(
 ) -> HostFuture<'_, Answer<String>> {
     Box::pin(async move {
         let (shared, parent) = me(store.data())?;
-        let (manifest, root) = match child_manifest(&shared, &store.data().manifest, &manifest) {
-            Ok(m) => m,
-            Err(e) => return Ok((Err(e),)),
-        };
+        let (manifest, root) =
+            match child_manifest(&shared, &store.data().manifest, &manifest).await {
+                Ok(m) => m,
+                Err(e) => return Ok((Err(e),)),
+            };
         let result = lifecycle::spawn_child(&shared, &parent, manifest, root, start).await;
         Ok((result.map(|id| id.to_string()),))
     })
