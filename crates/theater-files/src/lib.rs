@@ -10,8 +10,13 @@
 //!   the root, so the check and the read must use the same file descriptor;
 //! - reading `/dev/zero` (or any endless file) exhausts memory, so only regular files are read,
 //!   and only up to a cap;
-//! - opening a FIFO blocks a thread until a writer appears, so files are opened `O_NONBLOCK`
-//!   and rejected by `fstat` before any read.
+//! - opening a FIFO blocks a thread until a writer appears, and opening some devices has
+//!   effects (a watchdog starts counting), so on Linux a file is first opened with `O_PATH`,
+//!   which runs nothing of its driver, checked with `fstat`, and only then reopened for reading
+//!   through `/proc/self/fd` (where `/proc` is missing: opened `O_NONBLOCK` and checked before
+//!   any read);
+//! - a file rewritten while it is read would give bytes its stamp does not identify, so the
+//!   size and mtime are checked again after reading.
 //!
 //! Paths are made absolute against the current directory and `.`/`..` are resolved lexically
 //! (without I/O). A path lies beneath a root if its lexical form starts with the root's canonical
@@ -39,7 +44,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -140,6 +145,14 @@ pub enum FileError {
         path: PathBuf,
         /// The cap in bytes.
         cap: u64,
+    },
+    /// The file changed while it was being read (or was replaced before it was reopened).
+    #[error("{what} {path} changed while it was being read; try again once it is written")]
+    Changed {
+        /// The file's role, e.g. "component".
+        what: String,
+        /// The path as the caller gave it.
+        path: PathBuf,
     },
     /// Nothing exists at the path.
     #[error("{what} {path}: no such file")]
@@ -250,6 +263,11 @@ impl Root {
     /// `what` names the file's role ("manifest", "component", ...) in error messages.
     pub fn open_file(&self, path: &Path, what: &str) -> Result<OpenFile, FileError> {
         let (_, rel) = self.beneath(path, what)?;
+        if let Some(path_flags) = path_only(OFlags::NOFOLLOW) {
+            let fd = open_beneath(&self.fd, &rel, path_flags)
+                .map_err(|e| self.beneath_error(what, path, e))?;
+            return OpenFile::path_only(fd, what, path);
+        }
         let fd = open_beneath(&self.fd, &rel, BENEATH_FILE_FLAGS)
             .map_err(|e| self.beneath_error(what, path, e))?;
         OpenFile::regular(fd, what, path)
@@ -303,9 +321,35 @@ impl Root {
 ///
 /// `what` names the file's role in error messages.
 pub fn open_file(path: &Path, what: &str) -> Result<OpenFile, FileError> {
+    if let Some(path_flags) = path_only(OFlags::empty()) {
+        let fd = rustix::fs::open(path, path_flags, Mode::empty())
+            .map_err(|e| FileError::trusted(what, path, e))?;
+        return OpenFile::path_only(fd, what, path);
+    }
     let fd = rustix::fs::open(path, TRUSTED_FILE_FLAGS, Mode::empty())
         .map_err(|e| FileError::trusted(what, path, e))?;
     OpenFile::regular(fd, what, path)
+}
+
+/// `O_PATH` flags (with `extra`) where a file opened that way can be reopened for reading
+/// through `/proc/self/fd`; `None` elsewhere.
+///
+/// Opening with `O_PATH` runs nothing of the file's driver: a device is refused by `fstat`
+/// without ever being opened (opening some devices has effects, such as starting a watchdog).
+/// The file is reopened for reading only once it is known to be a regular file, through its
+/// descriptor, never by path.
+fn path_only(extra: OFlags) -> Option<OFlags> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let available = *PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir());
+        available.then(|| OFlags::PATH.union(OFlags::CLOEXEC).union(extra))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = extra;
+        None
+    }
 }
 
 /// Convenience: `root.open_file(path, what)?.read(cap, what)`.
@@ -321,7 +365,10 @@ pub fn read_file(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, FileError
 /// An opened regular file.
 #[derive(Debug)]
 pub struct OpenFile {
-    file: File,
+    /// Readable, or (`O_PATH`) only a reference to the file, reopened for reading by
+    /// [`OpenFile::read`] through this descriptor.
+    fd: OwnedFd,
+    readable: bool,
     stamp: FileStamp,
     /// The path as the caller gave it, for messages only: never opened again.
     path: PathBuf,
@@ -330,21 +377,50 @@ pub struct OpenFile {
 impl OpenFile {
     /// Wraps `fd` after `fstat` shows it is a regular file.
     fn regular(fd: OwnedFd, what: &str, path: &Path) -> Result<OpenFile, FileError> {
-        let file = File::from(fd);
-        let meta = file.metadata().map_err(|e| FileError::io(what, path, e))?;
-        let file_type = meta.file_type();
-        if !file_type.is_file() {
-            return Err(FileError::NotRegular {
-                what: what.to_owned(),
-                path: path.to_owned(),
-                kind: kind(file_type),
-            });
-        }
+        let stamp = regular_stamp(&fd, what, path)?;
         Ok(OpenFile {
-            file,
-            stamp: FileStamp::of(&meta),
+            fd,
+            readable: true,
+            stamp,
             path: path.to_owned(),
         })
+    }
+
+    /// Wraps the `O_PATH` descriptor `fd` after `fstat` shows it is a regular file (a final
+    /// symlink, which `O_PATH | O_NOFOLLOW` opens as itself, is refused as one).
+    fn path_only(fd: OwnedFd, what: &str, path: &Path) -> Result<OpenFile, FileError> {
+        let stamp = regular_stamp(&fd, what, path)?;
+        Ok(OpenFile {
+            fd,
+            readable: false,
+            stamp,
+            path: path.to_owned(),
+        })
+    }
+
+    /// A readable file for this one: the descriptor itself, or the same file reopened through
+    /// `/proc/self/fd` (which names the open file, not a path that could be swapped).
+    fn readable(self, what: &str) -> Result<(File, FileStamp, PathBuf), FileError> {
+        let OpenFile {
+            fd,
+            readable,
+            stamp,
+            path,
+        } = self;
+        if readable {
+            return Ok((File::from(fd), stamp, path));
+        }
+        let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        let reopened = rustix::fs::open(by_fd.as_str(), TRUSTED_FILE_FLAGS, Mode::empty())
+            .map_err(|e| FileError::io(what, &path, e.into()))?;
+        let now = regular_stamp(&reopened, what, &path)?;
+        if (now.dev, now.ino) != (stamp.dev, stamp.ino) {
+            return Err(FileError::Changed {
+                what: what.to_owned(),
+                path,
+            });
+        }
+        Ok((File::from(reopened), stamp, path))
     }
 
     /// Identity of the opened file's contents (from fstat): device, inode, size, mtime and ctime
@@ -355,8 +431,11 @@ impl OpenFile {
 
     /// Reads the whole file, refusing it if it is larger than `cap` bytes (checked from fstat
     /// first, and again while reading, since the file may grow).
+    ///
+    /// The file must not change while it is read (its stamp is checked again after): the
+    /// bytes returned are the contents [`OpenFile::stamp`] identifies.
     pub fn read(self, cap: u64, what: &str) -> Result<Vec<u8>, FileError> {
-        let OpenFile { file, stamp, path } = self;
+        let (file, stamp, path) = self.readable(what)?;
         if stamp.size > cap {
             return Err(FileError::TooLarge {
                 what: what.to_owned(),
@@ -367,7 +446,8 @@ impl OpenFile {
         }
         // The size is at most `cap` here, so the allocation is bounded by the caller.
         let mut bytes = Vec::with_capacity(usize::try_from(stamp.size).unwrap_or(0));
-        file.take(cap.saturating_add(1))
+        (&file)
+            .take(cap.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| FileError::io(what, &path, e))?;
         if bytes.len() as u64 > cap {
@@ -375,6 +455,15 @@ impl OpenFile {
                 what: what.to_owned(),
                 path,
                 cap,
+            });
+        }
+        // Size and mtime: the contents. (ctime also moves when the file is merely renamed or
+        // unlinked, which leaves the bytes read intact.)
+        let after = FileStamp::of(&file.metadata().map_err(|e| FileError::io(what, &path, e))?);
+        if (after.size, after.mtime_ns) != (stamp.size, stamp.mtime_ns) {
+            return Err(FileError::Changed {
+                what: what.to_owned(),
+                path,
             });
         }
         Ok(bytes)
@@ -409,22 +498,42 @@ impl FileStamp {
     }
 }
 
+/// The stamp of `fd` if it is a regular file; a symlink (opened as itself by
+/// `O_PATH | O_NOFOLLOW`) and anything else are refused.
+fn regular_stamp(fd: &OwnedFd, what: &str, path: &Path) -> Result<FileStamp, FileError> {
+    let st = rustix::fs::fstat(fd).map_err(|e| FileError::io(what, path, e.into()))?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Ok(FileStamp {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime_ns: i128::from(st.st_mtime as i64) * 1_000_000_000
+                + i128::from(st.st_mtime_nsec as i64),
+            ctime_ns: i128::from(st.st_ctime as i64) * 1_000_000_000
+                + i128::from(st.st_ctime_nsec as i64),
+        }),
+        FileType::Symlink => Err(FileError::Symlink {
+            what: what.to_owned(),
+            path: path.to_owned(),
+        }),
+        other => Err(FileError::NotRegular {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            kind: raw_kind(other),
+        }),
+    }
+}
+
 /// What a non-regular file is, phrased to follow "a".
-fn kind(file_type: std::fs::FileType) -> &'static str {
-    if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_symlink() {
-        "symbolic link"
-    } else if file_type.is_fifo() {
-        "FIFO"
-    } else if file_type.is_char_device() {
-        "character device"
-    } else if file_type.is_block_device() {
-        "block device"
-    } else if file_type.is_socket() {
-        "socket"
-    } else {
-        "file of unknown type"
+fn raw_kind(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        FileType::Fifo => "FIFO",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Socket => "socket",
+        _ => "file of unknown type",
     }
 }
 
