@@ -6,36 +6,21 @@ use std::time::Duration;
 
 use wasmtime::StoreContextMut;
 
-use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingsInput};
+use super::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::actor::ActorCtx;
 use crate::cell::Message;
 
 type Answer<T> = (Result<T, String>,);
 
-pub(crate) struct MessageServerHandler;
+/// The `message-server` handler: no settings; the rules are `crate::messaging`'s.
+pub(crate) const HANDLER: Plain = Plain {
+    name: "message-server",
+    interfaces: &["theater:simple/message-server-host"],
+    link: Some(link),
+    always_granted: false,
+};
 
-impl Handler for MessageServerHandler {
-    type Settings = ();
-    type State = ();
-    fn name(&self) -> &'static str {
-        "message-server"
-    }
-    fn interfaces(&self) -> &'static [&'static str] {
-        &["theater:simple/message-server-host"]
-    }
-    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
-        Ok(())
-    }
-    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
-        Ok(())
-    }
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
-        add_to_linker(linker)
-    }
-    fn new_state(&self, (): &()) {}
-}
-
-fn add_to_linker(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+fn link(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
     let mut host = linker.interface("theater:simple/message-server-host")?;
     host.func("send", RecordAs::Value, send)?;
     host.func("request", RecordAs::Value, request)?;

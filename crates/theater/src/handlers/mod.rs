@@ -256,14 +256,31 @@ impl<H: Handler> Family for H {
     }
 }
 
-/// A type the API names whose host functions this build does not provide yet. Its manifest
-/// entry parses (so manifests written for it are valid) and spawning refuses it by name.
-struct Planned {
-    name: &'static str,
-    interfaces: &'static [&'static str],
+/// A handler family with no settings and no per-actor state: its name, its interfaces and how
+/// to link them. A child that has it has it as its parent does.
+pub(crate) struct Plain {
+    pub(crate) name: &'static str,
+    pub(crate) interfaces: &'static [&'static str],
+    /// `None`: a type the API names whose host functions this build does not provide yet. Its
+    /// manifest entry parses (so manifests written for it are valid) and spawning refuses it
+    /// by name.
+    pub(crate) link: Option<fn(&mut HostLinker<'_>) -> wasmtime::Result<()>>,
+    pub(crate) always_granted: bool,
 }
 
-impl Handler for Planned {
+impl Plain {
+    /// A type the API names that this build does not implement yet.
+    const fn planned(name: &'static str, interfaces: &'static [&'static str]) -> Plain {
+        Plain {
+            name,
+            interfaces,
+            link: None,
+            always_granted: false,
+        }
+    }
+}
+
+impl Handler for Plain {
     type Settings = ();
     type State = ();
     fn name(&self) -> &'static str {
@@ -278,14 +295,20 @@ impl Handler for Planned {
     fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
         Ok(())
     }
-    fn link(&self, _: &mut HostLinker<'_>) -> wasmtime::Result<()> {
-        wasmtime::bail!(
-            "handler type {:?} is part of the API but this build does not implement it yet",
-            self.name
-        )
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        match self.link {
+            Some(link) => link(linker),
+            None => wasmtime::bail!(
+                "handler type {:?} is part of the API but this build does not implement it yet",
+                self.name
+            ),
+        }
     }
     fn implemented(&self) -> bool {
-        false
+        self.link.is_some()
+    }
+    fn always_granted(&self) -> bool {
+        self.always_granted
     }
     fn new_state(&self, (): &()) {}
 }
@@ -302,15 +325,15 @@ impl Registry {
         static BUILTIN: OnceLock<Registry> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                let planned = |name, interfaces| Arc::new(Planned { name, interfaces });
+                let planned = |name, interfaces| Arc::new(Plain::planned(name, interfaces));
                 Registry {
                     families: Arc::new(vec![
-                        Arc::new(runtime::RuntimeHandler),
-                        Arc::new(message_server::MessageServerHandler),
+                        Arc::new(runtime::HANDLER),
+                        Arc::new(message_server::HANDLER),
                         Arc::new(supervisor::SupervisorHandler),
                         planned("store", &["theater:simple/store"]),
-                        Arc::new(timing::TimingHandler),
-                        Arc::new(random::RandomHandler),
+                        Arc::new(timing::HANDLER),
+                        Arc::new(random::HANDLER),
                         Arc::new(environment::EnvironmentHandler),
                         planned("filesystem", &["theater:simple/filesystem"]),
                         planned("process", &["theater:simple/process"]),
@@ -523,37 +546,25 @@ impl InterfaceBuilder<'_> {
                     let before = store.data().chain.head();
                     let outcome = f(store.as_context_mut(), params).await;
                     let note = std::mem::take(&mut store.data_mut().note);
-                    let result = match outcome {
-                        Ok(result) => result,
-                        Err(e) => {
-                            // Recorded, so that a replay traps at the same point.
-                            call.result = HostResult::Error(crate::component::one_line(&e));
-                            call.message_id = note.message_id.map(|id| id.to_string());
-                            store
-                                .data_mut()
-                                .chain
-                                .record(EventKind::HostCall(call))
-                                .await?;
-                            return Err(e);
+                    call.message_id = note.message_id.map(|id| id.to_string());
+                    call.result = match (&outcome, note.result, record_as) {
+                        // Recorded, so that a replay traps at the same point.
+                        (Err(e), _, _) => HostResult::Error(crate::component::one_line(e)),
+                        (Ok(_), Some(result), _) => result,
+                        (Ok(result), None, RecordAs::Value) => {
+                            HostResult::Value(crate::payload::encode(result)?)
                         }
-                    };
-                    call.result = match (note.result, record_as) {
-                        (Some(result), _) => result,
-                        (None, RecordAs::Value) => {
-                            HostResult::Value(crate::payload::encode(&result)?)
-                        }
-                        (None, RecordAs::ChainRef) => HostResult::ChainRef {
+                        (Ok(_), None, RecordAs::ChainRef) => HostResult::ChainRef {
                             len: before.len,
                             head: before.head,
                         },
                     };
-                    call.message_id = note.message_id.map(|id| id.to_string());
                     store
                         .data_mut()
                         .chain
                         .record(EventKind::HostCall(call))
                         .await?;
-                    Ok(result)
+                    outcome
                 })
             },
         )?;

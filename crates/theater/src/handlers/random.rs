@@ -5,7 +5,7 @@
 
 use wasmtime::StoreContextMut;
 
-use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingsInput};
+use super::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::actor::ActorCtx;
 
 type Answer<T> = (Result<T, String>,);
@@ -14,32 +14,21 @@ type Answer<T> = (Result<T, String>,);
 /// without bound.
 pub const MAX_RANDOM_BYTES: u32 = 1 << 20;
 
-pub(crate) struct RandomHandler;
+/// The `random` handler: no settings.
+pub(crate) const HANDLER: Plain = Plain {
+    name: "random",
+    interfaces: &["theater:simple/random"],
+    link: Some(link),
+    always_granted: false,
+};
 
-impl Handler for RandomHandler {
-    type Settings = ();
-    type State = ();
-    fn name(&self) -> &'static str {
-        "random"
-    }
-    fn interfaces(&self) -> &'static [&'static str] {
-        &["theater:simple/random"]
-    }
-    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
-        Ok(())
-    }
-    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
-        Ok(())
-    }
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
-        let mut random = linker.interface("theater:simple/random")?;
-        random.func("random-bytes", RecordAs::Value, random_bytes)?;
-        random.func("random-range", RecordAs::Value, random_range)?;
-        random.func("random-float", RecordAs::Value, random_float)?;
-        random.func("generate-uuid", RecordAs::Value, generate_uuid)?;
-        Ok(())
-    }
-    fn new_state(&self, (): &()) {}
+fn link(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+    let mut random = linker.interface("theater:simple/random")?;
+    random.func("random-bytes", RecordAs::Value, random_bytes)?;
+    random.func("random-range", RecordAs::Value, random_range)?;
+    random.func("random-float", RecordAs::Value, random_float)?;
+    random.func("generate-uuid", RecordAs::Value, generate_uuid)?;
+    Ok(())
 }
 
 fn fill(buf: &mut [u8]) -> Result<(), String> {

@@ -3,39 +3,24 @@
 use theater_chain::StoredEvent;
 use wasmtime::StoreContextMut;
 
-use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingsInput};
+use super::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::actor::ActorCtx;
 use crate::bindings::theater::simple::types::{Chain, Event, MetaEvent};
 
 /// Granted to every actor, whether its manifest lists it or not.
-pub(crate) struct RuntimeHandler;
+pub(crate) const HANDLER: Plain = Plain {
+    name: "runtime",
+    interfaces: &["theater:simple/runtime"],
+    link: Some(link),
+    always_granted: true,
+};
 
-impl Handler for RuntimeHandler {
-    type Settings = ();
-    type State = ();
-    fn name(&self) -> &'static str {
-        "runtime"
-    }
-    fn interfaces(&self) -> &'static [&'static str] {
-        &["theater:simple/runtime"]
-    }
-    fn always_granted(&self) -> bool {
-        true
-    }
-    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
-        Ok(())
-    }
-    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
-        Ok(())
-    }
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
-        let mut runtime = linker.interface("theater:simple/runtime")?;
-        runtime.func("log", RecordAs::Value, log)?;
-        runtime.func_from_chain("get-chain", RecordAs::ChainRef, get_chain, chain_result)?;
-        runtime.func("shutdown", RecordAs::Value, shutdown)?;
-        Ok(())
-    }
-    fn new_state(&self, (): &()) {}
+fn link(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+    let mut runtime = linker.interface("theater:simple/runtime")?;
+    runtime.func("log", RecordAs::Value, log)?;
+    runtime.func_from_chain("get-chain", RecordAs::ChainRef, get_chain, chain_result)?;
+    runtime.func("shutdown", RecordAs::Value, shutdown)?;
+    Ok(())
 }
 
 fn log(store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFuture<'_, ()> {

@@ -6,36 +6,25 @@ use std::time::Duration;
 
 use wasmtime::StoreContextMut;
 
-use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingsInput};
+use super::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::actor::{ActorCtx, now_ms};
 
 type Answer<T> = (Result<T, String>,);
 
-pub(crate) struct TimingHandler;
+/// The `timing` handler: no settings.
+pub(crate) const HANDLER: Plain = Plain {
+    name: "timing",
+    interfaces: &["theater:simple/timing"],
+    link: Some(link),
+    always_granted: false,
+};
 
-impl Handler for TimingHandler {
-    type Settings = ();
-    type State = ();
-    fn name(&self) -> &'static str {
-        "timing"
-    }
-    fn interfaces(&self) -> &'static [&'static str] {
-        &["theater:simple/timing"]
-    }
-    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
-        Ok(())
-    }
-    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
-        Ok(())
-    }
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
-        let mut timing = linker.interface("theater:simple/timing")?;
-        timing.func("now", RecordAs::Value, now)?;
-        timing.func("sleep", RecordAs::Value, sleep)?;
-        timing.func("deadline", RecordAs::Value, deadline)?;
-        Ok(())
-    }
-    fn new_state(&self, (): &()) {}
+fn link(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+    let mut timing = linker.interface("theater:simple/timing")?;
+    timing.func("now", RecordAs::Value, now)?;
+    timing.func("sleep", RecordAs::Value, sleep)?;
+    timing.func("deadline", RecordAs::Value, deadline)?;
+    Ok(())
 }
 
 fn now(_: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (u64,)> {
