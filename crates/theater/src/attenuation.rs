@@ -158,6 +158,17 @@ pub fn attenuate(
     mut child: Manifest,
     runtime_durability: Durability,
 ) -> Result<Manifest, Refusal> {
+    child.handlers = attenuate_handlers(parent, &child.handlers)?;
+    attenuate_keys(parent, child, runtime_durability)
+}
+
+/// [`attenuate`] without the handlers: only the runtime-owned keys. It touches nothing outside
+/// the two manifests, so a replay can apply it to recorded manifests.
+pub fn attenuate_keys(
+    parent: &Manifest,
+    mut child: Manifest,
+    runtime_durability: Durability,
+) -> Result<Manifest, Refusal> {
     let explicit = std::mem::take(&mut child.explicit);
     let keys = Keys {
         explicit: &explicit,
@@ -175,8 +186,6 @@ pub fn attenuate(
             "false is refused under a parent whose chain is recorded: a child is recorded at least as durably as its parent",
         ));
     }
-    child.handlers = attenuate_handlers(parent, &child.handlers)?;
-
     let (p, c) = (&parent.limits, &mut child.limits);
     keys.at_most("limits.memory_mb", &mut c.memory_mb, p.memory_mb)?;
     keys.at_most(

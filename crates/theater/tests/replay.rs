@@ -304,3 +304,27 @@ async fn snapshots_are_recorded_on_schedule_and_replay_can_start_from_the_newest
     assert_eq!(from.final_state, full.final_state);
     assert_eq!(from.final_state, last_recorded_state(h.dir.path(), a.id()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_replays_with_the_limits_its_parent_held_it_to() {
+    let h = harness();
+    // The child sets no memory limit: it ran with its parent's 16 MiB, not the default 64.
+    let parent = puppet(&h, "parent.toml", "[limits]\nmemory_mb = 16\n").await;
+    let child = format!(
+        "name = \"probe\"\nversion = \"0.1.0\"\ncomponent = {:?}\n",
+        test_actors::PROBE
+    );
+    let answer = ask(&parent, &format!("spawn-with alloc:32|{child}"))
+        .await
+        .unwrap();
+    assert!(answer.contains("trapped in init"), "{answer}");
+    h.runtime.flush().await.unwrap();
+    let chains = ChainReader::open(h.dir.path()).unwrap().chains().unwrap();
+    let probe = chains.iter().find(|c| c.name == "probe").unwrap();
+    // The replay finds the parent's chain in the data dir and holds the child within it, so
+    // the allocation fails again at the same point.
+    let summary = replay_with(h.dir.path(), &probe.actor_id, ReplayOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.events, probe.head.len);
+}
