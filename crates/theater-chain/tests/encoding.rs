@@ -79,9 +79,9 @@ proptest! {
     }
 }
 
-#[test]
-fn changed_event_is_named_by_index() {
-    let spawn = Event {
+/// The spawn event of actor `a`, the first of the hand-built chains below.
+fn spawn_event() -> Event {
+    Event {
         timestamp_ms: 1,
         kind: EventKind::Spawn(Spawn {
             actor_id: "a".into(),
@@ -91,7 +91,12 @@ fn changed_event_is_named_by_index() {
             parent: None,
             initial_state: None,
         }),
-    };
+    }
+}
+
+#[test]
+fn changed_event_is_named_by_index() {
+    let spawn = spawn_event();
     let log = |msg: &str| Event {
         timestamp_ms: 2,
         kind: EventKind::HostCall(HostCall {
@@ -220,17 +225,7 @@ fn unknown_event_versions_are_refused() {
 
 #[test]
 fn a_stored_version_2_chain_is_hashed_as_stored() {
-    let spawn = Event {
-        timestamp_ms: 1,
-        kind: EventKind::Spawn(Spawn {
-            actor_id: "a".into(),
-            name: "n".into(),
-            component: Hash::of(b"c"),
-            manifest: String::new(),
-            parent: None,
-            initial_state: None,
-        }),
-    };
+    let spawn = spawn_event();
     let file = version_2_file(
         "a",
         &[spawn.clone(), host_error("x")].map(without_error_results),

@@ -44,7 +44,6 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -459,7 +458,9 @@ impl OpenFile {
         }
         // Size and mtime: the contents. (ctime also moves when the file is merely renamed or
         // unlinked, which leaves the bytes read intact.)
-        let after = FileStamp::of(&file.metadata().map_err(|e| FileError::io(what, &path, e))?);
+        let after = rustix::fs::fstat(&file)
+            .map(|st| FileStamp::of(&st))
+            .map_err(|e| FileError::io(what, &path, e.into()))?;
         if (after.size, after.mtime_ns) != (stamp.size, stamp.mtime_ns) {
             return Err(FileError::Changed {
                 what: what.to_owned(),
@@ -486,14 +487,16 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    fn of(meta: &std::fs::Metadata) -> FileStamp {
-        let ns = |secs: i64, nsecs: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsecs);
+    // The field types of `Stat` differ between platforms, so the casts are not all no-ops.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(st: &rustix::fs::Stat) -> FileStamp {
+        let ns = |secs, nsecs| i128::from(secs as i64) * 1_000_000_000 + i128::from(nsecs as i64);
         FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+            ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
         }
     }
 }
@@ -503,15 +506,7 @@ impl FileStamp {
 fn regular_stamp(fd: &OwnedFd, what: &str, path: &Path) -> Result<FileStamp, FileError> {
     let st = rustix::fs::fstat(fd).map_err(|e| FileError::io(what, path, e.into()))?;
     match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile => Ok(FileStamp {
-            dev: st.st_dev as u64,
-            ino: st.st_ino as u64,
-            size: st.st_size as u64,
-            mtime_ns: i128::from(st.st_mtime as i64) * 1_000_000_000
-                + i128::from(st.st_mtime_nsec as i64),
-            ctime_ns: i128::from(st.st_ctime as i64) * 1_000_000_000
-                + i128::from(st.st_ctime_nsec as i64),
-        }),
+        FileType::RegularFile => Ok(FileStamp::of(&st)),
         FileType::Symlink => Err(FileError::Symlink {
             what: what.to_owned(),
             path: path.to_owned(),

@@ -140,16 +140,31 @@ impl ActorCtx {
         self.deferred.clear();
         self.note = HostNote::default();
         self.ticks = 0;
-        let old = std::mem::take(&mut self.handler_states);
-        self.handler_states = new_handler_states(&self.manifest, |_| true, old);
+        self.renew_handler_states(|_| true);
     }
 
     /// A woken actor keeps its handlers' actor-scoped state; instance-scoped state starts over.
     fn reset_for_wake(&mut self) {
         self.ticks = 0;
-        let old = std::mem::take(&mut self.handler_states);
-        self.handler_states =
-            new_handler_states(&self.manifest, |s| s == StateScope::Instance, old);
+        self.renew_handler_states(|s| s == StateScope::Instance);
+    }
+
+    /// Makes each granted handler's state anew where `renew` says so for its scope (all of
+    /// them the first time, and after `handlers_exit` took them).
+    fn renew_handler_states(&mut self, renew: impl Fn(StateScope) -> bool) {
+        let handlers = &self.manifest.handlers;
+        if self.handler_states.len() != handlers.len() {
+            self.handler_states = handlers
+                .iter()
+                .map(|g| g.family.new_state(&g.settings))
+                .collect();
+            return;
+        }
+        for (grant, state) in handlers.iter().zip(&mut self.handler_states) {
+            if renew(grant.family.state_scope()) {
+                *state = grant.family.new_state(&grant.settings);
+            }
+        }
     }
 
     /// The actor's id.
@@ -192,23 +207,6 @@ impl ActorCtx {
             grant.family.on_recover(&grant.settings, state.as_mut());
         }
     }
-}
-
-/// Each granted handler's state: made anew where `renew` says so for its scope, else `old`'s.
-fn new_handler_states(
-    manifest: &Manifest,
-    renew: impl Fn(StateScope) -> bool,
-    old: Vec<Box<dyn Any + Send>>,
-) -> Vec<Box<dyn Any + Send>> {
-    let mut old = old.into_iter();
-    manifest
-        .handlers
-        .iter()
-        .map(|grant| match old.next() {
-            Some(kept) if !renew(grant.family.state_scope()) => kept,
-            _ => grant.family.new_state(&grant.settings),
-        })
-        .collect()
 }
 
 /// Delivers outside input to one actor's mailbox (see [`ActorCtx::outside_input`]).

@@ -376,35 +376,47 @@ enum Body {
     Moving,
 }
 
-/// The manifest `actor_id` ran with, held within its ancestors' as at its spawn, from their
-/// recorded chains; `None` where one of them cannot be read (an exported file carries only its
-/// own chain: the child then replays with its manifest as recorded).
+/// `spawn`'s manifest as recorded.
 fn recorded_manifest(
+    spawn: &theater_chain::Spawn,
+    handlers: &crate::handlers::Registry,
+) -> Result<Manifest, crate::ManifestError> {
+    let origin = ManifestOrigin::Inline {
+        base_dir: ".".into(),
+    };
+    Manifest::parse_with(&spawn.manifest, origin, handlers)
+}
+
+/// `manifest` held within the manifest of `parent` and its ancestors, as at its spawn, read
+/// from their recorded chains; `None` where one of them cannot be read (an exported file
+/// carries only its own chain: a child then replays with its manifest as recorded).
+fn held_within_ancestors(
     sources: &ReplaySources,
-    actor_id: &str,
+    manifest: Manifest,
+    parent: Option<&str>,
     handlers: &crate::handlers::Registry,
     depth: u32,
 ) -> Option<Manifest> {
+    let Some(parent) = parent else {
+        return Some(manifest);
+    };
     // Deeper trees than this are not built by a supervisor; a crafted loop of parents ends.
     if depth > 256 {
         return None;
     }
-    let stored = (sources.chains)(actor_id).ok()?;
-    let first = Event::decode(&stored.first()?.bytes).ok()?;
-    let EventKind::Spawn(spawn) = first.kind else {
+    let stored = (sources.chains)(parent).ok()?;
+    let EventKind::Spawn(spawn) = Event::decode(&stored.first()?.bytes).ok()?.kind else {
         return None;
     };
-    let origin = ManifestOrigin::Inline {
-        base_dir: ".".into(),
-    };
-    let manifest = Manifest::parse_with(&spawn.manifest, origin, handlers).ok()?;
-    match &spawn.parent {
-        None => Some(manifest),
-        Some(parent) => {
-            let parent = recorded_manifest(sources, parent, handlers, depth + 1)?;
-            crate::attenuation::attenuate_keys(&parent, manifest, Durability::default()).ok()
-        }
-    }
+    let theirs = recorded_manifest(&spawn, handlers).ok()?;
+    let theirs = held_within_ancestors(
+        sources,
+        theirs,
+        spawn.parent.as_deref(),
+        handlers,
+        depth + 1,
+    )?;
+    crate::attenuation::attenuate_keys(&theirs, manifest, Durability::default()).ok()
 }
 
 /// Replays `stored`, the chain of `actor_id`, and checks every event against it.
@@ -438,23 +450,18 @@ pub(crate) async fn replay_to_end(
         return Err(input("the chain is empty".into()));
     };
     let spawn = spawn.clone();
-    let mut manifest = Manifest::parse_with(
-        &spawn.manifest,
-        ManifestOrigin::Inline {
-            base_dir: ".".into(),
-        },
-        &options.handlers,
-    )
-    .map_err(|e| input(format!("the recorded manifest: {e}")))?;
+    let recorded = recorded_manifest(&spawn, &options.handlers)
+        .map_err(|e| input(format!("the recorded manifest: {e}")))?;
     // A child ran with its manifest held within its parent's: its memory limit, say, may
     // have been the parent's, smaller than the default it left unset.
-    if let Some(parent) = &spawn.parent
-        && let Some(ancestors) = recorded_manifest(&sources, parent, &options.handlers, 0)
-        && let Ok(held) =
-            crate::attenuation::attenuate_keys(&ancestors, manifest.clone(), Durability::default())
-    {
-        manifest = held;
-    }
+    let mut manifest = held_within_ancestors(
+        &sources,
+        recorded.clone(),
+        spawn.parent.as_deref(),
+        &options.handlers,
+        0,
+    )
+    .unwrap_or(recorded);
     // The chain may be hostile: its limits are held to bounds, so that a replay cannot run
     // for ever or take all the memory.
     manifest.limits.memory_mb = manifest.limits.memory_mb.min(REPLAY_MAX_MEMORY_MB);
