@@ -118,6 +118,91 @@ enum Command {
         ack: Option<Ack>,
     },
     Flush(Ack),
+    /// Applied at once, even while a batch waits to be retried.
+    Quota(Option<u64>),
+}
+
+/// The bytes of events queued for the writer at most (see [`ChainWriter::append`]).
+pub const QUEUE_BYTES: u64 = 64 << 20;
+/// What one queued event costs besides its bytes (the command and its bookkeeping).
+const EVENT_OVERHEAD: u64 = 128;
+
+/// The writer's queue, counted in bytes. Appenders wait for room; the writer gives room back
+/// as it commits. So a slow or failing disk slows recording actors down instead of growing
+/// memory without bound, and no event is ever dropped.
+struct Room {
+    used: Mutex<u64>,
+    freed: std::sync::Condvar,
+    freed_async: tokio::sync::Notify,
+}
+
+impl Room {
+    fn cost(event: &StoredEvent) -> u64 {
+        // One event larger than the whole queue still goes, alone.
+        (event.bytes.len() as u64 + EVENT_OVERHEAD).min(QUEUE_BYTES)
+    }
+
+    fn try_take(&self, bytes: u64) -> bool {
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *used + bytes > QUEUE_BYTES {
+            return false;
+        }
+        *used += bytes;
+        true
+    }
+
+    fn take_blocking(&self, bytes: u64) {
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *used + bytes > QUEUE_BYTES {
+            used = self
+                .freed
+                .wait(used)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *used += bytes;
+    }
+
+    async fn take(&self, bytes: u64) {
+        loop {
+            let freed = self.freed_async.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_take(bytes) {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    fn give_back(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        *self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) -= bytes;
+        self.freed.notify_all();
+        self.freed_async.notify_waiters();
+    }
+}
+
+/// The writer's health, as [`ChainWriter::status`] reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterStatus {
+    /// Why the last commit failed, while commits fail (disk full, database busy). Appends
+    /// still queue, up to [`QUEUE_BYTES`]; the writer retries with back-off.
+    pub failing: Option<String>,
+    /// Commits that failed and were retried since the writer opened.
+    pub failed_commits: u64,
+    /// Bytes waiting in the queue.
+    pub queued_bytes: u64,
 }
 
 fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -192,8 +277,11 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
 /// dir's node key.
 pub struct ChainWriter {
     tx: Option<mpsc::Sender<Command>>,
+    /// Counts the writer's rounds (a batch committed, or nothing to commit).
+    rounds: tokio::sync::watch::Sender<u64>,
     thread: Option<JoinHandle<()>>,
-    failure: Arc<Mutex<Option<String>>>,
+    status: Arc<Mutex<WriterStatus>>,
+    room: Arc<Room>,
     path: PathBuf,
     public_key: PublicKey,
 }
@@ -215,19 +303,33 @@ impl ChainWriter {
         )
         .map_err(sqlite_err(&path))?;
         let (tx, rx) = mpsc::channel();
-        let failure = Arc::new(Mutex::new(None));
+        let status = Arc::new(Mutex::new(WriterStatus::default()));
+        let room = Arc::new(Room {
+            used: Mutex::new(0),
+            freed: Default::default(),
+            freed_async: Default::default(),
+        });
+        let rounds = tokio::sync::watch::Sender::new(0);
         let thread = {
-            let failure = failure.clone();
-            let path = path.clone();
+            let writer = WriterThread {
+                rounds: rounds.clone(),
+                conn,
+                path: path.clone(),
+                status: status.clone(),
+                room: room.clone(),
+                key,
+            };
             std::thread::Builder::new()
                 .name("theater-chain-writer".into())
-                .spawn(move || writer_loop(conn, rx, &path, &failure, &key))
+                .spawn(move || writer.run(rx))
                 .expect("spawning the chain writer thread")
         };
         Ok(ChainWriter {
             tx: Some(tx),
+            rounds,
             thread: Some(thread),
-            failure,
+            status,
+            room,
             path,
             public_key,
         })
@@ -243,12 +345,9 @@ impl ChainWriter {
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {
-        if let Some(failure) = self.failure.lock().unwrap().clone() {
-            return Err(StoreError::WriterFailed(failure));
-        }
         let someone_waits = matches!(
             command,
-            Command::Flush(_) | Command::Append { ack: Some(_), .. }
+            Command::Flush(_) | Command::Append { ack: Some(_), .. } | Command::Quota(_)
         );
         self.tx
             .as_ref()
@@ -272,8 +371,9 @@ impl ChainWriter {
         self.send(Command::Register(info))
     }
 
-    /// Queues one event. `ack`, if given, runs once the event is committed; with
-    /// [`Durability::EveryEvent`] the commit is fsynced first.
+    /// Queues one event, blocking the thread while the queue is full. `ack`, if given, runs
+    /// once the event is committed; with [`Durability::EveryEvent`] the commit is fsynced
+    /// first. Async callers use [`ChainWriter::append_async`].
     pub fn append(
         &self,
         actor_id: Arc<str>,
@@ -281,12 +381,73 @@ impl ChainWriter {
         event: StoredEvent,
         ack: Option<Ack>,
     ) -> Result<(), StoreError> {
+        self.room.take_blocking(Room::cost(&event));
+        self.queue(actor_id, index, event, ack)
+    }
+
+    /// [`ChainWriter::append`] that waits for room in the queue without blocking the thread.
+    pub async fn append_async(
+        &self,
+        actor_id: Arc<str>,
+        index: u64,
+        event: StoredEvent,
+        ack: Option<Ack>,
+    ) -> Result<(), StoreError> {
+        let cost = Room::cost(&event);
+        if !self.room.try_take(cost) {
+            self.room.take(cost).await;
+        }
+        self.queue(actor_id, index, event, ack)
+    }
+
+    fn queue(
+        &self,
+        actor_id: Arc<str>,
+        index: u64,
+        event: StoredEvent,
+        ack: Option<Ack>,
+    ) -> Result<(), StoreError> {
+        let cost = Room::cost(&event);
         self.send(Command::Append {
             actor_id,
             index,
             event,
             ack,
         })
+        .inspect_err(|_| self.room.give_back(cost))
+    }
+
+    /// Returns once everything queued before this call is committed, without asking for an
+    /// early commit: it waits for the writer's next rounds (a few milliseconds), or `limit`
+    /// while commits fail.
+    pub async fn committed_so_far(&self, limit: std::time::Duration) {
+        let mut rounds = self.rounds.subscribe();
+        let start = *rounds.borrow_and_update();
+        // The round under way may have collected its batch before our events were queued; the
+        // one after it has them.
+        let _ = tokio::time::timeout(limit, rounds.wait_for(|r| *r >= start + 2)).await;
+    }
+
+    /// Caps the database at about `bytes` (SQLite's `max_page_count`); `None` lifts the cap.
+    /// A commit past it fails as a full disk does: the writer reports it and retries until
+    /// the cap is raised or room is made.
+    pub fn set_quota(&self, bytes: Option<u64>) -> Result<(), StoreError> {
+        self.send(Command::Quota(bytes))
+    }
+
+    /// The writer's health: whether commits are failing, and how full its queue is.
+    pub fn status(&self) -> WriterStatus {
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        status.queued_bytes = *self
+            .room
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        status
     }
 
     /// Runs `ack` once everything queued before it is committed.
@@ -296,18 +457,35 @@ impl ChainWriter {
 
     /// Blocks until everything queued so far is committed.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_within(None)
+    }
+
+    /// Blocks until everything queued so far is committed, or `limit` passes while commits
+    /// fail (the error then says why, and what is not yet committed stays queued).
+    pub fn flush_within(&self, limit: Option<std::time::Duration>) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.flush_with(Box::new(move |r| {
             let _ = tx.send(r);
         }))?;
-        rx.recv()
-            .map_err(|_| StoreError::WriterFailed("the writer thread exited".into()))?
+        let answer = match limit {
+            None => rx.recv().ok(),
+            Some(limit) => match rx.recv_timeout(limit) {
+                Ok(answer) => Some(answer),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let status = self.status();
+                    return Err(StoreError::WriterFailed(format!(
+                        "{} bytes of events are not committed after {} ms: {}",
+                        status.queued_bytes,
+                        limit.as_millis(),
+                        status.failing.unwrap_or_else(|| "the disk is slow".into())
+                    )));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        answer
+            .ok_or_else(|| StoreError::WriterFailed("the writer thread exited".into()))?
             .map_err(StoreError::WriterFailed)
-    }
-
-    /// The writer's failure, if it has failed. Appends fail from then on.
-    pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap().clone()
     }
 }
 
@@ -324,67 +502,173 @@ impl Drop for ChainWriter {
 
 /// The most commands folded into one transaction.
 const MAX_BATCH: usize = 16 * 1024;
+/// The first wait before a failed commit is retried; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a writer being dropped keeps retrying a failing commit before it gives up.
+const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn writer_loop(
+struct WriterThread {
+    rounds: tokio::sync::watch::Sender<u64>,
     conn: Connection,
-    rx: mpsc::Receiver<Command>,
-    path: &Path,
-    failure: &Mutex<Option<String>>,
-    key: &NodeKey,
-) {
-    let mut synchronous_full = false;
-    let mut batch = Vec::with_capacity(256);
-    let mut open = true;
-    while open {
-        // Batched appends don't wake this thread; it looks every interval, or when woken by a
-        // flush, an acknowledged append or the writer's drop.
-        std::thread::park_timeout(BATCH_INTERVAL);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
+    path: PathBuf,
+    status: Arc<Mutex<WriterStatus>>,
+    room: Arc<Room>,
+    key: NodeKey,
+}
+
+impl WriterThread {
+    fn run(self, rx: mpsc::Receiver<Command>) {
+        let mut synchronous_full = false;
+        let mut batch: Vec<Command> = Vec::with_capacity(256);
+        let mut open = true;
+        let mut backoff = FIRST_BACKOFF;
+        let mut closed_at = None;
+        loop {
+            // Batched appends don't wake this thread; it looks every interval, or when woken
+            // by a flush, an acknowledged append or the writer's drop.
+            if batch.is_empty() {
+                if !open {
+                    return;
+                }
+                std::thread::park_timeout(BATCH_INTERVAL);
+            }
+            // Collected even while a batch waits for a retry: the queue's room bounds it.
+            while open && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Command::Quota(bytes)) => self.set_quota(bytes),
+                    Ok(c) => batch.push(c),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            if batch.is_empty() {
+                self.rounds.send_modify(|r| *r += 1);
+                continue;
+            }
+            if batch.len() >= MAX_BATCH {
+                // More may be queued: don't wait for the next interval.
+                std::thread::current().unpark();
+            }
+            let wants_sync = batch
+                .iter()
+                .any(|c| matches!(c, Command::Append { ack: Some(_), .. }));
+            if wants_sync != synchronous_full {
+                let level = if wants_sync { "FULL" } else { "NORMAL" };
+                let _ = self
+                    .conn
+                    .execute_batch(&format!("PRAGMA synchronous = {level}"));
+                synchronous_full = wants_sync;
+            }
+            match commit_batch(&self.conn, &batch, &self.key) {
+                Ok(()) => {
+                    backoff = FIRST_BACKOFF;
+                    self.committed(&mut batch);
+                    self.rounds.send_modify(|r| *r += 1);
+                }
+                Err(e) => {
+                    // The transaction rolled back as a whole: the same batch is retried.
+                    let message = format!("committing chains to {}: {e}", self.path.display());
+                    self.failed(message);
+                    if !open {
+                        let since = *closed_at.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() > GIVE_UP_AFTER {
+                            self.give_up(batch);
+                            return;
+                        }
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
-        if batch.is_empty() {
-            continue;
+    }
+
+    fn set_quota(&self, bytes: Option<u64>) {
+        let pages = match bytes {
+            None => u32::MAX as u64 - 1,
+            Some(bytes) => {
+                let page: u64 = self
+                    .conn
+                    .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+                    .map_or(4096, |p| p.max(512) as u64);
+                (bytes / page).max(1)
+            }
+        };
+        // SQLite never sets it below the database's current size.
+        let _ = self
+            .conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()));
+    }
+
+    /// Acknowledges a committed batch and gives its room back.
+    fn committed(&self, batch: &mut Vec<Command>) {
+        let mut freed = 0;
+        for command in batch.drain(..) {
+            match command {
+                Command::Append { ack, event, .. } => {
+                    freed += Room::cost(&event);
+                    if let Some(ack) = ack {
+                        ack(Ok(()));
+                    }
+                }
+                Command::Flush(ack) => ack(Ok(())),
+                Command::Register(_) | Command::Quota(_) => {}
+            }
         }
-        if batch.len() == MAX_BATCH {
-            // More may be queued: don't wait for the next interval.
-            std::thread::current().unpark();
+        self.room.give_back(freed);
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(failure) = status.failing.take() {
+            tracing::warn!(
+                "recording resumed: chains commit to {} again (after: {failure})",
+                self.path.display()
+            );
         }
-        let wants_sync = batch
-            .iter()
-            .any(|c| matches!(c, Command::Append { ack: Some(_), .. }));
-        if wants_sync != synchronous_full {
-            let level = if wants_sync { "FULL" } else { "NORMAL" };
-            let _ = conn.execute_batch(&format!("PRAGMA synchronous = {level}"));
-            synchronous_full = wants_sync;
+    }
+
+    /// Notes a failed commit; the first of a run of failures is reported, once.
+    fn failed(&self, message: String) {
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        status.failed_commits += 1;
+        if status.failing.is_none() {
+            tracing::error!(
+                "{message}; retrying with back-off, and recording actors wait for room (nothing is dropped)"
+            );
         }
-        let mut acks = Vec::new();
-        let result = commit_batch(&conn, batch.drain(..), &mut acks, key)
-            .map_err(|e| format!("committing to {}: {e}", path.display()));
-        if let Err(message) = &result {
-            *failure.lock().unwrap() = Some(message.clone());
-        }
-        for ack in acks {
-            ack(result.clone());
-        }
-        if result.is_err() {
-            break;
+        status.failing = Some(message);
+    }
+
+    /// The writer is closing and the disk never took the batch: everyone waiting hears why.
+    fn give_up(&self, batch: Vec<Command>) {
+        let why = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .failing
+            .clone()
+            .unwrap_or_default();
+        tracing::error!(
+            "giving up: {} queued commands were not committed: {why}",
+            batch.len()
+        );
+        for command in batch {
+            match command {
+                Command::Append { ack: Some(ack), .. } | Command::Flush(ack) => {
+                    ack(Err(why.clone()))
+                }
+                _ => {}
+            }
         }
     }
 }
 
-fn commit_batch(
-    conn: &Connection,
-    batch: impl Iterator<Item = Command>,
-    acks: &mut Vec<Ack>,
-    key: &NodeKey,
-) -> rusqlite::Result<()> {
+fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
     let mut heads: HashMap<Arc<str>, ChainHead> = HashMap::new();
     {
@@ -413,24 +697,23 @@ fn commit_batch(
                     actor_id,
                     index,
                     event,
-                    ack,
+                    ..
                 } => {
                     insert_event.execute(params![
-                        &*actor_id,
-                        index as i64,
+                        &**actor_id,
+                        *index as i64,
                         &event.hash.0[..],
-                        event.bytes,
+                        &event.bytes,
                     ])?;
                     heads.insert(
-                        actor_id,
+                        actor_id.clone(),
                         ChainHead {
                             len: index + 1,
                             head: event.hash,
                         },
                     );
-                    acks.extend(ack);
                 }
-                Command::Flush(ack) => acks.push(ack),
+                Command::Flush(_) | Command::Quota(_) => {}
             }
         }
         // Every head this commit moves is signed in the same transaction, so the stored head,
@@ -579,6 +862,47 @@ impl ChainReader {
                 count,
             }),
         }
+    }
+
+    /// Up to `limit` committed events of a chain from index `from` on, with the chain's
+    /// committed length, read in one snapshot. Cheap for a long chain: only the range is read.
+    pub fn events(
+        &self,
+        actor_id: &str,
+        from: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<StoredEvent>), StoreError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sqlite_err(&self.path))?;
+        let len: i64 = tx
+            .query_row(
+                "SELECT len FROM chains WHERE actor_id = ?1",
+                [actor_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err(&self.path))?
+            .ok_or_else(|| StoreError::UnknownActor(actor_id.to_owned()))?;
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT hash, data FROM events WHERE actor_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+            )
+            .map_err(sqlite_err(&self.path))?;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let end = from.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX));
+        let events = stmt
+            .query_map(params![actor_id, from, end], |row| {
+                Ok(StoredEvent {
+                    hash: Hash(raw_bytes(row, 0)?.try_into().unwrap_or([0xff; 32])),
+                    bytes: raw_bytes(row, 1)?,
+                })
+            })
+            .map_err(sqlite_err(&self.path))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite_err(&self.path))?;
+        Ok((len.max(0) as u64, events))
     }
 
     /// The chain's row and its committed events, read in one snapshot.
