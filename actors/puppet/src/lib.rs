@@ -7,7 +7,10 @@
 //! `panic`, `loop`, `shutdown`, `defer`, `outstanding`, `respond RID TEXT`, `cancel RID`,
 //! `send ID TEXT`, `request ID TEXT`, `open ID TEXT`, `chan CID TEXT`, `close CID`,
 //! `spawn MANIFEST` (path or TOML), `spawn-with INIT|MANIFEST`, `resume STATE|MANIFEST`,
-//! `children`, `stop ID`, `restart ID`, `child-state ID`, `child-events ID`.
+//! `children`, `stop ID`, `restart ID`, `child-state ID`, `child-events ID`; and hostile ones:
+//! `log-flood N BYTES`, `alloc MIB`, `recurse DEPTH`, `big-send ID BYTES`, `big-answer BYTES`,
+//! `spawn-flood N MANIFEST`, `send-flood ID N`, `spin N`, `chain-loop N`; and ranged chain
+//! reads: `chain-range own|CHILD START MAX` (answers `COUNT FIRST-TYPE LINKED HAS-PARENT`).
 //! An initial state `init:COMMAND` runs COMMAND in `init` (its output is logged); `init-fail`
 //! makes `init` return `Err`.
 
@@ -22,7 +25,7 @@ use bindings::exports::theater::simple::actor::Guest as Actor;
 use bindings::exports::theater::simple::message_server_client::Guest as Client;
 use bindings::exports::theater::simple::supervisor_handlers::Guest as Handlers;
 use bindings::theater::simple::types::{ChannelAccept, WitActorError};
-use bindings::theater::simple::{message_server_host as msg, runtime, supervisor};
+use bindings::theater::simple::{chain, message_server_host as msg, runtime, supervisor};
 
 type State = Option<Vec<u8>>;
 
@@ -94,9 +97,101 @@ fn run(state: State, command: &str) -> Result<(State, Option<String>), String> {
             let types: Vec<String> = events.iter().map(|e| e.event_type.clone()).collect();
             format!("{} {}", events.len(), types.join(" "))
         })),
+        // Hostile behaviour, for the runtime's bounds (crates/theater/tests/hostile.rs).
+        "log-flood" => {
+            let (n, size) = (number(first)?, number(tail)? as usize);
+            let line = "x".repeat(size);
+            for _ in 0..n {
+                runtime::log(&line);
+            }
+            "ok".into()
+        }
+        "alloc" => {
+            // Touches every page, so the memory is really used.
+            let mut blocks = Vec::new();
+            for _ in 0..number(first)? {
+                blocks.push(core::hint::black_box(vec![1u8; 1 << 20]));
+            }
+            format!("ok {}", blocks.len())
+        }
+        "recurse" => format!("ok {}", recurse(number(first)?)),
+        "big-send" => {
+            let bytes = vec![b'x'; number(tail)? as usize];
+            shown(msg::send(first, &bytes).map(|()| ""))
+        }
+        "big-answer" => {
+            let bytes = vec![b'x'; number(first)? as usize];
+            return Ok((state, Some(String::from_utf8(bytes).unwrap())));
+        }
+        "spawn-flood" => {
+            let (mut spawned, mut last_error) = (0, String::new());
+            for _ in 0..number(first)? {
+                match supervisor::spawn(tail, None) {
+                    Ok(_) => spawned += 1,
+                    Err(e) => last_error = e,
+                }
+            }
+            format!("ok {spawned} {last_error}")
+        }
+        "send-flood" => {
+            // Until the first refusal (a full mailbox, once the sender's timeout passed).
+            let (mut sent, mut refused) = (0, String::new());
+            for i in 0..number(tail)? {
+                match msg::send(first, format!("note {i}").as_bytes()) {
+                    Ok(()) => sent += 1,
+                    Err(e) => {
+                        refused = e;
+                        break;
+                    }
+                }
+            }
+            format!("ok {sent} {refused}")
+        }
+        "spin" => {
+            let mut x: u64 = 0;
+            for _ in 0..number(first)? {
+                x = core::hint::black_box(x.wrapping_add(1));
+            }
+            format!("ok {x}")
+        }
+        "chain-loop" => {
+            let mut len = 0;
+            for _ in 0..number(first)? {
+                len = runtime::get_chain().events.len();
+            }
+            format!("ok {len}")
+        }
+        "chain-range" => {
+            let (start, max) = tail.split_once(' ').unwrap_or((tail, ""));
+            let read = if first == "own" {
+                chain::read_own(number(start)?, number(max)? as u32)
+            } else {
+                chain::read_child(first, number(start)?, number(max)? as u32)
+            };
+            shown(read.map(|events| {
+                // The count, the first event's type, and whether each links to the one before.
+                let linked = events.windows(2).all(|w| w[1].parent_hash.as_ref() == Some(&w[0].hash));
+                let first_type = events.first().map(|e| e.event_type.clone()).unwrap_or_default();
+                let first_has_parent = events.first().is_some_and(|e| e.parent_hash.is_some());
+                format!("{} {first_type} {linked} {first_has_parent}", events.len())
+            }))
+        }
         other => return Err(format!("puppet: unknown command {other:?}")),
     };
     Ok((state, Some(answer)))
+}
+
+fn number(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|_| format!("puppet: {text:?} is not a number"))
+}
+
+/// Recurses `depth` times, each frame keeping 1 KiB live.
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth as u8; 1024]);
+    if depth == 0 {
+        return frame[0] as u64;
+    }
+    recurse(depth - 1) + frame[1023] as u64
 }
 
 impl Actor for Puppet {

@@ -26,14 +26,53 @@ use crate::runtime::{LogLine, LogSink, Shared};
 
 pub(crate) type State = Option<Vec<u8>>;
 
-/// Where a request's answer goes.
-pub(crate) type Reply = oneshot::Sender<Result<Vec<u8>, String>>;
+/// Where a request's answer goes, and the largest answer the requester takes: an answer is a
+/// message to the requester, held to its `[messaging] max_message_bytes` like any other.
+pub(crate) struct Reply {
+    tx: oneshot::Sender<Result<Vec<u8>, String>>,
+    max_bytes: u64,
+}
 
-/// A request this actor deferred (its `handle-request` returned `none`).
+/// The requester's side of a [`Reply`].
+pub(crate) type Answer = oneshot::Receiver<Result<Vec<u8>, String>>;
+
+impl Reply {
+    pub(crate) fn new(max_bytes: u64) -> (Reply, Answer) {
+        let (tx, rx) = oneshot::channel();
+        (Reply { tx, max_bytes }, rx)
+    }
+
+    /// Answers, unless the answer is over the requester's limit: then the reply is handed
+    /// back with the reason, so the answerer can fail it or answer again.
+    pub(crate) fn answer(self, answer: Vec<u8>) -> Result<(), (Reply, String)> {
+        if answer.len() as u64 > self.max_bytes {
+            let why = format!(
+                "an answer of {} bytes is over the requester's limit of {} bytes ([messaging] max_message_bytes)",
+                answer.len(),
+                self.max_bytes
+            );
+            return Err((self, why));
+        }
+        // The requester may have given up; the answer was given all the same.
+        let _ = self.tx.send(Ok(answer));
+        Ok(())
+    }
+
+    /// Tells the requester its request failed.
+    pub(crate) fn fail(self, why: String) {
+        let _ = self.tx.send(Err(why));
+    }
+
+    /// Whether the requester stopped waiting (its timeout passed, or it is gone).
+    pub(crate) fn abandoned(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// A request this actor deferred (its `handle-request` returned `none`). The requester's own
+/// wait keeps the runtime from counting as quiescent; once it gives up, the entry is dropped.
 pub(crate) struct Deferred {
     pub(crate) reply: Reply,
-    /// Keeps the runtime from counting as quiescent while the requester waits.
-    pub(crate) _work: crate::runtime::Work,
 }
 
 /// What a host function leaves for the recording wrapper besides its result.
@@ -62,6 +101,8 @@ pub struct ActorCtx {
     /// Each granted handler's state, in the order of `manifest.handlers`.
     handler_states: Vec<Box<dyn Any + Send>>,
     on_log: LogSink,
+    /// How many log lines it may still print now (`theater:simple/runtime.log`).
+    pub(crate) log_budget: crate::handlers::LogBudget,
     limits: StoreLimits,
     /// Epoch ticks the current call has run for, and how many it may.
     ticks: u64,
@@ -104,6 +145,7 @@ impl ActorCtx {
             deferred: HashMap::new(),
             note: HostNote::default(),
             on_log,
+            log_budget: Default::default(),
             limits: StoreLimitsBuilder::new()
                 .memory_size((manifest.limits.memory_mb as usize) << 20)
                 .trap_on_grow_failure(true)
@@ -429,29 +471,42 @@ impl Actor {
     }
 
     /// Makes sure there is an instance, creating one (recorded as a wake) after hibernation.
+    /// With every pool slot taken it makes room: it hibernates the actor idle the longest, or
+    /// waits for a slot, up to [`WAKE_WAIT`]. Each attempt is recorded as a wake.
     async fn wake(&mut self, max_instances: u32) -> Result<(), String> {
         if !matches!(self.body, Body::Hibernated(_)) {
             return Ok(());
         }
-        let Body::Hibernated(ctx) = std::mem::replace(&mut self.body, Body::Moving) else {
-            unreachable!()
-        };
-        match Actor::instantiate(
-            self.prepared.clone(),
-            *ctx,
-            InstanceReason::Wake,
-            None,
-            max_instances,
-        )
-        .await
-        {
-            Ok(fresh) => {
-                self.body = fresh.body;
-                Ok(())
+        let deadline = tokio::time::Instant::now() + WAKE_WAIT;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let Body::Hibernated(ctx) = std::mem::replace(&mut self.body, Body::Moving) else {
+                unreachable!()
+            };
+            let (ctx, message) = match Actor::instantiate(
+                self.prepared.clone(),
+                *ctx,
+                InstanceReason::Wake,
+                None,
+                max_instances,
+            )
+            .await
+            {
+                Ok(fresh) => {
+                    self.body = fresh.body;
+                    return Ok(());
+                }
+                Err(failed) => failed,
+            };
+            let shared = ctx.shared.upgrade();
+            self.body = Body::Hibernated(ctx);
+            if !message.starts_with(NO_FREE_SLOT) || tokio::time::Instant::now() >= deadline {
+                return Err(message);
             }
-            Err((ctx, message)) => {
-                self.body = Body::Hibernated(ctx);
-                Err(message)
+            if !shared.is_some_and(|s| s.hibernate_least_recently_used()) {
+                // Every live instance is in a call: one ends soon (each call has a CPU budget).
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
             }
         }
     }
@@ -471,6 +526,12 @@ impl Actor {
         O: Returns,
     {
         if let Err(message) = self.wake(max_instances).await {
+            // Not handled, and said so: a requester gets the error, and it is logged for a
+            // send, whose sender was told it was delivered.
+            self.ctx().log(&format!(
+                "could not handle a message (`{}`): {message}",
+                export.path()
+            ));
             return Outcome::GuestError(message);
         }
         let func = match self.func::<P, O>(export) {
@@ -490,7 +551,12 @@ impl Actor {
                 Err(e) => return Outcome::GuestError(one_line(&e)),
             };
             if let Err(e) = self.ctx_mut().chain.record(start).await {
-                return Outcome::GuestError(format!("recording its chain: {}", one_line(&e)));
+                // The chain cannot go on (a chain kept in memory is full): the actor stops.
+                return Outcome::Trapped(Trap {
+                    kind: TrapKind::Other,
+                    message: format!("recording its chain: {}", one_line(&e)),
+                    backtrace: None,
+                });
             }
         }
         let outcome = self.invoke::<P, O>(func, params, kill).await;
@@ -649,11 +715,15 @@ impl Actor {
     }
 }
 
+/// How long waking a hibernated actor waits for a free pool slot before it gives up.
+pub(crate) const WAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const NO_FREE_SLOT: &str = "no free instance slot";
+
 fn instantiate_error(e: &wasmtime::Error, max_instances: u32) -> String {
     let message = one_line(e);
     if message.contains("maximum concurrent") {
         format!(
-            "no free instance slot: {max_instances} instances are live (raise `theater run --max-instances`)"
+            "{NO_FREE_SLOT}: {max_instances} instances are live (raise `theater run --max-instances`)"
         )
     } else {
         format!("instantiating: {message}")

@@ -109,6 +109,11 @@ pub const RULES: &[Rule] = &[
         "at most the parent's",
     ),
     rule(
+        "messaging.mailbox_bytes",
+        RuleKind::AtMost,
+        "at most the parent's",
+    ),
+    rule(
         "supervision.strategy",
         RuleKind::Free,
         "how the child treats its own children",
@@ -244,6 +249,11 @@ pub fn attenuate_keys(
         "messaging.max_message_bytes",
         &mut c.max_message_bytes,
         p.max_message_bytes,
+    )?;
+    keys.at_most(
+        "messaging.mailbox_bytes",
+        &mut c.mailbox_bytes,
+        p.mailbox_bytes,
     )?;
 
     let (p, c) = (&parent.supervision, &mut child.supervision);

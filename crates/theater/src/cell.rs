@@ -6,6 +6,7 @@
 //! order, and parks the actor again when the mailbox is empty. So an idle actor has no task,
 //! and one mailbox per receiver keeps every sender's messages in the order they were sent.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -81,20 +82,21 @@ impl Message {
         }
     }
 
+    /// The bytes it carries, as mailboxes count them.
     pub(crate) fn payload_len(&self) -> usize {
         match self {
             Message::Send(m) | Message::Request(m, _) => m.len(),
             Message::ChannelOpen { msg, .. } | Message::ChannelMessage { msg, .. } => msg.len(),
-            _ => 0,
+            Message::ChildExit { data, .. } => data.as_ref().map_or(0, Vec::len),
+            Message::ChildError { error, .. } => error.data.as_ref().map_or(0, Vec::len),
+            Message::ChannelClose { .. } | Message::ChildExternalStop { .. } => 0,
         }
     }
 
     /// Tells a waiting sender that the message will not be handled.
     pub(crate) fn refuse(self, why: String) {
         match self {
-            Message::Request(_, reply) => {
-                let _ = reply.send(Err(why));
-            }
+            Message::Request(_, reply) => reply.fail(why),
             Message::ChannelOpen { reply, .. } => {
                 let _ = reply.send(Err(why));
             }
@@ -157,6 +159,8 @@ pub(crate) enum Slot {
 
 pub(crate) struct Inner {
     pub(crate) mailbox: VecDeque<Envelope>,
+    /// The payload bytes of the envelopes in `mailbox`.
+    pub(crate) mailbox_bytes: u64,
     pub(crate) slot: Slot,
     /// A stop asked for while the actor was busy; handled when its call returns.
     pub(crate) stop: Option<StopRequest>,
@@ -191,6 +195,14 @@ pub(crate) struct Cell {
     pub(crate) exit: watch::Sender<Option<ActorExit>>,
     /// Its children, if it may have any (the `supervisor` handler is granted).
     pub(crate) supervision: Option<tokio::sync::Mutex<Supervision<Arc<str>>>>,
+    /// Children whose `spawn` is under way (their `init` runs): stopped with the others if
+    /// this actor exits meanwhile.
+    pub(crate) starting: Mutex<Vec<Arc<str>>>,
+    /// The child whose `init` a supervision decision or `restart-child` runs while holding
+    /// the supervision lock: whoever waits for the lock waits on that child.
+    pub(crate) restarting: Mutex<Option<Arc<str>>>,
+    /// Set once its run is ending: a spawn that finishes after this stops its child.
+    pub(crate) exiting: std::sync::atomic::AtomicBool,
 }
 
 impl Cell {
@@ -202,12 +214,42 @@ impl Cell {
     pub(crate) fn exports(&self, export: Export) -> bool {
         self.prepared.exports[export as usize].is_some()
     }
+
+    /// Its supervision, locked. The lock may be held by a restart running a child's `init`:
+    /// waiting for it is waiting on that child, so the wait takes part in cycle checks (a
+    /// child whose `init` requests this actor is refused at once instead of timing out).
+    pub(crate) async fn supervision(
+        &self,
+        shared: &Shared,
+    ) -> Result<tokio::sync::MutexGuard<'_, Supervision<Arc<str>>>, String> {
+        let supervision = self
+            .supervision
+            .as_ref()
+            .ok_or("this actor's manifest does not grant the supervisor handler")?;
+        if let Ok(guard) = supervision.try_lock() {
+            return Ok(guard);
+        }
+        let holder = self.restarting.locked().clone();
+        let _waiting = match holder {
+            Some(child) => Some(
+                shared
+                    .waits
+                    .wait(&self.id, &child)
+                    .map_err(|c| shared.describe_cycle("waiting for a child's restart", &c))?,
+            ),
+            None => None,
+        };
+        Ok(supervision.lock().await)
+    }
 }
 
 /// Why a delivery did not happen.
 pub(crate) enum Refused {
-    /// The mailbox is full; the envelope is handed back so the sender can wait and retry.
+    /// The mailbox is full (by count or by bytes); the envelope is handed back so the sender
+    /// can wait and retry.
     Full(Envelope),
+    /// Every mailbox together holds the runtime's budget of bytes already.
+    OverBudget,
     Gone,
 }
 
@@ -222,13 +264,26 @@ impl Shared {
         envelope: Envelope,
         notice: bool,
     ) -> Result<(), Refused> {
-        let mut inner = cell.inner.lock().unwrap();
+        let mut inner = cell.inner.locked();
         if matches!(inner.slot, Slot::Gone) {
             return Err(Refused::Gone);
         }
-        if !notice && inner.mailbox.len() >= cell.messaging.mailbox_capacity as usize {
-            return Err(Refused::Full(envelope));
+        let bytes = envelope.message.payload_len() as u64;
+        if !notice {
+            let m = &cell.messaging;
+            let full = inner.mailbox.len() >= m.mailbox_capacity as usize
+                || (!inner.mailbox.is_empty() && inner.mailbox_bytes + bytes > m.mailbox_bytes);
+            if full {
+                return Err(Refused::Full(envelope));
+            }
+            if !self.mailboxes.reserve(bytes) {
+                return Err(Refused::OverBudget);
+            }
+        } else {
+            // A notice is taken even over the budget (see above); it still counts.
+            self.mailboxes.force(bytes);
         }
+        inner.mailbox_bytes += bytes;
         inner.mailbox.push_back(envelope);
         self.busy.add();
         if let Slot::Parked(_) = inner.slot {
@@ -243,7 +298,7 @@ impl Shared {
 
     /// After a start or a restart: parks the actor, or runs it if something already waits.
     pub(crate) fn park_or_run(self: &Arc<Self>, cell: &Arc<Cell>, mut actor: Actor) {
-        let mut inner = cell.inner.lock().unwrap();
+        let mut inner = cell.inner.locked();
         if inner.mailbox.is_empty()
             && inner.stop.is_none()
             && inner.state_waiters.is_empty()
@@ -284,14 +339,21 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
             return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Shutdown(data)).await;
         }
         let next = {
-            let mut inner = cell.inner.lock().unwrap();
+            let mut inner = cell.inner.locked();
             for waiter in inner.state_waiters.drain(..) {
                 let _ = waiter.send(actor.state.clone());
             }
             if let Some(stop) = inner.stop.take() {
                 Next::Stop(stop)
             } else if let Some(envelope) = inner.mailbox.pop_front() {
-                let was_full = inner.mailbox.len() + 1 == cell.messaging.mailbox_capacity as usize;
+                let bytes = envelope.message.payload_len() as u64;
+                // Someone may wait for room: by count, by bytes or in the runtime's budget.
+                let m = &cell.messaging;
+                let was_full = inner.mailbox.len() + 1 == m.mailbox_capacity as usize
+                    || inner.mailbox_bytes
+                        > m.mailbox_bytes.saturating_sub(m.max_message_bytes.into());
+                inner.mailbox_bytes -= bytes;
+                shared.mailboxes.release(bytes);
                 Next::Deliver(envelope, was_full)
             } else {
                 Next::Park
@@ -315,7 +377,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
         shared.busy.done();
         if let Err(trap) = result {
             // A call killed (or trapping) while a stop was pending ends as that stop.
-            let stop = cell.inner.lock().unwrap().stop.take();
+            let stop = cell.inner.locked().stop.take();
             let how = match stop {
                 Some(stop) => ExitHow::Stopped(stop),
                 None => ExitHow::Trapped(trap),
@@ -392,27 +454,21 @@ async fn deliver(
             };
             match outcome {
                 Outcome::Returned(Some(answer)) => {
-                    let _ = reply.send(Ok(answer));
+                    if let Err((reply, why)) = reply.answer(answer) {
+                        reply.fail(format!("actor {}: {why}", cell.label()));
+                    }
                 }
-                Outcome::Returned(None) => {
-                    let work = shared.busy.begin();
-                    actor
-                        .ctx_mut()
-                        .deferred
-                        .insert(request_id, Deferred { reply, _work: work });
-                }
-                Outcome::GuestError(e) => {
-                    let _ = reply.send(Err(format!(
-                        "actor {} returned an error for request {request_id}: {e}",
-                        cell.label()
-                    )));
-                }
+                Outcome::Returned(None) => defer(cell, actor, request_id, reply),
+                Outcome::GuestError(e) => reply.fail(format!(
+                    "actor {} returned an error for request {request_id}: {e}",
+                    cell.label()
+                )),
                 Outcome::Trapped(trap) => {
-                    let _ = reply.send(Err(format!(
+                    reply.fail(format!(
                         "actor {} trapped handling request {request_id}: {}",
                         cell.label(),
                         trap.message
-                    )));
+                    ));
                     return Err(trap);
                 }
             }
@@ -491,6 +547,22 @@ async fn deliver(
             state_only!(Export::HandleChildExternalStop, (child.to_string(),))
         }
     }
+}
+
+/// Keeps a request the actor deferred, after forgetting those whose requesters gave up. At
+/// most a mailbox's worth wait at once: past that the request fails at once.
+fn defer(cell: &Cell, actor: &mut Actor, request_id: Arc<str>, reply: Reply) {
+    let deferred = &mut actor.ctx_mut().deferred;
+    deferred.retain(|_, d| !d.reply.abandoned());
+    if deferred.len() >= cell.messaging.mailbox_capacity as usize {
+        reply.fail(format!(
+            "actor {} deferred request {request_id}, but already has {} deferred requests waiting (its [messaging] mailbox_capacity)",
+            cell.label(),
+            deferred.len()
+        ));
+        return;
+    }
+    deferred.insert(request_id, Deferred { reply });
 }
 
 /// A guest error is recorded and the actor goes on; only a trap ends it.

@@ -1,6 +1,7 @@
 //! Loading components: read once, compile once per content hash (in memory and on disk), link
 //! once per (component, granted handlers). Linking is deny-by-default.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,11 +189,11 @@ impl ComponentCache {
         let mut grants: Vec<&'static str> = manifest.granted().collect();
         grants.sort_unstable();
         let key = (loaded.hash, grants);
-        if let Some(p) = self.linked.lock().unwrap().get(&key) {
+        if let Some(p) = self.linked.locked().get(&key) {
             return Ok(p.clone());
         }
         let prepared = Arc::new(self.link(manifest, loaded)?);
-        self.linked.lock().unwrap().insert(key, prepared.clone());
+        self.linked.locked().insert(key, prepared.clone());
         Ok(prepared)
     }
 
@@ -212,7 +213,7 @@ impl ComponentCache {
                 // The identity of the file actually opened: the same file unchanged since it
                 // was compiled needs no reading.
                 let stamp = opened.stamp();
-                if let Some(l) = self.by_file.lock().unwrap().get(&stamp) {
+                if let Some(l) = self.by_file.locked().get(&stamp) {
                     return Ok(l.clone());
                 }
                 // Off the async workers: reading megabytes must not stall other actors.
@@ -228,12 +229,12 @@ impl ComponentCache {
                 let loaded = self
                     .compile(bytes.into(), path.display().to_string())
                     .await?;
-                self.by_file.lock().unwrap().insert(stamp, loaded.clone());
+                self.by_file.locked().insert(stamp, loaded.clone());
                 Ok(loaded)
             }
             ComponentSource::Store(hash) => {
                 let origin = format!("store:{}", hex::encode(hash));
-                if let Some(l) = self.by_hash.lock().unwrap().get(&Hash(*hash)) {
+                if let Some(l) = self.by_hash.locked().get(&Hash(*hash)) {
                     return Ok(l.clone());
                 }
                 let store = content.ok_or_else(|| SpawnError::Component {
@@ -266,7 +267,7 @@ impl ComponentCache {
             message,
         })?;
         let hash = Hash::of(&bytes);
-        if let Some(l) = self.by_hash.lock().unwrap().get(&hash) {
+        if let Some(l) = self.by_hash.locked().get(&hash) {
             return Ok(l.clone());
         }
         let engine = self.engine.clone();
@@ -292,11 +293,7 @@ impl ComponentCache {
             bytes,
             stored: AtomicBool::new(false),
         });
-        self.by_hash
-            .lock()
-            .unwrap()
-            .entry(hash)
-            .or_insert(loaded.clone());
+        self.by_hash.locked().entry(hash).or_insert(loaded.clone());
         Ok(loaded)
     }
 
@@ -426,6 +423,19 @@ pub(crate) fn one_line(e: &wasmtime::Error) -> String {
     out
 }
 
+/// A cached artifact's body, if the file is there and whole: its last 32 bytes are the BLAKE3
+/// of the rest. A torn, truncated or altered file reads as absent, and is compiled again.
+fn read_checked(path: &Path) -> Option<Vec<u8>> {
+    let mut bytes = std::fs::read(path).ok()?;
+    let body_len = bytes.len().checked_sub(32)?;
+    if blake3::hash(&bytes[..body_len]).as_bytes() != &bytes[body_len..] {
+        tracing::debug!("{}: checksum mismatch, compiling again", path.display());
+        return None;
+    }
+    bytes.truncate(body_len);
+    Some(bytes)
+}
+
 /// Loads the compiled artifact from the disk cache, or compiles and stores it.
 fn compile_cached(
     engine: &Engine,
@@ -437,21 +447,30 @@ fn compile_cached(
         return Component::new(engine, bytes);
     };
     let path = dir.join(format!("{}.cwasm", hash.to_hex()));
-    if path.exists() {
-        // SAFETY: the file is one this runtime serialized into its own data dir; wasmtime
-        // checks that it was produced by a compatible engine and refuses it otherwise.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+    if let Some(body) = read_checked(&path) {
+        // SAFETY: the bytes are ones this runtime serialized into its own data dir, whole (their
+        // BLAKE3 trailer matches); wasmtime checks that a compatible engine produced them.
+        match unsafe { Component::deserialize(engine, &body) } {
             Ok(c) => return Ok(c),
             Err(e) => tracing::debug!("recompiling {}: {e}", path.display()),
         }
     }
     let component = Component::new(engine, bytes)?;
-    if std::fs::create_dir_all(dir).is_ok() {
-        let tmp = path.with_extension("tmp");
-        if let Ok(serialized) = component.serialize()
-            && std::fs::write(&tmp, serialized).is_ok()
-        {
-            let _ = std::fs::rename(&tmp, &path);
+    if std::fs::create_dir_all(dir).is_ok()
+        && let Ok(mut serialized) = component.serialize()
+    {
+        let trailer = blake3::hash(&serialized);
+        serialized.extend_from_slice(trailer.as_bytes());
+        // A name no other writer uses (runtimes in other processes may compile the same
+        // component at once), then an atomic rename: a reader sees no file or a whole one.
+        let tmp = dir.join(format!(
+            "{}.{}.{}.tmp",
+            hash.to_hex(),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        if std::fs::write(&tmp, serialized).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
     }
     Ok(component)

@@ -6,6 +6,7 @@
 //! Every such wait registers an edge here first; an edge that would close a cycle is refused
 //! with the cycle, and the waiter gets an `err` instead of waiting for its timeout.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -27,7 +28,7 @@ impl WaitGraph {
         waiter: &Arc<str>,
         target: &Arc<str>,
     ) -> Result<WaitGuard<'g>, Cycle> {
-        let mut edges = self.edges.lock().unwrap();
+        let mut edges = self.edges.locked();
         let mut path = vec![waiter.clone(), target.clone()];
         let mut current = target;
         while current != waiter {
@@ -54,7 +55,7 @@ impl WaitGraph {
 
     /// Whether `actor` is already waiting on someone.
     pub(crate) fn is_waiting(&self, actor: &str) -> bool {
-        self.edges.lock().unwrap().contains_key(actor)
+        self.edges.locked().contains_key(actor)
     }
 }
 
@@ -66,7 +67,7 @@ pub(crate) struct WaitGuard<'g> {
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
-        self.graph.edges.lock().unwrap().remove(&self.waiter);
+        self.graph.edges.locked().remove(&self.waiter);
     }
 }
 

@@ -42,6 +42,7 @@ mod recovery;
 pub mod replay;
 mod runtime;
 pub mod supervision;
+mod sync;
 pub mod wit;
 
 pub use actor::ActorCtx;
@@ -50,10 +51,13 @@ pub use engine::{EPOCH_TICK, EngineSettings};
 pub use error::{RuntimeError, SpawnError};
 pub use handlers::Registry;
 pub use manifest::{Manifest, ManifestError, ManifestOrigin};
+pub use recording::{
+    MAX_CHAIN_READ_BYTES, MAX_MEMORY_CHAIN_BYTES, MAX_RANGE_EVENTS, MAX_WHOLE_CHAIN_EVENTS,
+};
 pub use recovery::Recovered;
 pub use runtime::{
-    ActorExit, ActorHandle, Lifecycle, LifecycleEvent, LifecycleSink, LogLine, LogSink, Runtime,
-    RuntimeConfig, short_id,
+    ActorExit, ActorHandle, DEFAULT_MAILBOX_BUDGET, FLUSH_LIMIT, Lifecycle, LifecycleEvent,
+    LifecycleSink, LogLine, LogSink, Runtime, RuntimeConfig, SHUTDOWN_LIMIT, short_id,
 };
 pub use theater_chain as chain;
 /// The wasmtime this runtime is built on, for handlers defined outside it.

@@ -8,6 +8,7 @@
 //! - [`stop`] asks an actor to stop after its current call, and kills that call if it outlives
 //!   the shutdown timeout.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +31,9 @@ use crate::supervision::{ChildExit, RestartFrom, Supervision, SupervisorSpec};
 
 /// How long a root actor may take to finish its call when stopped.
 pub(crate) const ROOT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`stop`] keeps killing a call that outlived its shutdown timeout before it gives
+/// up waiting: a stop returns within the shutdown timeout plus this.
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) struct SpawnRequest {
     pub(crate) manifest: Arc<Manifest>,
@@ -177,6 +181,7 @@ pub(crate) async fn spawn(
         chain: source,
         inner: std::sync::Mutex::new(Inner {
             mailbox: VecDeque::new(),
+            mailbox_bytes: 0,
             slot: Slot::Busy,
             stop: None,
             state_waiters: Vec::new(),
@@ -189,6 +194,9 @@ pub(crate) async fn spawn(
         exit: tokio::sync::watch::channel(None).0,
         supervision: supervises
             .then(|| tokio::sync::Mutex::new(Supervision::new(manifest.supervision))),
+        starting: Default::default(),
+        restarting: Default::default(),
+        exiting: Default::default(),
     });
     // Registered before `init`, so that whoever `init` talks to can answer it.
     shared.insert(cell.clone());
@@ -252,7 +260,7 @@ pub(crate) async fn spawn(
         .iter()
         .any(|g| g.family.keeps_run_alive(&g.settings));
     if request.parent.is_some() || keeps_run_alive {
-        cell.inner.lock().unwrap().child_work = Some(shared.busy.begin());
+        cell.inner.locked().child_work = Some(shared.busy.begin());
     }
     let event = if reason == InstanceReason::Recovery {
         LifecycleEvent::Recovered
@@ -273,10 +281,13 @@ async fn record_end(ctx: &mut ActorCtx, reason: ShutdownReason, data: Option<Vec
 /// Takes the cell out of the runtime for good and tells everyone waiting on it.
 fn remove(shared: &Arc<Shared>, cell: &Arc<Cell>, exit: ActorExit, announce: bool) {
     let (mailbox, work) = {
-        let mut inner = cell.inner.lock().unwrap();
+        let mut inner = cell.inner.locked();
         inner.slot = Slot::Gone;
         inner.stop = None;
         inner.state_waiters.clear();
+        shared
+            .mailboxes
+            .release(std::mem::take(&mut inner.mailbox_bytes));
         (std::mem::take(&mut inner.mailbox), inner.child_work.take())
     };
     let label = cell.label();
@@ -319,7 +330,7 @@ async fn finish_exited(shared: &Arc<Shared>, cell: &Arc<Cell>) {
 }
 
 fn take_exited(cell: &Cell) -> Option<Exited> {
-    let mut inner = cell.inner.lock().unwrap();
+    let mut inner = cell.inner.locked();
     match std::mem::replace(&mut inner.slot, Slot::Busy) {
         Slot::Exited(exited) => Some(exited),
         other => {
@@ -339,13 +350,15 @@ pub(crate) fn exit<'a>(
     Box::pin(async move {
         // An actor on its way out is work in progress: quiescence waits for its end.
         let _work = shared.busy.begin();
+        cell.exiting
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         stop_children(shared, cell).await;
         shared.channels.close_all_of(shared, &cell.id);
         let label = cell.label();
         for (id, deferred) in actor.ctx_mut().deferred.drain() {
-            let _ = deferred.reply.send(Err(format!(
+            deferred.reply.fail(format!(
                 "actor {label} stopped before answering request {id}"
-            )));
+            ));
         }
         let exit_kind = match &how {
             ExitHow::Trapped(_) => ExitKind::Failed,
@@ -467,7 +480,7 @@ pub(crate) fn exit<'a>(
 }
 
 fn park_exited(cell: &Cell, exited: Exited) {
-    let mut inner = cell.inner.lock().unwrap();
+    let mut inner = cell.inner.locked();
     inner.slot = Slot::Exited(exited);
     inner.stop = None;
     inner.state_waiters.clear();
@@ -482,7 +495,8 @@ async fn stop_children(shared: &Arc<Shared>, cell: &Arc<Cell>) {
     };
     let children: Vec<Arc<str>> = {
         let mut guard = supervision.lock().await;
-        let ids: Vec<Arc<str>> = guard.children().rev().cloned().collect();
+        let mut ids: Vec<Arc<str>> = cell.starting.locked().iter().rev().cloned().collect();
+        ids.extend(guard.children().rev().cloned());
         for id in &ids {
             guard.remove(id);
         }
@@ -520,14 +534,16 @@ pub(crate) fn stop<'a>(
     request: StopRequest,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
-        let mut deadline = tokio::time::Instant::now() + shutdown_timeout(shared, cell);
+        let timeout = shutdown_timeout(shared, cell);
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let give_up = deadline + KILL_GRACE;
         let mut asked = false;
         loop {
             let settled = cell.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
             let now = {
-                let mut inner = cell.inner.lock().unwrap();
+                let mut inner = cell.inner.locked();
                 match std::mem::replace(&mut inner.slot, Slot::Busy) {
                     Slot::Parked(actor) => StopNow::Exit(actor),
                     Slot::Exited(exited) => {
@@ -561,6 +577,16 @@ pub(crate) fn stop<'a>(
                 .await
                 .is_err()
             {
+                if tokio::time::Instant::now() >= give_up {
+                    // Not in a guest call a kill can end (waiting for a disk that stays
+                    // full, say): say so and let the caller go on, within the bound.
+                    tracing::error!(
+                        "actor {} did not stop within {} ms of being killed; left to end its call",
+                        cell.label(),
+                        KILL_GRACE.as_millis()
+                    );
+                    return;
+                }
                 // Still in its call: end it. Repeated, in case the call had not begun.
                 cell.kill.notify_waiters();
                 deadline = tokio::time::Instant::now() + Duration::from_millis(10);
@@ -592,7 +618,7 @@ fn supervise<'a>(
         };
         let mut guard = supervision.lock().await;
         // Already restarted, or removed, while this waited for the lock.
-        let still_exited = matches!(child.inner.lock().unwrap().slot, Slot::Exited(_));
+        let still_exited = matches!(child.inner.locked().slot, Slot::Exited(_));
         if !still_exited || !guard.contains(&child.id) {
             drop(guard);
             return finish_exited(shared, child).await;
@@ -602,7 +628,7 @@ fn supervise<'a>(
             shared.notify(&parent, None, notice, None);
         }
         let spec = guard.spec;
-        let escalation = apply(shared, &mut guard, spec, decision).await;
+        let escalation = apply(shared, &parent, &mut guard, spec, decision).await;
         drop(guard);
         if let Some(message) = escalation {
             parent_log(shared, &parent, &message);
@@ -631,6 +657,7 @@ fn parent_log(shared: &Shared, parent: &Cell, message: &str) {
 /// escalation message if the supervisor must fail.
 async fn apply(
     shared: &Arc<Shared>,
+    parent: &Cell,
     supervision: &mut Supervision<Arc<str>>,
     spec: SupervisorSpec,
     decision: crate::supervision::Decision<Arc<str>>,
@@ -666,13 +693,28 @@ async fn apply(
             let Some(cell) = shared.cell(id) else {
                 continue;
             };
-            if let Err(message) = restart(shared, &cell, spec.restart_from).await {
+            let restarted = restart_holding(shared, parent, &cell, spec.restart_from).await;
+            if let Err(message) = restarted {
                 shared.lifecycle(&cell, LifecycleEvent::Failed(message));
                 decisions.push_back(supervision.on_exit(id, ChildExit::Failed, now_ms()));
             }
         }
     }
     None
+}
+
+/// [`restart`] by `parent`, which holds its supervision lock meanwhile: whoever waits for the
+/// lock waits on this child (see [`Cell::supervision`]).
+pub(crate) async fn restart_holding(
+    shared: &Arc<Shared>,
+    parent: &Cell,
+    child: &Arc<Cell>,
+    from: RestartFrom,
+) -> Result<(), String> {
+    *parent.restarting.locked() = Some(child.id.clone());
+    let result = restart(shared, child, from).await;
+    *parent.restarting.locked() = None;
+    result
 }
 
 /// Starts an exited child again with a fresh instance, keeping its id, chain and mailbox.
@@ -747,7 +789,9 @@ pub(crate) async fn restart(
     Ok(())
 }
 
-/// Spawns a child of `parent` and adds it to the parent's supervision.
+/// Spawns a child of `parent` and adds it to the parent's supervision. Runs as a task of its
+/// own: a parent killed while it waits (its shutdown timeout passed) does not cut the spawn
+/// in half, and a child that outlives its parent's run is stopped.
 pub(crate) async fn spawn_child(
     shared: &Arc<Shared>,
     parent: &Arc<Cell>,
@@ -755,13 +799,10 @@ pub(crate) async fn spawn_child(
     root: Root,
     start: Start,
 ) -> Result<Arc<str>, String> {
-    let Some(supervision) = &parent.supervision else {
-        return Err("this actor's manifest does not grant the supervisor handler".into());
-    };
     {
-        let supervision = supervision.lock().await;
+        let supervision = parent.supervision(shared).await?;
         let max = supervision.spec.max_children;
-        if supervision.children().count() >= max as usize {
+        if supervision.children().count() + parent.starting.locked().len() >= max as usize {
             return Err(format!(
                 "this supervisor has {max} children already, its [supervision] max_children"
             ));
@@ -771,26 +812,44 @@ pub(crate) async fn spawn_child(
         .restart
         .unwrap_or(parent.manifest.supervision.restart);
     let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-    // The child's `init` may request its parent, which is blocked in this call.
-    let _wait = shared
-        .waits
-        .wait(&parent.id, &id)
-        .map_err(|cycle| shared.describe_cycle("spawn", &cycle))?;
-    let child = spawn(
-        shared,
-        SpawnRequest {
-            manifest: Arc::new(manifest),
-            parent: Some(parent.id.clone()),
-            start,
-            id: Some(id),
-            recover: None,
-            root: Some(root),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    supervision.lock().await.add(child.id.clone(), restart);
-    Ok(child.id.clone())
+    let (shared, parent) = (shared.clone(), parent.clone());
+    let task = tokio::spawn(async move {
+        // The child's `init` may request its parent, which is blocked in this call.
+        let _wait = shared
+            .waits
+            .wait(&parent.id, &id)
+            .map_err(|cycle| shared.describe_cycle("spawn", &cycle))?;
+        parent.starting.locked().push(id.clone());
+        let spawned = spawn(
+            &shared,
+            SpawnRequest {
+                manifest: Arc::new(manifest),
+                parent: Some(parent.id.clone()),
+                start,
+                id: Some(id.clone()),
+                recover: None,
+                root: Some(root),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string());
+        let mut supervision = parent.supervision(&shared).await?;
+        parent.starting.locked().retain(|s| *s != id);
+        let child = spawned?;
+        if parent.exiting.load(std::sync::atomic::Ordering::SeqCst) {
+            drop(supervision);
+            let request = StopRequest {
+                cause: StopCause::Parent { keep: false },
+                message: None,
+            };
+            stop(&shared, &child, request).await;
+            return Err("the parent stopped while its child started".into());
+        }
+        supervision.add(child.id.clone(), restart);
+        Ok(child.id.clone())
+    });
+    task.await
+        .unwrap_or_else(|e| Err(format!("spawning the child failed: {e}")))
 }
 
 impl Shared {
@@ -822,7 +881,7 @@ impl Shared {
                 Ok(ChainSource::Persisted {
                     actor_id: id.clone(),
                     writer: writer.clone(),
-                    data_dir: self.data_dir.clone().expect("a writer has a data dir"),
+                    readers: self.readers.clone().expect("a writer has a data dir"),
                 })
             }
             _ => Ok(ChainSource::Memory(Default::default())),

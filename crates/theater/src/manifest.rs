@@ -24,6 +24,16 @@ pub const DEFAULT_MAILBOX_CAPACITY: u32 = 10_000;
 /// The largest message an actor accepts when the manifest sets no
 /// `[messaging] max_message_bytes`.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
+/// Bytes of messages an actor's mailbox holds when the manifest sets no
+/// `[messaging] mailbox_bytes`.
+pub const DEFAULT_MAILBOX_BYTES: u64 = 64 << 20;
+
+/// The most any manifest may set (`docs/security.md` lists every limit): a manifest above one
+/// is refused when it is parsed.
+pub const MAX_MAILBOX_CAPACITY: u32 = 1_000_000;
+pub const MAX_MAILBOX_BYTES: u64 = 4 << 30;
+pub const MAX_MESSAGE_BYTES: u32 = 256 << 20;
+pub const MAX_CHILDREN: u32 = 1_000_000;
 
 /// The largest manifest file the runtime reads.
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
@@ -162,8 +172,11 @@ pub struct MessagingSettings {
     /// Messages waiting in this actor's mailbox at most; a sender to a full mailbox waits
     /// (up to its request timeout) for room, then gets an error.
     pub mailbox_capacity: u32,
-    /// The largest message this actor accepts.
+    /// The largest message this actor accepts (answers to its requests included).
     pub max_message_bytes: u32,
+    /// Bytes of messages waiting in this actor's mailbox at most; past it a sender waits as
+    /// for a full mailbox. An empty mailbox takes any one message within `max_message_bytes`.
+    pub mailbox_bytes: u64,
 }
 
 impl Default for MessagingSettings {
@@ -172,6 +185,7 @@ impl Default for MessagingSettings {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            mailbox_bytes: DEFAULT_MAILBOX_BYTES,
         }
     }
 }
@@ -209,6 +223,7 @@ struct RawMessaging {
     request_timeout_ms: Option<u64>,
     mailbox_capacity: Option<u32>,
     max_message_bytes: Option<u32>,
+    mailbox_bytes: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +281,7 @@ const TABLE_KEYS: &[&str] = &[
     "request_timeout_ms",
     "mailbox_capacity",
     "max_message_bytes",
+    "mailbox_bytes",
     "strategy",
     "max_restarts",
     "period_ms",
@@ -418,17 +434,43 @@ impl Manifest {
             );
             set("messaging.mailbox_capacity", m.mailbox_capacity.is_some());
             set("messaging.max_message_bytes", m.max_message_bytes.is_some());
+            set("messaging.mailbox_bytes", m.mailbox_bytes.is_some());
             let d = messaging;
             messaging = MessagingSettings {
                 request_timeout_ms: m.request_timeout_ms.unwrap_or(d.request_timeout_ms),
                 mailbox_capacity: m.mailbox_capacity.unwrap_or(d.mailbox_capacity),
                 max_message_bytes: m.max_message_bytes.unwrap_or(d.max_message_bytes),
+                mailbox_bytes: m.mailbox_bytes.unwrap_or(d.mailbox_bytes),
             };
             if messaging.mailbox_capacity == 0 {
                 return Err(fail(
                     line_of("mailbox_capacity"),
                     "`messaging.mailbox_capacity` must be at least 1".into(),
                 ));
+            }
+            let over = |key: &str, value: u64, max: u64| {
+                (value > max).then(|| {
+                    fail(
+                        line_of(key),
+                        format!("`messaging.{key}` = {value} is more than the most allowed, {max}"),
+                    )
+                })
+            };
+            let m = &messaging;
+            if let Some(e) = over(
+                "mailbox_capacity",
+                m.mailbox_capacity.into(),
+                MAX_MAILBOX_CAPACITY.into(),
+            )
+            .or_else(|| over("mailbox_bytes", m.mailbox_bytes, MAX_MAILBOX_BYTES))
+            .or_else(|| {
+                over(
+                    "max_message_bytes",
+                    m.max_message_bytes.into(),
+                    MAX_MESSAGE_BYTES.into(),
+                )
+            }) {
+                return Err(e);
             }
         }
         let parse_restart = |value: &str| {
@@ -484,6 +526,15 @@ impl Manifest {
                 return Err(fail(
                     line_of("period_ms"),
                     "`supervision.period_ms` must be at least 1".into(),
+                ));
+            }
+            if supervision.max_children > MAX_CHILDREN {
+                return Err(fail(
+                    line_of("max_children"),
+                    format!(
+                        "`supervision.max_children` = {} is more than the most allowed, {MAX_CHILDREN}",
+                        supervision.max_children
+                    ),
                 ));
             }
         }

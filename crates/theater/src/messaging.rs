@@ -7,6 +7,7 @@
 //!   nothing is dropped silently;
 //! - a wait that would close a cycle of actors waiting on each other fails at once.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::actor::Reply;
 use crate::cell::{Cell, Envelope, Message, Refused};
 use crate::deadlock::Cycle;
 use crate::runtime::{Shared, Work, short_id};
@@ -34,7 +36,7 @@ struct Channel {
 
 impl Channels {
     fn opening(&self, id: Arc<str>, opener: Arc<str>, acceptor: Arc<str>) {
-        self.map.lock().unwrap().insert(
+        self.map.locked().insert(
             id,
             Channel {
                 opener,
@@ -45,18 +47,18 @@ impl Channels {
     }
 
     pub(crate) fn accept(&self, id: &str, shared: &Shared) {
-        if let Some(channel) = self.map.lock().unwrap().get_mut(id) {
+        if let Some(channel) = self.map.locked().get_mut(id) {
             channel.open = Some(shared.busy.begin());
         }
     }
 
     pub(crate) fn forget(&self, id: &str) {
-        self.map.lock().unwrap().remove(id);
+        self.map.locked().remove(id);
     }
 
     /// The other end of an open channel that `me` is an end of.
     fn peer(&self, id: &str, me: &str) -> Result<Arc<str>, String> {
-        let map = self.map.lock().unwrap();
+        let map = self.map.locked();
         let channel = map.get(id).ok_or_else(|| no_channel(id))?;
         if channel.open.is_none() {
             return Err(format!("channel {id} is not open yet"));
@@ -73,14 +75,14 @@ impl Channels {
     /// Closes a channel `me` is an end of; returns the other end.
     fn close(&self, id: &str, me: &str) -> Result<Arc<str>, String> {
         let peer = self.peer(id, me)?;
-        self.map.lock().unwrap().remove(id);
+        self.map.locked().remove(id);
         Ok(peer)
     }
 
     /// Closes every channel `actor` is an end of, telling the other ends.
     pub(crate) fn close_all_of(&self, shared: &Arc<Shared>, actor: &Arc<str>) {
         let closed: Vec<(Arc<str>, Arc<str>)> = {
-            let mut map = self.map.lock().unwrap();
+            let mut map = self.map.locked();
             let ids: Vec<Arc<str>> = map
                 .iter()
                 .filter(|(_, c)| c.opener == *actor || c.acceptor == *actor)
@@ -217,6 +219,13 @@ impl Shared {
                 Ok(()) => return Ok(()),
                 Err(Refused::Gone) => return Err(stopped(cell)),
                 Err(Refused::Full(back)) => envelope = back,
+                Err(Refused::OverBudget) => {
+                    return Err(format!(
+                        "the runtime's mailboxes hold its whole budget of {} bytes already (theater run --mailbox-budget-mb); actor {} cannot take the message now",
+                        self.mailboxes.limit,
+                        cell.label()
+                    ));
+                }
             }
             // Waiting for room is waiting on the receiver, so it takes part in cycle checks.
             if waiting.is_none()
@@ -239,7 +248,8 @@ impl Shared {
         }
     }
 
-    /// Sends a request and waits for its answer, up to `timeout`.
+    /// Sends a request and waits for its answer, up to `timeout`. An answer over `max_answer`
+    /// bytes (the requester's message limit) fails the request instead.
     pub(crate) async fn request(
         self: &Arc<Self>,
         sender: Option<&Arc<str>>,
@@ -247,8 +257,11 @@ impl Shared {
         msg: Vec<u8>,
         id: Arc<str>,
         timeout: Duration,
+        max_answer: u64,
     ) -> Result<Vec<u8>, String> {
         let cell = self.cell(target).ok_or_else(|| no_actor(target))?;
+        // A request waiting for its answer (deferred, perhaps) is work in progress.
+        let _work = self.busy.begin();
         let _waiting = match sender {
             Some(sender) => Some(
                 self.waits
@@ -257,7 +270,7 @@ impl Shared {
             ),
             None => None,
         };
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = Reply::new(max_answer);
         let deadline = tokio::time::Instant::now() + timeout;
         self.deliver_to(
             sender,
@@ -375,8 +388,9 @@ fn stopped(cell: &Cell) -> String {
 
 fn full(cell: &Cell) -> String {
     format!(
-        "the mailbox of actor {} is full ({} messages, [messaging] mailbox_capacity)",
+        "the mailbox of actor {} is full ({} messages or {} bytes, [messaging] mailbox_capacity and mailbox_bytes)",
         cell.label(),
-        cell.messaging.mailbox_capacity
+        cell.messaging.mailbox_capacity,
+        cell.messaging.mailbox_bytes
     )
 }

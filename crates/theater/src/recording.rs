@@ -1,7 +1,26 @@
 //! An actor's side of its chain: the head it keeps in memory and where its events go.
 
+/// The most a chain kept in memory (`save_chain = false`) may hold. Past it the actor's next
+/// event fails its call: it traps, and its parent hears why. Its last word (the trap or
+/// shutdown event) is kept over the limit.
+pub const MAX_MEMORY_CHAIN_BYTES: u64 = 64 << 20;
+
+/// The most events `runtime.get-chain` and `supervisor.get-child-events` return; a longer
+/// chain fails the call (the guest traps) with a reason that names `theater:simple/chain`,
+/// which reads any chain in ranges.
+pub const MAX_WHOLE_CHAIN_EVENTS: u64 = 1_000;
+/// The most bytes of events those calls, and one ranged read, return.
+pub const MAX_CHAIN_READ_BYTES: u64 = 16 << 20;
+/// The most events one ranged read returns.
+pub const MAX_RANGE_EVENTS: u32 = 1_000;
+/// How long a read waits for queued events to commit, on a failing disk, before it returns
+/// what is committed.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+use crate::sync::LockExt;
 
 use crate::replay::ReplayLog;
 use theater_chain::{
@@ -23,9 +42,9 @@ pub(crate) enum ChainSource {
     Persisted {
         actor_id: Arc<str>,
         writer: Arc<ChainWriter>,
-        data_dir: Arc<PathBuf>,
+        readers: Arc<Readers>,
     },
-    Memory(Arc<Mutex<Vec<StoredEvent>>>),
+    Memory(Arc<Mutex<MemoryChain>>),
     /// Recording is switched off (benchmarks of the bare runtime): nothing is kept.
     Off,
     /// A replay: each event must equal the next one of a recorded chain (see `crate::replay`).
@@ -67,7 +86,8 @@ impl ChainRecorder {
         &self.source
     }
 
-    /// Appends one event. With `every-event` durability this returns once it is on disk.
+    /// Appends one event. With `every-event` durability this returns once it is on disk; with
+    /// `batched`, once it is queued (waiting while the writer's bounded queue is full).
     pub(crate) async fn record(&mut self, kind: EventKind) -> wasmtime::Result<Hash> {
         let event = match &self.source {
             ChainSource::Off => return Ok(self.head.head),
@@ -77,21 +97,44 @@ impl ChainRecorder {
             }
             _ => Event::new(kind),
         };
+        let before = self.head;
         let (index, stored) = self.head.append(&event);
         let hash = stored.hash;
         match &self.source {
             ChainSource::Off | ChainSource::Replay(_) => {}
-            ChainSource::Memory(events) => events.lock().unwrap().push(stored),
+            ChainSource::Memory(chain) => {
+                let mut chain = chain.locked();
+                let last_word = matches!(
+                    event.kind,
+                    EventKind::Trap { .. } | EventKind::Shutdown { .. }
+                );
+                if chain.bytes + stored.bytes.len() as u64 > MAX_MEMORY_CHAIN_BYTES && !last_word {
+                    self.head = before;
+                    wasmtime::bail!(
+                        "its chain, kept in memory (save_chain = false), reached its limit of {MAX_MEMORY_CHAIN_BYTES} bytes; persist it (save_chain = true) or make fewer calls"
+                    );
+                }
+                chain.bytes += stored.bytes.len() as u64;
+                chain.events.push(stored);
+            }
             ChainSource::Persisted {
                 writer, actor_id, ..
             } => match self.durability {
-                Durability::Batched => writer.append(actor_id.clone(), index, stored, None)?,
+                // Waits while the writer's queue is full (a slow or failing disk).
+                Durability::Batched => {
+                    writer
+                        .append_async(actor_id.clone(), index, stored, None)
+                        .await?
+                }
                 Durability::EveryEvent => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     let ack = Box::new(move |r| {
                         let _ = tx.send(r);
                     });
-                    writer.append(actor_id.clone(), index, stored, Some(ack))?;
+                    // Waits for the commit, through any retries of a failing disk.
+                    writer
+                        .append_async(actor_id.clone(), index, stored, Some(ack))
+                        .await?;
                     rx.await
                         .map_err(|_| wasmtime::format_err!("the chain writer stopped"))?
                         .map_err(|e| wasmtime::format_err!("persisting the chain: {e}"))?;
@@ -102,41 +145,140 @@ impl ChainRecorder {
     }
 }
 
+/// An in-memory chain (`save_chain = false`) and its size.
+#[derive(Default)]
+pub(crate) struct MemoryChain {
+    events: Vec<StoredEvent>,
+    bytes: u64,
+}
+
+/// Read connections to the data dir's database, opened once and reused, so that reading a
+/// chain costs a query, not a connection.
+pub(crate) struct Readers {
+    data_dir: Arc<PathBuf>,
+    idle: Mutex<Vec<ChainReader>>,
+}
+
+impl Readers {
+    pub(crate) fn new(data_dir: Arc<PathBuf>) -> Self {
+        Readers {
+            data_dir,
+            idle: Mutex::default(),
+        }
+    }
+
+    /// Runs `read` on a connection, off the async workers.
+    async fn with<R: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&ChainReader) -> Result<R, theater_chain::StoreError> + Send + 'static,
+    ) -> wasmtime::Result<R> {
+        let readers = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let popped = readers.idle.locked().pop();
+            let reader = match popped {
+                Some(reader) => reader,
+                None => ChainReader::open(&readers.data_dir)?,
+            };
+            let result = read(&reader);
+            let mut idle = readers.idle.locked();
+            // One per thread that reads at once is enough; more would only hold files open.
+            if idle.len() < 4 {
+                idle.push(reader);
+            }
+            result
+        })
+        .await?;
+        Ok(result?)
+    }
+}
+
 impl ChainSource {
-    /// Every event so far, oldest first, with its decoded form.
-    pub(crate) async fn read_all(&self) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
-        let stored = match self {
-            ChainSource::Off => Vec::new(),
-            ChainSource::Memory(events) => events.lock().unwrap().clone(),
-            ChainSource::Replay(log) => log.recorded_so_far(),
+    /// The whole chain (committed: see [`ChainSource::read_stored`]), for `get-chain` and
+    /// `get-child-events`. A chain of
+    /// more than [`MAX_WHOLE_CHAIN_EVENTS`] events or [`MAX_CHAIN_READ_BYTES`] bytes fails.
+    pub(crate) async fn read_whole(&self) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
+        let (len, stored) = self.read_stored(0, MAX_WHOLE_CHAIN_EVENTS).await?;
+        if len > MAX_WHOLE_CHAIN_EVENTS {
+            wasmtime::bail!(
+                "the chain has {len} events, more than the {MAX_WHOLE_CHAIN_EVENTS} that a read of a whole chain returns; read it in ranges with theater:simple/chain"
+            );
+        }
+        let bytes: u64 = stored.iter().map(|e| e.bytes.len() as u64).sum();
+        if bytes > MAX_CHAIN_READ_BYTES {
+            wasmtime::bail!(
+                "the chain holds {bytes} bytes of events, more than the {MAX_CHAIN_READ_BYTES} that a read of a whole chain returns; read it in ranges with theater:simple/chain"
+            );
+        }
+        decode(stored)
+    }
+
+    /// Up to `max` events (at most [`MAX_RANGE_EVENTS`]) from index `from`, as far as they are
+    /// committed, and no more than [`MAX_CHAIN_READ_BYTES`] of them unless one event alone is.
+    pub(crate) async fn read_range(
+        &self,
+        from: u64,
+        max: u32,
+    ) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
+        let limit = max.min(MAX_RANGE_EVENTS).into();
+        let (_, mut stored) = self.read_stored(from, limit).await?;
+        let mut total = 0;
+        let keep = stored
+            .iter()
+            .take_while(|e| {
+                total += e.bytes.len() as u64;
+                total <= MAX_CHAIN_READ_BYTES
+            })
+            .count()
+            .max(1);
+        stored.truncate(keep);
+        decode(stored)
+    }
+
+    /// The chain's committed length, and up to `limit` of its events from `from`. Events
+    /// queued before the call are included, unless commits fail for [`COMMIT_WAIT`].
+    async fn read_stored(
+        &self,
+        from: u64,
+        limit: u64,
+    ) -> wasmtime::Result<(u64, Vec<StoredEvent>)> {
+        fn range(events: &[StoredEvent], from: u64, limit: u64) -> Vec<StoredEvent> {
+            let from = usize::try_from(from).unwrap_or(usize::MAX);
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            events.iter().skip(from).take(limit).cloned().collect()
+        }
+        Ok(match self {
+            ChainSource::Off => (0, Vec::new()),
+            ChainSource::Memory(chain) => {
+                let chain = chain.locked();
+                (chain.events.len() as u64, range(&chain.events, from, limit))
+            }
+            ChainSource::Replay(log) => {
+                let events = log.recorded_so_far();
+                (events.len() as u64, range(&events, from, limit))
+            }
             ChainSource::Persisted {
                 actor_id,
+                readers,
                 writer,
-                data_dir,
             } => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                writer.flush_with(Box::new(move |r| {
-                    let _ = tx.send(r);
-                }))?;
-                rx.await
-                    .map_err(|_| wasmtime::format_err!("the chain writer stopped"))?
-                    .map_err(|e| wasmtime::format_err!("persisting the chain: {e}"))?;
-                let data_dir = data_dir.clone();
+                // Events still on their way to disk are read once the writer's next rounds
+                // have committed them: no early commit, a few milliseconds' wait.
+                writer.committed_so_far(COMMIT_WAIT).await;
                 let id = actor_id.clone();
-                tokio::task::spawn_blocking(move || {
-                    ChainReader::open(&data_dir)?
-                        .chain(&id)
-                        .map(|(_, events)| events)
-                })
-                .await??
+                readers
+                    .with(move |reader| reader.events(&id, from, limit))
+                    .await?
             }
-        };
-        stored
-            .into_iter()
-            .map(|s| {
-                let event = Event::decode(&s.bytes)?;
-                Ok((s, event))
-            })
-            .collect()
+        })
     }
+}
+
+fn decode(stored: Vec<StoredEvent>) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
+    stored
+        .into_iter()
+        .map(|s| {
+            let event = Event::decode(&s.bytes)?;
+            Ok((s, event))
+        })
+        .collect()
 }

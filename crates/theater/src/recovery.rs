@@ -7,7 +7,7 @@
 //! finished: it is named in the `recovery` event and its effects are dropped (see
 //! `docs/architecture.md`, "Crash recovery"). Messages that were waiting in mailboxes are lost.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -77,8 +77,7 @@ impl Runtime {
         let reader = ChainReader::open(data_dir)?;
         let mut recovered = Recovered::default();
         let mut alive: HashSet<String> = HashSet::new();
-        // Oldest first: a parent is always older than its children.
-        for info in reader.chains()? {
+        for info in parents_first(reader.chains()?) {
             let (info, events) = reader.chain(&info.actor_id)?;
             let decoded: Vec<Event> = match events.iter().map(|e| Event::decode(&e.bytes)).collect()
             {
@@ -258,13 +257,13 @@ impl Runtime {
     /// Ends a chain that cannot go on with a `shutdown` event saying why.
     async fn end_chain(&self, info: &ChainInfo, reason: ShutdownReason, why: &str) {
         let shared = self.shared();
-        let Some((writer, data_dir)) = shared.writer.clone().zip(shared.data_dir.clone()) else {
+        let Some((writer, readers)) = shared.writer.clone().zip(shared.readers.clone()) else {
             return;
         };
         let source = ChainSource::Persisted {
             actor_id: info.actor_id.as_str().into(),
             writer,
-            data_dir,
+            readers,
         };
         let mut chain = ChainRecorder::new(source, shared.durability);
         chain.continue_from(info.head);
@@ -307,5 +306,79 @@ fn interrupted_call(events: &[Event]) -> Option<(String, Option<String>)> {
     match &last_not_host_call.kind {
         EventKind::CallStart(start) => Some((start.export.clone(), start.message_id.clone())),
         _ => None,
+    }
+}
+
+/// Orders chains so that each comes after its recorded parent, and otherwise oldest first.
+/// Creation times alone do not do it: a child created in its parent's millisecond may sort
+/// first by id, and would then be ended as orphaned. A parent relation that loops (only a
+/// damaged database can hold one) puts its chains last, where they find no running parent.
+fn parents_first(chains: Vec<ChainInfo>) -> Vec<ChainInfo> {
+    let parent_of: HashMap<&str, &str> = chains
+        .iter()
+        .filter_map(|c| Some((c.actor_id.as_str(), c.parent.as_deref()?)))
+        .collect();
+    let depth = |id: &str| -> usize {
+        let mut current = id;
+        let mut depth = 0;
+        while let Some(parent) = parent_of.get(current) {
+            depth += 1;
+            if depth > parent_of.len() {
+                return usize::MAX;
+            }
+            current = parent;
+        }
+        depth
+    };
+    let depths: Vec<usize> = chains.iter().map(|c| depth(&c.actor_id)).collect();
+    let mut order: Vec<usize> = (0..chains.len()).collect();
+    // Stable: equal depths keep the database's order (creation time, then id).
+    order.sort_by_key(|&i| depths[i]);
+    let mut slots: Vec<Option<ChainInfo>> = chains.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(id: &str, parent: Option<&str>, created_ms: u64) -> ChainInfo {
+        ChainInfo {
+            actor_id: id.into(),
+            name: id.into(),
+            parent: parent.map(Into::into),
+            created_ms,
+            head: Default::default(),
+            signature: None,
+            manifest_dir: None,
+        }
+    }
+
+    #[test]
+    fn parents_come_before_children_whatever_their_times_and_ids() {
+        // As the database lists them: same millisecond, the grandchild's id sorts first.
+        let chains = vec![
+            chain("a-grandchild", Some("m-child"), 5),
+            chain("b-other-root", None, 5),
+            chain("m-child", Some("z-root"), 5),
+            chain("z-root", None, 5),
+            chain("loop-1", Some("loop-2"), 1),
+            chain("loop-2", Some("loop-1"), 1),
+        ];
+        let ids: Vec<String> = parents_first(chains)
+            .into_iter()
+            .map(|c| c.actor_id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "b-other-root",
+                "z-root",
+                "m-child",
+                "a-grandchild",
+                "loop-1",
+                "loop-2"
+            ]
+        );
     }
 }

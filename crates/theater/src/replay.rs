@@ -14,6 +14,7 @@
 //! looping guest does not hang a replay. A call the chain ends inside of (the runtime was killed
 //! during it) is not re-run either: nothing it did was kept.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -196,11 +197,11 @@ struct Cursor {
 
 impl ReplayLog {
     fn position(&self) -> usize {
-        self.cursor.lock().unwrap().next
+        self.cursor.locked().next
     }
 
     fn skip_to(&self, next: usize) {
-        self.cursor.lock().unwrap().next = next;
+        self.cursor.locked().next = next;
     }
 
     fn head_at(&self, len: usize) -> ChainHead {
@@ -215,7 +216,7 @@ impl ReplayLog {
     /// Matches the replay's next event against the recorded one; returns the chain head after
     /// it. A mismatch is kept as the replay's failure and fails the call in progress.
     pub(crate) fn accept(&self, kind: EventKind) -> wasmtime::Result<ChainHead> {
-        let mut cursor = self.cursor.lock().unwrap();
+        let mut cursor = self.cursor.locked();
         if cursor.failure.is_some() {
             wasmtime::bail!("replay diverged");
         }
@@ -257,7 +258,7 @@ impl ReplayLog {
 
     /// The recorded host call, if the chain's next event is `call` (same function and params).
     pub(crate) fn next_host_call(&self, call: &HostCall) -> Option<HostCall> {
-        let cursor = self.cursor.lock().unwrap();
+        let cursor = self.cursor.locked();
         match self.events.get(cursor.next).map(|e| &e.kind) {
             Some(EventKind::HostCall(h))
                 if cursor.failure.is_none()
@@ -351,7 +352,7 @@ impl ReplayLog {
 
     /// Stops the replay with `message` (the chain cannot be replayed past here).
     fn fail(&self, message: String) -> wasmtime::Error {
-        let mut cursor = self.cursor.lock().unwrap();
+        let mut cursor = self.cursor.locked();
         cursor
             .failure
             .get_or_insert(ReplayError::Input(message.clone()));
@@ -359,7 +360,7 @@ impl ReplayLog {
     }
 
     fn take_failure(&self) -> Option<ReplayError> {
-        self.cursor.lock().unwrap().failure.take()
+        self.cursor.locked().failure.take()
     }
 
     /// The recorded events the replay has matched so far.
@@ -570,7 +571,7 @@ pub(crate) async fn replay_to_end(
     let (_, state) = replayer.take_body();
     let mut summary = replayer.summary;
     summary.events = replayer.log.events.len() as u64;
-    summary.host_calls = replayer.log.cursor.lock().unwrap().host_calls;
+    summary.host_calls = replayer.log.cursor.locked().host_calls;
     summary.final_state = state.as_deref().map(Hash::of);
     summary.elapsed = started.elapsed();
     Ok((summary, state))

@@ -1,6 +1,7 @@
 //! The [`Runtime`] owns the engine, the chain writer and the actors; an [`ActorHandle`] is what
 //! callers hold.
 
+use crate::sync::{LockExt, RwLockExt};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -77,7 +78,19 @@ pub struct RuntimeConfig {
     /// The handler types actors may be granted: [`Registry::builtin`] unless the embedding
     /// program adds its own.
     pub handlers: Registry,
+    /// Bytes of messages all mailboxes together may hold; past it a send fails at once
+    /// ("the runtime's mailboxes hold its whole budget"). Default [`DEFAULT_MAILBOX_BUDGET`].
+    pub mailbox_budget_bytes: u64,
 }
+
+/// How long [`Runtime::shutdown`] lets actors stop (each within its own shutdown timeout, one
+/// after another down each tree) before it kills every call still running.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
+/// How long [`Runtime::shutdown`] waits for the last events to commit on a failing disk.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// The default runtime-wide budget of mailbox bytes (`theater run --mailbox-budget-mb`).
+pub const DEFAULT_MAILBOX_BUDGET: u64 = 1 << 30;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -97,6 +110,7 @@ impl Default for RuntimeConfig {
             }),
             on_lifecycle: None,
             handlers: Registry::builtin(),
+            mailbox_budget_bytes: DEFAULT_MAILBOX_BUDGET,
         }
     }
 }
@@ -159,11 +173,39 @@ impl Busy {
 }
 
 /// What a runtime's actors share.
+/// The bytes waiting in every mailbox together, against the runtime's budget.
+pub(crate) struct MailboxBudget {
+    used: AtomicU64,
+    pub(crate) limit: u64,
+}
+
+impl MailboxBudget {
+    /// Counts `bytes` in if they fit.
+    pub(crate) fn reserve(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    /// Counts `bytes` in even over the budget (the runtime's own notices).
+    pub(crate) fn force(&self, bytes: u64) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) components: ComponentCache,
     pub(crate) writer: Option<Arc<ChainWriter>>,
     pub(crate) content: Option<theater_store::ContentStore>,
     pub(crate) data_dir: Option<Arc<PathBuf>>,
+    /// Reads of persisted chains (`get-chain`, `get-child-events`, ranged reads).
+    pub(crate) readers: Option<Arc<crate::recording::Readers>>,
     /// `DATA_DIR/runtime.lock`, held shared while this runtime lives, so that a recovery can
     /// tell whether another runtime still runs actors of this data dir.
     pub(crate) dir_lock: Option<std::fs::File>,
@@ -179,6 +221,7 @@ pub(crate) struct Shared {
     idle: Mutex<VecDeque<(Instant, Weak<Cell>)>>,
     /// Spawns, queued messages, deferred requests, open channels and live children.
     pub(crate) busy: Arc<Busy>,
+    pub(crate) mailboxes: MailboxBudget,
     pub(crate) waits: WaitGraph,
     pub(crate) channels: Channels,
     pub(crate) message_prefix: u32,
@@ -188,21 +231,20 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn cell(&self, id: &str) -> Option<Arc<Cell>> {
-        self.cells.read().unwrap().get(id).cloned()
+        self.cells.reading().get(id).cloned()
     }
 
     pub(crate) fn insert(&self, cell: Arc<Cell>) {
-        self.cells.write().unwrap().insert(cell.id.clone(), cell);
+        self.cells.writing().insert(cell.id.clone(), cell);
     }
 
     pub(crate) fn forget(&self, id: &str) {
-        self.cells.write().unwrap().remove(id);
+        self.cells.writing().remove(id);
     }
 
     pub(crate) fn queue_idle(&self, cell: &Arc<Cell>) {
         self.idle
-            .lock()
-            .unwrap()
+            .locked()
             .push_back((Instant::now(), Arc::downgrade(cell)));
     }
 
@@ -210,13 +252,13 @@ impl Shared {
     fn hibernate_idle(&self, cutoff: Instant) {
         let mut requeue = Vec::new();
         {
-            let mut idle = self.idle.lock().unwrap();
+            let mut idle = self.idle.locked();
             while let Some((since, _)) = idle.front()
                 && *since <= cutoff
             {
                 let (_, cell) = idle.pop_front().expect("front exists");
                 let Some(cell) = cell.upgrade() else { continue };
-                let mut inner = cell.inner.lock().unwrap();
+                let mut inner = cell.inner.locked();
                 match &mut inner.slot {
                     Slot::Parked(actor) if actor.is_live() => {
                         if actor.idle_since <= cutoff {
@@ -235,9 +277,27 @@ impl Shared {
     }
 
     /// The state of `cell` between calls, waiting for its current call to end if it is busy.
+    /// Hibernates the live, parked actor that has been idle the longest, to free its pool
+    /// slot for an actor that must wake now. Returns whether it found one.
+    pub(crate) fn hibernate_least_recently_used(&self) -> bool {
+        let mut idle = self.idle.locked();
+        while let Some((_, cell)) = idle.pop_front() {
+            let Some(cell) = cell.upgrade() else { continue };
+            let mut inner = cell.inner.locked();
+            inner.idle_queued = false;
+            if let Slot::Parked(actor) = &mut inner.slot
+                && actor.is_live()
+            {
+                actor.hibernate();
+                return true;
+            }
+        }
+        false
+    }
+
     pub(crate) async fn state_of(&self, cell: &Cell, timeout: Duration) -> Result<State, String> {
         let rx = {
-            let mut inner = cell.inner.lock().unwrap();
+            let mut inner = cell.inner.locked();
             match &inner.slot {
                 Slot::Parked(actor) => return Ok(actor.state.clone()),
                 Slot::Exited(exited) => return Ok(exited.state.clone()),
@@ -361,8 +421,10 @@ impl ActorHandle {
 
     pub async fn request_within(&self, msg: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, String> {
         let id = self.shared.next_message_id();
+        // The program's own limit on answers is the actor's limit on messages.
+        let max_answer = self.cell.messaging.max_message_bytes;
         self.shared
-            .request(None, &self.cell.id, msg, id, timeout)
+            .request(None, &self.cell.id, msg, id, timeout, max_answer.into())
             .await
     }
 
@@ -414,6 +476,10 @@ impl Runtime {
             writer,
             content,
             data_dir: config.data_dir.clone().map(Arc::new),
+            readers: config
+                .data_dir
+                .clone()
+                .map(|d| Arc::new(crate::recording::Readers::new(Arc::new(d)))),
             dir_lock,
             durability: config.durability,
             record: config.record,
@@ -425,6 +491,10 @@ impl Runtime {
             cells: RwLock::default(),
             idle: Mutex::default(),
             busy: Arc::default(),
+            mailboxes: MailboxBudget {
+                used: AtomicU64::new(0),
+                limit: config.mailbox_budget_bytes,
+            },
             waits: WaitGraph::default(),
             channels: Channels::default(),
             message_prefix: uuid::Uuid::new_v4().as_u128() as u32,
@@ -473,7 +543,7 @@ impl Runtime {
 
     /// Actors currently running.
     pub fn actor_count(&self) -> usize {
-        self.shared.cells.read().unwrap().len()
+        self.shared.cells.reading().len()
     }
 
     /// Waits until nothing is in progress or can deliver input: no spawn running, no message
@@ -493,33 +563,68 @@ impl Runtime {
         let roots: Vec<Arc<Cell>> = self
             .shared
             .cells
-            .read()
-            .unwrap()
+            .reading()
             .values()
             .filter(|c| c.parent.is_none())
             .cloned()
             .collect();
-        for cell in roots {
-            lifecycle::stop(
-                &self.shared,
-                &cell,
-                StopRequest {
-                    cause: StopCause::RuntimeExit,
-                    message: None,
-                },
-            )
-            .await;
+        let stopping = async {
+            for cell in roots {
+                lifecycle::stop(
+                    &self.shared,
+                    &cell,
+                    StopRequest {
+                        cause: StopCause::RuntimeExit,
+                        message: None,
+                    },
+                )
+                .await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_LIMIT, stopping)
+            .await
+            .is_err()
+        {
+            // Deep trees of slow actors: end every call still running, and go.
+            let left: Vec<Arc<Cell>> = self.shared.cells.reading().values().cloned().collect();
+            for cell in &left {
+                cell.kill.notify_waiters();
+            }
+            tracing::error!(
+                "shutdown: {} actors were still stopping after {} s; their calls were killed",
+                left.len(),
+                SHUTDOWN_LIMIT.as_secs()
+            );
         }
-        self.flush().await
+        self.flush_within(Some(FLUSH_LIMIT)).await
     }
 
-    /// Commits every chain event recorded so far.
+    /// Commits every chain event recorded so far. While commits fail (a full disk), this
+    /// waits for the disk; [`Runtime::shutdown`] waits at most [`FLUSH_LIMIT`].
     pub async fn flush(&self) -> Result<(), RuntimeError> {
+        self.flush_within(None).await
+    }
+
+    async fn flush_within(&self, limit: Option<Duration>) -> Result<(), RuntimeError> {
         if let Some(writer) = &self.shared.writer {
             let writer = writer.clone();
-            tokio::task::spawn_blocking(move || writer.flush())
+            tokio::task::spawn_blocking(move || writer.flush_within(limit))
                 .await
                 .map_err(|e| RuntimeError::Engine(e.to_string()))??;
+        }
+        Ok(())
+    }
+
+    /// The chain writer's health (a failing disk, its queue), if chains persist.
+    pub fn writer_status(&self) -> Option<theater_chain::WriterStatus> {
+        self.shared.writer.as_ref().map(|w| w.status())
+    }
+
+    /// Caps the chain database at about `bytes` (`None`: no cap). Past it commits fail as on
+    /// a full disk: reported once, retried, and recording continues once the cap is raised.
+    pub fn set_chain_quota(&self, bytes: Option<u64>) -> Result<(), RuntimeError> {
+        if let Some(writer) = &self.shared.writer {
+            writer.set_quota(bytes)?;
         }
         Ok(())
     }
@@ -541,9 +646,9 @@ impl Drop for Runtime {
     /// Drops the actors still parked, without recording why (use [`Runtime::shutdown`] for
     /// that), even if some [`ActorHandle`]s outlive the runtime.
     fn drop(&mut self) {
-        let cells = std::mem::take(&mut *self.shared.cells.write().unwrap());
+        let cells = std::mem::take(&mut *self.shared.cells.writing());
         for cell in cells.values() {
-            let mut inner = cell.inner.lock().unwrap();
+            let mut inner = cell.inner.locked();
             inner.slot = Slot::Gone;
             inner.mailbox.clear();
         }

@@ -104,6 +104,10 @@ fn add(mut store: StoreContextMut<'_, ActorCtx>, (n,): (u64,)) -> HostFuture<'_,
         let max = ctx.settings::<TallySettings>().expect("granted").max;
         let input = ctx.outside_input();
         let total = ctx.handler_state::<u64>().expect("granted");
+        // A bug in a handler: the panic must fail this call only.
+        if n == 13 {
+            panic!("unlucky thirteen");
+        }
         if *total + n > max {
             wasmtime::bail!("the tally would pass its max of {max}");
         }
@@ -269,4 +273,41 @@ async fn a_handler_defined_outside_the_runtime_is_linked_recorded_attenuated_and
         1,
         "replay ran no handler code"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_handler_fails_that_call_and_the_runtime_keeps_working() {
+    let exits = Arc::new(AtomicUsize::new(0));
+    let registry = Registry::builtin()
+        .with(TallyHandler {
+            exits: exits.clone(),
+        })
+        .unwrap();
+    let h = harness_with(|config| config.handlers = registry.clone());
+    let manifest = tally_manifest(&registry, "[[handler]]\ntype = \"tally\"\nmax = 100\n").unwrap();
+    let unlucky = h.runtime.spawn(manifest.clone()).await.unwrap();
+    let bystander = h.runtime.spawn(manifest.clone()).await.unwrap();
+    unlucky.send(b"13".to_vec()).await.unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), unlucky.exited())
+        .await
+        .unwrap();
+    let ActorExit::Failed(why) = exit else {
+        panic!("{exit:?}")
+    };
+    assert!(
+        why.contains("host function `add` panicked: unlucky thirteen"),
+        "{why}"
+    );
+    // The panic is in the chain as that call's error.
+    h.runtime.flush().await.unwrap();
+    let recorded = chain_of(h.dir.path(), unlucky.id())
+        .into_iter()
+        .any(|e| matches!(&e.kind, EventKind::HostCall(c) if matches!(&c.result, HostResult::Error(m) if m.contains("unlucky thirteen"))));
+    assert!(recorded, "the panic is recorded as the call's error");
+    // Everything else goes on: the other actor, and new spawns (no lock left poisoned).
+    bystander.send(b"2".to_vec()).await.unwrap();
+    assert_eq!(bystander.request(b"".to_vec()).await.unwrap(), b"2");
+    let fresh = h.runtime.spawn(manifest).await.unwrap();
+    fresh.send(b"1".to_vec()).await.unwrap();
+    assert_eq!(fresh.request(b"".to_vec()).await.unwrap(), b"1");
 }

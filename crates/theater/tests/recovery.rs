@@ -148,3 +148,40 @@ async fn a_call_in_flight_at_the_crash_is_named_and_dropped() {
     assert!(r.message_id.is_some());
     replays(h.dir.path(), &id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_listed_before_its_parent_is_still_recovered_after_it() {
+    let h = harness_with(|c| c.hibernate_after = Some(Duration::from_secs(3600)));
+    let parent = puppet(&h, "parent.toml", "").await;
+    puppet_manifest(h.dir.path(), "child.toml", "");
+    let child = ok(&parent, "spawn child.toml").await;
+    ok(&parent, &format!("request {child} note kept")).await;
+    let parent_id = parent.id().to_owned();
+    std::mem::forget(parent);
+    h.runtime.abandon().await.unwrap();
+    // Created in the same millisecond as its parent, with an id that sorts first: the
+    // database lists the child first. (Written here; on a fast machine it happens by itself.)
+    let db = rusqlite::Connection::open(h.dir.path().join("theater.db")).unwrap();
+    let created: i64 = db
+        .query_row(
+            "SELECT created_ms FROM chains WHERE actor_id = ?1",
+            [&parent_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute(
+        "UPDATE chains SET created_ms = ?1 WHERE actor_id = ?2",
+        rusqlite::params![created - 1, child],
+    )
+    .unwrap();
+    drop(db);
+
+    let runtime = restarted(h.dir.path());
+    let recovered = runtime.recover().await.unwrap();
+    assert!(recovered.failed.is_empty(), "{:?}", recovered.failed);
+    assert_eq!(recovered.actors.len(), 2);
+    let parent = &recovered.roots[0];
+    assert_eq!(ask(parent, "children").await.unwrap(), child);
+    assert_eq!(ok(parent, &format!("child-state {child}")).await, "kept,");
+    runtime.shutdown().await.unwrap();
+}

@@ -430,3 +430,47 @@ async fn full_instance_pool_is_a_clear_error_and_frees_up() {
     first.stop().await;
     runtime.spawn(m).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_or_altered_compiled_cache_file_is_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        on_log: Arc::new(|_| {}),
+        ..Default::default()
+    };
+    let cached = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path().join("compiled"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let m = manifest(test_actors::MINIMAL, "");
+    let runtime = Runtime::new(config()).unwrap();
+    runtime.spawn(m.clone()).await.unwrap();
+    runtime.shutdown().await.unwrap();
+    let files = cached();
+    assert_eq!(
+        files.len(),
+        1,
+        "one artifact, no temporary file left: {files:?}"
+    );
+    let artifact = files[0].clone();
+    assert_eq!(artifact.extension().unwrap(), "cwasm");
+    let whole = std::fs::read(&artifact).unwrap();
+
+    // Torn (a writer's half) and altered (one byte) files are refused, then replaced.
+    let mut altered = whole.clone();
+    altered[whole.len() / 2] ^= 1;
+    for damaged in [whole[..whole.len() / 2].to_vec(), altered] {
+        std::fs::write(&artifact, &damaged).unwrap();
+        let runtime = Runtime::new(config()).unwrap();
+        let actor = runtime.spawn(m.clone()).await.unwrap();
+        assert!(actor.exit().is_none());
+        runtime.shutdown().await.unwrap();
+        let rewritten = std::fs::read(&artifact).unwrap();
+        assert_ne!(rewritten, damaged, "the damaged file is replaced");
+        let (body, trailer) = rewritten.split_at(rewritten.len() - 32);
+        assert_eq!(theater::chain::Hash::of(body).0, trailer, "and whole");
+    }
+}

@@ -34,6 +34,9 @@ pub struct Args {
     /// The largest memory, in MiB, any actor's `[limits] memory_mb` may ask for
     #[arg(long, default_value_t = theater::EngineSettings::default().max_memory_mb)]
     max_memory_mb: u32,
+    /// Bytes of messages, in MiB, that all mailboxes together may hold; past it a send fails
+    #[arg(long, default_value_t = theater::DEFAULT_MAILBOX_BUDGET >> 20)]
+    mailbox_budget_mb: u64,
 }
 
 pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
@@ -69,6 +72,7 @@ async fn run_actors(args: Args, manifest: Option<Manifest>, data_dir: PathBuf) -
     };
     config.engine.max_instances = args.max_instances;
     config.engine.max_memory_mb = args.max_memory_mb;
+    config.mailbox_budget_bytes = args.mailbox_budget_mb.saturating_mul(1 << 20);
     let runtime = Runtime::new(config)?;
     let roots = match manifest {
         Some(manifest) => match runtime.spawn(manifest).await {

@@ -67,7 +67,10 @@ fn request(
 ) -> HostFuture<'_, Answer<Vec<u8>>> {
     Box::pin(async move {
         let (me, shared, id, timeout) = outgoing(store.data_mut())?;
-        Ok((shared.request(Some(&me), &target, msg, id, timeout).await,))
+        let max_answer = store.data().manifest.messaging.max_message_bytes;
+        Ok((shared
+            .request(Some(&me), &target, msg, id, timeout, max_answer.into())
+            .await,))
     })
 }
 
@@ -105,16 +108,13 @@ fn close_channel(
 }
 
 fn list_outstanding_requests(
-    store: StoreContextMut<'_, ActorCtx>,
+    mut store: StoreContextMut<'_, ActorCtx>,
     (): (),
 ) -> HostFuture<'_, (Vec<String>,)> {
     Box::pin(async move {
-        let mut ids: Vec<String> = store
-            .data()
-            .deferred
-            .keys()
-            .map(|id| id.to_string())
-            .collect();
+        let deferred = &mut store.data_mut().deferred;
+        deferred.retain(|_, d| !d.reply.abandoned());
+        let mut ids: Vec<String> = deferred.keys().map(|id| id.to_string()).collect();
         // Message ids count up, so this is the order the requests arrived in.
         ids.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
         Ok((ids,))
@@ -144,11 +144,16 @@ fn respond_to_request(
 ) -> HostFuture<'_, Answer<()>> {
     Box::pin(async move {
         let result = match take_reply(store.data_mut(), &id) {
-            Some(reply) => {
-                // The requester may have timed out; the answer was given all the same.
-                let _ = reply.send(Ok(response));
-                Ok(())
-            }
+            Some(reply) => match reply.answer(response) {
+                Ok(()) => Ok(()),
+                Err((reply, why)) => {
+                    // Still outstanding: the actor may answer again, within the limit.
+                    let ctx = store.data_mut();
+                    ctx.deferred
+                        .insert(id.as_str().into(), crate::actor::Deferred { reply });
+                    Err(why)
+                }
+            },
             None => Err(no_request(&id)),
         };
         Ok((result,))
@@ -164,7 +169,7 @@ fn cancel_request(
         let label = format!("{} ({})", ctx.name, crate::runtime::short_id(&ctx.id));
         let result = match take_reply(ctx, &id) {
             Some(reply) => {
-                let _ = reply.send(Err(format!("actor {label} cancelled request {id}")));
+                reply.fail(format!("actor {label} cancelled request {id}"));
                 Ok(())
             }
             None => Err(no_request(&id)),

@@ -19,6 +19,8 @@ mod timing;
 
 pub use environment::EnvironmentSettings;
 pub use random::MAX_RANDOM_BYTES;
+pub(crate) use runtime::LogBudget;
+pub use runtime::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_LINE_BYTES};
 pub use supervisor::SupervisorSettings;
 
 use std::any::Any;
@@ -528,7 +530,7 @@ impl InterfaceBuilder<'_> {
             move |mut store: StoreContextMut<'_, ActorCtx>, params: P| {
                 Box::new(async move {
                     if !store.data().chain.is_on() {
-                        let result = f(store.as_context_mut(), params).await;
+                        let result = catch_panic(function, f(store.as_context_mut(), params)).await;
                         store.data_mut().note = Default::default();
                         return result;
                     }
@@ -544,7 +546,7 @@ impl InterfaceBuilder<'_> {
                         return replay_host_call(store, &log, call, rebuild).await;
                     }
                     let before = store.data().chain.head();
-                    let outcome = f(store.as_context_mut(), params).await;
+                    let outcome = catch_panic(function, f(store.as_context_mut(), params)).await;
                     let note = std::mem::take(&mut store.data_mut().note);
                     call.message_id = note.message_id.map(|id| id.to_string());
                     call.result = match (&outcome, note.result, record_as) {
@@ -571,6 +573,31 @@ impl InterfaceBuilder<'_> {
         self.registered.push((interface, function));
         Ok(())
     }
+}
+
+/// Runs a host function's future; a panic in it fails this call (the guest traps, with the
+/// panic's message recorded) instead of unwinding through the runtime.
+async fn catch_panic<R>(function: &str, mut call: HostFuture<'_, R>) -> wasmtime::Result<R> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::Poll;
+    // Unwind-safe in practice: after a panic the future is dropped, never polled again, and
+    // the runtime's own locks tolerate poisoning (`crate::sync`).
+    std::future::poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                Poll::Ready(Err(wasmtime::format_err!(
+                    "host function `{function}` panicked: {message}"
+                )))
+            }
+        },
+    )
+    .await
 }
 
 /// A host call in a replay: the recorded result (or error), if the chain's next event is this

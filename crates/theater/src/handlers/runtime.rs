@@ -1,16 +1,18 @@
-//! `theater:simple/runtime`: log, get-chain, shutdown. Always granted.
+//! `theater:simple/runtime` (log, get-chain, shutdown) and `theater:simple/chain` (ranged
+//! reads of chains). Always granted.
 
-use theater_chain::StoredEvent;
+use theater_chain::{HostResult, StoredEvent};
 use wasmtime::StoreContextMut;
 
 use super::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::actor::ActorCtx;
-use crate::bindings::theater::simple::types::{Chain, Event, MetaEvent};
+use crate::bindings::theater::simple::types::{Chain, ChainEvent, Event, MetaEvent};
+use crate::recording::ChainSource;
 
 /// Granted to every actor, whether its manifest lists it or not.
 pub(crate) const HANDLER: Plain = Plain {
     name: "runtime",
-    interfaces: &["theater:simple/runtime"],
+    interfaces: &["theater:simple/runtime", "theater:simple/chain"],
     link: Some(link),
     always_granted: true,
 };
@@ -20,20 +22,160 @@ fn link(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
     runtime.func("log", RecordAs::Value, log)?;
     runtime.func_from_chain("get-chain", RecordAs::ChainRef, get_chain, chain_result)?;
     runtime.func("shutdown", RecordAs::Value, shutdown)?;
+    let mut chain = linker.interface("theater:simple/chain")?;
+    // Recorded by value: a range is small (see `MAX_RANGE_EVENTS`), and a replay needs it.
+    chain.func("read-own", RecordAs::Value, read_own)?;
+    chain.func("read-child", RecordAs::Value, read_child)?;
     Ok(())
 }
 
-fn log(store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFuture<'_, ()> {
+/// The longest log line printed; the rest is cut (the chain keeps the whole call).
+pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+/// Log lines an actor may print per second, on average, after a burst of [`LOG_BURST`].
+pub const LOG_LINES_PER_SECOND: f64 = 100.0;
+pub const LOG_BURST: f64 = 1000.0;
+
+/// An actor's log rate: a token bucket. Lines over the rate are counted, not printed, and the
+/// count is printed with the next line that fits.
+pub(crate) struct LogBudget {
+    tokens: f64,
+    refilled: std::time::Instant,
+    dropped: u64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget {
+            tokens: LOG_BURST,
+            refilled: std::time::Instant::now(),
+            dropped: 0,
+        }
+    }
+}
+
+impl LogBudget {
+    /// Whether a line may be printed now; if so, how many were held back before it.
+    fn take(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * LOG_LINES_PER_SECOND;
+        self.tokens = (self.tokens + earned).min(LOG_BURST);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            self.dropped += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.dropped))
+    }
+}
+
+fn log(mut store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFuture<'_, ()> {
     Box::pin(async move {
-        store.data().log(&msg);
+        let ctx = store.data_mut();
+        let Some(dropped) = ctx.log_budget.take() else {
+            return Ok(());
+        };
+        if dropped > 0 {
+            ctx.log(&format!(
+                "({dropped} log lines not printed: over {LOG_LINES_PER_SECOND} lines a second; the chain has them)"
+            ));
+        }
+        if msg.len() > MAX_LOG_LINE_BYTES {
+            let mut cut = MAX_LOG_LINE_BYTES;
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            ctx.log(&format!(
+                "{}… ({} more bytes not printed)",
+                &msg[..cut],
+                msg.len() - cut
+            ));
+        } else {
+            ctx.log(&msg);
+        }
         Ok(())
     })
 }
 
-fn get_chain(store: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (Chain,)> {
+fn get_chain(mut store: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (Chain,)> {
     Box::pin(async move {
         let source = store.data().chain.source().clone();
-        Ok(chain_result(source.read_all().await?))
+        let events = source.read_whole().await?;
+        // What was read is a prefix of this chain: recorded by its length and last hash.
+        store.data_mut().note.result = Some(HostResult::ChainRef {
+            len: events.len() as u64,
+            head: events.last().map(|(s, _)| s.hash).unwrap_or_default(),
+        });
+        Ok(chain_result(events))
+    })
+}
+
+/// Events `start..` of `source` (at most `max`), each with the hash of the one before it.
+pub(crate) async fn read_range(
+    source: &ChainSource,
+    start: u64,
+    max: u32,
+) -> wasmtime::Result<Vec<ChainEvent>> {
+    // The event before the range, read too, gives the first one its parent hash.
+    let (from, extra) = match start.checked_sub(1) {
+        Some(before) => (before, 1),
+        None => (0, 0),
+    };
+    let mut events = source.read_range(from, max.saturating_add(extra)).await?;
+    let mut parent_hash = None;
+    if extra == 1 && !events.is_empty() {
+        parent_hash = Some(events.remove(0).0.hash.0.to_vec());
+    }
+    Ok(chain_events(events, parent_hash))
+}
+
+/// Events in the WIT's `chain-event` form, linked to `parent_hash` first.
+pub(crate) fn chain_events(
+    events: Vec<(StoredEvent, theater_chain::Event)>,
+    mut parent_hash: Option<Vec<u8>>,
+) -> Vec<ChainEvent> {
+    events
+        .into_iter()
+        .map(|(stored, event)| {
+            let hash = stored.hash.0.to_vec();
+            ChainEvent {
+                parent_hash: parent_hash.replace(hash.clone()),
+                hash,
+                event_type: event.kind.type_name().to_owned(),
+                data: stored.bytes,
+                timestamp: event.timestamp_ms,
+            }
+        })
+        .collect()
+}
+
+fn read_own(
+    store: StoreContextMut<'_, ActorCtx>,
+    (start, max): (u64, u32),
+) -> HostFuture<'_, (Result<Vec<ChainEvent>, String>,)> {
+    Box::pin(async move {
+        let source = store.data().chain.source().clone();
+        Ok((read_range(&source, start, max)
+            .await
+            .map_err(|e| crate::component::one_line(&e)),))
+    })
+}
+
+fn read_child(
+    store: StoreContextMut<'_, ActorCtx>,
+    (child, start, max): (String, u64, u32),
+) -> HostFuture<'_, (Result<Vec<ChainEvent>, String>,)> {
+    Box::pin(async move {
+        let child =
+            match super::supervisor::child_of_caller(super::supervisor::me(store.data()), &child)
+                .await?
+            {
+                Ok(child) => child,
+                Err(e) => return Ok((Err(e),)),
+            };
+        Ok((read_range(&child.chain, start, max)
+            .await
+            .map_err(|e| crate::component::one_line(&e)),))
     })
 }
 

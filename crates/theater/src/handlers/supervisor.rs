@@ -146,7 +146,7 @@ fn add_to_linker(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
 }
 
 /// The runtime and the calling actor's cell.
-fn me(ctx: &ActorCtx) -> wasmtime::Result<(Arc<Shared>, Arc<Cell>)> {
+pub(crate) fn me(ctx: &ActorCtx) -> wasmtime::Result<(Arc<Shared>, Arc<Cell>)> {
     let shared = ctx.shared()?;
     let cell = shared
         .cell(&ctx.id)
@@ -198,10 +198,11 @@ async fn child_manifest(
 
 /// `id` as one of `parent`'s children.
 async fn child(shared: &Shared, parent: &Cell, id: &str) -> Result<Arc<Cell>, String> {
-    let is_child = match &parent.supervision {
-        Some(s) => s.lock().await.children().any(|c| **c == *id),
-        None => false,
-    };
+    let is_child = parent
+        .supervision(shared)
+        .await?
+        .children()
+        .any(|c| **c == *id);
     match shared.cell(id) {
         Some(cell) if is_child => Ok(cell),
         _ => Err(format!(
@@ -243,10 +244,10 @@ fn resume(
 
 fn list_children(store: StoreContextMut<'_, ActorCtx>, (): ()) -> HostFuture<'_, (Vec<String>,)> {
     Box::pin(async move {
-        let (_, parent) = me(store.data())?;
-        let ids = match &parent.supervision {
-            Some(s) => s.lock().await.children().map(|c| c.to_string()).collect(),
-            None => Vec::new(),
+        let (shared, parent) = me(store.data())?;
+        let ids = match parent.supervision(&shared).await {
+            Ok(s) => s.children().map(|c| c.to_string()).collect(),
+            Err(_) => Vec::new(),
         };
         Ok((ids,))
     })
@@ -262,15 +263,17 @@ fn stop_child(
             Ok(c) => c,
             Err(e) => return Ok((Err(e),)),
         };
-        if let Some(s) = &parent.supervision {
-            s.lock().await.remove(&child.id);
-        }
-        let request = StopRequest {
-            cause: StopCause::Parent { keep: false },
-            message: None,
-        };
-        lifecycle::stop(&shared, &child, request).await;
-        Ok((Ok(()),))
+        // A task of its own: killing the parent's call must not cut the stop in half.
+        let task = tokio::spawn(async move {
+            parent.supervision(&shared).await?.remove(&child.id);
+            let request = StopRequest {
+                cause: StopCause::Parent { keep: false },
+                message: None,
+            };
+            lifecycle::stop(&shared, &child, request).await;
+            Ok(())
+        });
+        Ok((task.await.unwrap_or_else(|e| Err(e.to_string())),))
     })
 }
 
@@ -284,19 +287,27 @@ fn restart_child(
             Ok(c) => c,
             Err(e) => return Ok((Err(e),)),
         };
-        let Some(supervision) = &parent.supervision else {
-            unreachable!("only a supervisor has children");
-        };
-        // Held so that a crash of the same child waits for this restart.
-        let guard = supervision.lock().await;
-        let request = StopRequest {
-            cause: StopCause::Parent { keep: true },
-            message: None,
-        };
-        lifecycle::stop(&shared, &child, request).await;
-        let result = lifecycle::restart(&shared, &child, guard.spec.restart_from).await;
-        drop(guard);
-        Ok((result,))
+        // A task of its own: killing the parent's call must not leave the child half
+        // restarted, nor the supervision lock held.
+        let task = tokio::spawn(async move {
+            // Waiting for the restart (the child's `init`) is waiting on the child.
+            let _waiting = shared
+                .waits
+                .wait(&parent.id, &child.id)
+                .map_err(|c| shared.describe_cycle("restart-child", &c))?;
+            // Held so that a crash of the same child waits for this restart.
+            let guard = parent.supervision(&shared).await?;
+            let request = StopRequest {
+                cause: StopCause::Parent { keep: true },
+                message: None,
+            };
+            lifecycle::stop(&shared, &child, request).await;
+            let from = guard.spec.restart_from;
+            let result = lifecycle::restart_holding(&shared, &parent, &child, from).await;
+            drop(guard);
+            result
+        });
+        Ok((task.await.unwrap_or_else(|e| Err(e.to_string())),))
     })
 }
 
@@ -315,8 +326,20 @@ fn get_child_state(
             Ok(w) => w,
             Err(cycle) => return Ok((Err(shared.describe_cycle("get-child-state", &cycle)),)),
         };
-        let timeout = Duration::from_millis(store.data().manifest.messaging.request_timeout_ms);
-        Ok((shared.state_of(&child, timeout).await,))
+        let messaging = store.data().manifest.messaging;
+        let timeout = Duration::from_millis(messaging.request_timeout_ms);
+        // A child's state is a message to its parent: held to the parent's limit.
+        let max = messaging.max_message_bytes as usize;
+        let state = shared.state_of(&child, timeout).await.and_then(|state| {
+            match state.as_ref().map(Vec::len) {
+                Some(len) if len > max => Err(format!(
+                    "the state of {} is {len} bytes, over this actor's limit of {max} bytes ([messaging] max_message_bytes)",
+                    child.label()
+                )),
+                _ => Ok(state),
+            }
+        });
+        Ok((state,))
     })
 }
 
@@ -330,7 +353,7 @@ fn get_child_events(
             Ok(c) => c,
             Err(e) => return Ok((Err(e),)),
         };
-        let events = match child.chain.read_all().await {
+        let events = match child.chain.read_whole().await {
             Ok(events) => events,
             Err(e) => return Ok((Err(crate::component::one_line(&e)),)),
         };
@@ -349,19 +372,20 @@ fn get_child_events(
 fn child_events_result(
     events: Vec<(theater_chain::StoredEvent, theater_chain::Event)>,
 ) -> Answer<Vec<ChainEvent>> {
-    let mut parent_hash = None;
-    let events = events
-        .into_iter()
-        .map(|(stored, event)| {
-            let hash = stored.hash.0.to_vec();
-            ChainEvent {
-                parent_hash: parent_hash.replace(hash.clone()),
-                hash,
-                event_type: event.kind.type_name().to_owned(),
-                data: stored.bytes,
-                timestamp: event.timestamp_ms,
-            }
-        })
-        .collect();
-    (Ok(events),)
+    (Ok(super::runtime::chain_events(events, None)),)
+}
+
+/// `id` as a running child of the calling actor: `Err` (the outer one) if the caller is not
+/// running, the inner `Err` if `id` is not its child.
+pub(crate) async fn child_of_caller(
+    caller: wasmtime::Result<(Arc<Shared>, Arc<Cell>)>,
+    id: &str,
+) -> wasmtime::Result<Result<Arc<Cell>, String>> {
+    let (shared, parent) = caller?;
+    if parent.supervision.is_none() {
+        return Ok(Err(
+            "reading a child's chain needs the supervisor handler".into()
+        ));
+    }
+    Ok(child(&shared, &parent, id).await)
 }

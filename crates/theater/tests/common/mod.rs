@@ -22,7 +22,18 @@ pub fn harness() -> Harness {
 }
 
 pub fn harness_with(adjust: impl FnOnce(&mut RuntimeConfig)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+    harness_at(tempfile::tempdir().unwrap(), adjust)
+}
+
+impl Harness {
+    /// A harness whose data dir is a new directory inside `parent` (a small filesystem, say).
+    pub fn on(parent: &Path) -> Harness {
+        std::fs::create_dir_all(parent).unwrap();
+        harness_at(tempfile::tempdir_in(parent).unwrap(), |_| {})
+    }
+}
+
+fn harness_at(dir: tempfile::TempDir, adjust: impl FnOnce(&mut RuntimeConfig)) -> Harness {
     let logs = Arc::new(Mutex::new(Vec::new()));
     let lifecycle = Arc::new(Mutex::new(Vec::new()));
     let (log_sink, life_sink) = (logs.clone(), lifecycle.clone());

@@ -1,0 +1,286 @@
+//! Hostile guests next to a healthy actor. Each case runs in a process of its own (this test
+//! binary, run again with `THEATER_HOSTILE_CASE` set), so that its peak resident memory can be
+//! read. In each, the healthy actor keeps answering, the process stays under the memory bound
+//! the case states, and the hostile actor's failure, with its reason, is in a chain.
+//!
+//! The child prints one JSON line per case: the healthy actor's request latency (p50, p99)
+//! alone and next to the hostile guest, and the peak RSS. `cargo test --test hostile --
+//! --nocapture` shows them; they are figures, never asserted.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Harness, ask, harness_with, puppet, puppet_manifest};
+use theater::chain::ChainReader;
+
+const CASE_VAR: &str = "THEATER_HOSTILE_CASE";
+
+struct Case {
+    name: &'static str,
+    /// The hostile puppet's manifest lines.
+    manifest: &'static str,
+    /// What the hostile actor is asked to do (`{healthy}`, `{slow}` are replaced).
+    command: &'static str,
+    /// Text that the hostile's answer or exit, and a chain, must show.
+    reason: &'static str,
+    /// Whose chain holds the reason: the hostile's, or the requester's (a refused answer).
+    reason_in_requester: bool,
+    /// The process's peak resident memory must stay under this, in MiB.
+    max_rss_mb: u64,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "infinite-loop",
+        manifest: "[limits]\nmax_call_cpu_ms = 3000\n",
+        command: "loop",
+        reason: "CPU budget",
+        reason_in_requester: false,
+        max_rss_mb: 100,
+    },
+    Case {
+        name: "memory-bomb",
+        manifest: "[limits]\nmemory_mb = 64\n",
+        command: "alloc 100000",
+        reason: "memory past its limit",
+        reason_in_requester: false,
+        max_rss_mb: 250,
+    },
+    Case {
+        name: "deep-recursion",
+        manifest: "",
+        command: "recurse 100000000",
+        // A Rust guest's frames live on a stack in its linear memory: overflowing it is an
+        // access out of bounds.
+        reason: "out of bounds",
+        reason_in_requester: false,
+        max_rss_mb: 100,
+    },
+    Case {
+        name: "100-MB-message",
+        manifest: "[limits]\nmemory_mb = 512\n",
+        command: "big-send {healthy} 100000000",
+        reason: "is over actor",
+        reason_in_requester: false,
+        max_rss_mb: 700,
+    },
+    Case {
+        name: "100-MB-reply",
+        manifest: "[limits]\nmemory_mb = 512\n",
+        command: "big-answer 100000000",
+        reason: "over the requester's limit",
+        reason_in_requester: true,
+        max_rss_mb: 700,
+    },
+    Case {
+        name: "spawn-flood",
+        manifest: "[supervision]\nmax_children = 2000\n",
+        command: "spawn-flood 5000 child.toml",
+        reason: "max_children",
+        reason_in_requester: false,
+        max_rss_mb: 250,
+    },
+    Case {
+        name: "log-flood",
+        manifest: "",
+        command: "log-flood 200000 100",
+        reason: "log lines not printed",
+        reason_in_requester: false,
+        max_rss_mb: 200,
+    },
+    Case {
+        name: "send-flood-at-a-slow-actor",
+        manifest: "[messaging]\nrequest_timeout_ms = 200\n",
+        command: "send-flood {slow} 100000",
+        reason: "is full",
+        reason_in_requester: false,
+        max_rss_mb: 150,
+    },
+    Case {
+        name: "get-chain-loop",
+        manifest: "",
+        command: "chain-loop 100000",
+        reason: "read it in ranges",
+        reason_in_requester: false,
+        max_rss_mb: 150,
+    },
+];
+
+#[test]
+fn hostile_guests_next_to_a_healthy_actor() {
+    if let Ok(case) = std::env::var(CASE_VAR) {
+        let case = CASES.iter().find(|c| c.name == case).expect("a known case");
+        return run_case(case);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut failures = Vec::new();
+    for case in CASES {
+        let output = Command::new(&exe)
+            .args([
+                "--exact",
+                "hostile_guests_next_to_a_healthy_actor",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CASE_VAR, case.name)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // libtest may print its `test ... ` prefix on the same line.
+        let Some(line) = stdout
+            .lines()
+            .find_map(|l| l.split_once("HOSTILE ").map(|(_, report)| report))
+        else {
+            failures.push(format!(
+                "{}: no report ({}):\n{}",
+                case.name,
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+            continue;
+        };
+        println!("{line}");
+        if !output.status.success() {
+            failures.push(format!(
+                "{}: {}",
+                case.name,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `n` requests to `healthy`, 2 ms apart; their latencies in µs, sorted.
+async fn latencies(healthy: &theater::ActorHandle, n: usize) -> Vec<u128> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let answer = ask(healthy, "echo alive").await;
+        assert_eq!(answer.as_deref(), Ok("alive"), "the healthy actor answers");
+        all.push(started.elapsed().as_micros());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    all.sort_unstable();
+    all
+}
+
+fn percentile(sorted: &[u128], p: usize) -> u128 {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Whether any event of `id`'s chain holds `needle` (strings are stored as UTF-8 bytes).
+fn chain_holds(h: &Harness, id: &str, needle: &str) -> bool {
+    let (_, events) = ChainReader::open(h.dir.path()).unwrap().chain(id).unwrap();
+    events.iter().any(|e| {
+        e.bytes
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    })
+}
+
+fn run_case(case: &Case) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let h = harness_with(|c| {
+            c.engine.max_instances = 300;
+            c.engine.max_memory_mb = 1024;
+            c.hibernate_after = Some(Duration::from_millis(100));
+        });
+        let healthy = puppet(&h, "healthy.toml", "").await;
+        let alone = latencies(&healthy, 300).await;
+
+        // The slow actor (for the send flood): stuck in a request that is never answered.
+        let sink = puppet(&h, "sink.toml", "").await;
+        let slow = puppet(
+            &h,
+            "slow.toml",
+            "[messaging]\nmailbox_capacity = 1000\nrequest_timeout_ms = 60000\n",
+        )
+        .await;
+        slow.send(format!("request {} defer", sink.id()).into_bytes())
+            .await
+            .unwrap();
+        puppet_manifest(h.dir.path(), "child.toml", "");
+        let requester = puppet(&h, "requester.toml", "").await;
+        let hostile = puppet(&h, "hostile.toml", case.manifest).await;
+        let command = case
+            .command
+            .replace("{healthy}", healthy.id())
+            .replace("{slow}", slow.id());
+        let trigger = {
+            let (hostile, requester) = (hostile.clone(), requester.clone());
+            tokio::spawn(async move {
+                if command.starts_with("big-answer") {
+                    ask(&requester, &format!("request {} {command}", hostile.id())).await
+                } else {
+                    ask(&hostile, &command).await
+                }
+            })
+        };
+        let next_to = latencies(&healthy, 1_000).await;
+        let answer = tokio::time::timeout(Duration::from_secs(120), trigger)
+            .await
+            .expect("the hostile call ends")
+            .unwrap();
+        let outcome = match (&answer, hostile.exit()) {
+            (_, Some(exit)) => format!("exited: {exit:?}"),
+            (Ok(answer), None) => format!("answered: {}", answer.get(..300).unwrap_or(answer)),
+            (Err(e), None) => format!("failed: {e}"),
+        };
+        let peak = peak_rss_kb();
+        h.runtime.flush().await.unwrap();
+        let logs = h.logs.lock().unwrap().len();
+        let in_chain = if case.reason_in_requester {
+            chain_holds(&h, requester.id(), case.reason)
+        } else if case.name == "log-flood" {
+            // The log lines are all in the chain; the notice is the runtime's, in its log.
+            h.logs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(case.reason))
+        } else {
+            chain_holds(&h, hostile.id(), case.reason)
+        };
+        let report = serde_json::json!({
+            "case": case.name,
+            "alone_p50_us": percentile(&alone, 50),
+            "alone_p99_us": percentile(&alone, 99),
+            "p50_us": percentile(&next_to, 50),
+            "p99_us": percentile(&next_to, 99),
+            "healthy_answered": next_to.len(),
+            "peak_rss_mb": peak / 1024,
+            "max_rss_mb": case.max_rss_mb,
+            "log_lines": logs,
+            "outcome": outcome,
+        });
+        println!("HOSTILE {report}");
+        if case.name != "log-flood" {
+            assert!(outcome.contains(case.reason), "{}: {outcome}", case.name);
+        }
+        assert!(in_chain, "{}: the reason is recorded", case.name);
+        assert!(
+            peak / 1024 < case.max_rss_mb,
+            "{}: peak RSS {} MiB",
+            case.name,
+            peak / 1024
+        );
+        assert!(healthy.exit().is_none());
+    });
+}
