@@ -118,8 +118,6 @@ enum Command {
         ack: Option<Ack>,
     },
     Flush(Ack),
-    /// Applied at once, even while a batch waits to be retried.
-    Quota(Option<u64>),
 }
 
 /// The bytes of events queued for the writer at most (see [`ChainWriter::append`]).
@@ -282,6 +280,8 @@ pub struct ChainWriter {
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<WriterStatus>>,
     room: Arc<Room>,
+    /// A quota change for the writer to apply (`Some(None)`: lift the quota).
+    quota: Arc<Mutex<Option<Option<u64>>>>,
     path: PathBuf,
     public_key: PublicKey,
 }
@@ -310,8 +310,10 @@ impl ChainWriter {
             freed_async: Default::default(),
         });
         let rounds = tokio::sync::watch::Sender::new(0);
+        let quota = Arc::new(Mutex::new(None));
         let thread = {
             let writer = WriterThread {
+                quota: quota.clone(),
                 rounds: rounds.clone(),
                 conn,
                 path: path.clone(),
@@ -330,6 +332,7 @@ impl ChainWriter {
             thread: Some(thread),
             status,
             room,
+            quota,
             path,
             public_key,
         })
@@ -347,7 +350,7 @@ impl ChainWriter {
     fn send(&self, command: Command) -> Result<(), StoreError> {
         let someone_waits = matches!(
             command,
-            Command::Flush(_) | Command::Append { ack: Some(_), .. } | Command::Quota(_)
+            Command::Flush(_) | Command::Append { ack: Some(_), .. }
         );
         self.tx
             .as_ref()
@@ -432,7 +435,13 @@ impl ChainWriter {
     /// A commit past it fails as a full disk does: the writer reports it and retries until
     /// the cap is raised or room is made.
     pub fn set_quota(&self, bytes: Option<u64>) -> Result<(), StoreError> {
-        self.send(Command::Quota(bytes))
+        // Beside the queue, not in it: a batch waiting for room must not hide it.
+        *self
+            .quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bytes);
+        self.wake();
+        Ok(())
     }
 
     /// The writer's health: whether commits are failing, and how full its queue is.
@@ -509,6 +518,7 @@ const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct WriterThread {
+    quota: Arc<Mutex<Option<Option<u64>>>>,
     rounds: tokio::sync::watch::Sender<u64>,
     conn: Connection,
     path: PathBuf,
@@ -533,10 +543,17 @@ impl WriterThread {
                 }
                 std::thread::park_timeout(BATCH_INTERVAL);
             }
+            let quota = self
+                .quota
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(bytes) = quota {
+                self.set_quota(bytes);
+            }
             // Collected even while a batch waits for a retry: the queue's room bounds it.
             while open && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(Command::Quota(bytes)) => self.set_quota(bytes),
                     Ok(c) => batch.push(c),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => open = false,
@@ -565,6 +582,13 @@ impl WriterThread {
                     backoff = FIRST_BACKOFF;
                     self.committed(&mut batch);
                     self.rounds.send_modify(|r| *r += 1);
+                }
+                Err(e) if !transient(&e) => {
+                    // Retrying cannot help (a bug, or a row SQLite refuses): say so loudly,
+                    // fail whoever waits, and go on with the rest rather than wedge.
+                    let message = format!("committing chains to {}: {e}", self.path.display());
+                    self.failed(message.clone());
+                    self.give_up(std::mem::take(&mut batch));
                 }
                 Err(e) => {
                     // The transaction rolled back as a whole: the same batch is retried.
@@ -613,7 +637,7 @@ impl WriterThread {
                     }
                 }
                 Command::Flush(ack) => ack(Ok(())),
-                Command::Register(_) | Command::Quota(_) => {}
+                Command::Register(_) => {}
             }
         }
         self.room.give_back(freed);
@@ -644,7 +668,8 @@ impl WriterThread {
         status.failing = Some(message);
     }
 
-    /// The writer is closing and the disk never took the batch: everyone waiting hears why.
+    /// The batch cannot be committed (the writer is closing on a disk that stays full, or the
+    /// error is not one that passes): everyone waiting hears why, and its room is freed.
     fn give_up(&self, batch: Vec<Command>) {
         let why = self
             .status
@@ -666,6 +691,24 @@ impl WriterThread {
             }
         }
     }
+}
+
+/// Whether a failed commit may succeed if retried: a full disk, a busy or locked database, an
+/// I/O error. Anything else would fail the same way for ever.
+fn transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            C::DiskFull
+                | C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::SystemIoFailure
+                | C::CannotOpen
+                | C::ReadOnly
+                | C::OutOfMemory
+        )
+    )
 }
 
 fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite::Result<()> {
@@ -713,7 +756,7 @@ fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite
                         },
                     );
                 }
-                Command::Flush(_) | Command::Quota(_) => {}
+                Command::Flush(_) => {}
             }
         }
         // Every head this commit moves is signed in the same transaction, so the stored head,
@@ -865,17 +908,18 @@ impl ChainReader {
     }
 
     /// Up to `limit` committed events of a chain from index `from` on, with the chain's
-    /// committed length, read in one snapshot. Cheap for a long chain: only the range is read.
+    /// committed length, read in one snapshot. Cheap for a long chain: only the range is read,
+    /// and reading stops once the events read hold `max_bytes` (the event that crosses it
+    /// included, so at least one is returned).
     pub fn events(
         &self,
         actor_id: &str,
         from: u64,
         limit: u64,
+        max_bytes: u64,
     ) -> Result<(u64, Vec<StoredEvent>), StoreError> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(sqlite_err(&self.path))?;
+        let fail = sqlite_err(&self.path);
+        let tx = self.conn.unchecked_transaction().map_err(&fail)?;
         let len: i64 = tx
             .query_row(
                 "SELECT len FROM chains WHERE actor_id = ?1",
@@ -883,26 +927,49 @@ impl ChainReader {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sqlite_err(&self.path))?
+            .map_err(&fail)?
             .ok_or_else(|| StoreError::UnknownActor(actor_id.to_owned()))?;
         let mut stmt = tx
             .prepare_cached(
                 "SELECT hash, data FROM events WHERE actor_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
             )
-            .map_err(sqlite_err(&self.path))?;
+            .map_err(&fail)?;
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let end = from.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX));
-        let events = stmt
-            .query_map(params![actor_id, from, end], |row| {
-                Ok(StoredEvent {
-                    hash: Hash(raw_bytes(row, 0)?.try_into().unwrap_or([0xff; 32])),
-                    bytes: raw_bytes(row, 1)?,
-                })
-            })
-            .map_err(sqlite_err(&self.path))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sqlite_err(&self.path))?;
+        let mut rows = stmt.query(params![actor_id, from, end]).map_err(&fail)?;
+        let (mut events, mut bytes) = (Vec::new(), 0u64);
+        while bytes < max_bytes
+            && let Some(row) = rows.next().map_err(&fail)?
+        {
+            let event = StoredEvent {
+                hash: Hash(
+                    raw_bytes(row, 0)
+                        .map_err(&fail)?
+                        .try_into()
+                        .unwrap_or([0xff; 32]),
+                ),
+                bytes: raw_bytes(row, 1).map_err(&fail)?,
+            };
+            bytes += event.bytes.len() as u64;
+            events.push(event);
+        }
         Ok((len.max(0) as u64, events))
+    }
+
+    /// The hash of a chain's committed event `index`, if there is one.
+    pub fn hash_at(&self, actor_id: &str, index: u64) -> Result<Option<Hash>, StoreError> {
+        let Ok(index) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        let hash: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT hash FROM events WHERE actor_id = ?1 AND seq = ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![actor_id, index], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(sqlite_err(&self.path))?;
+        Ok(hash.map(|h| Hash(h.try_into().unwrap_or([0xff; 32]))))
     }
 
     /// The chain's row and its committed events, read in one snapshot.

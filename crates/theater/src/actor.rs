@@ -387,38 +387,48 @@ impl Actor {
         } else {
             ctx.reset_for_wake();
         }
-        if let Err(e) = ctx
-            .chain
-            .record(EventKind::Instance {
-                component: prepared.loaded.hash,
-                reason,
-            })
-            .await
-        {
+        let event = EventKind::Instance {
+            component: prepared.loaded.hash,
+            reason,
+        };
+        // A wake is recorded once it has an instance: a wake that waits for a free slot tries
+        // many times, and only the one that succeeds happened. Any other new instance is
+        // recorded first, so that its chain says why, whatever instantiation does.
+        let wake = reason == InstanceReason::Wake;
+        if !wake && let Err(e) = ctx.chain.record(event.clone()).await {
             return Err((
                 Box::new(ctx),
                 format!("recording its chain: {}", one_line(&e)),
             ));
         }
         let mut store = new_store(&prepared, ctx);
-        match prepared.pre.instantiate_async(&mut store).await {
-            Ok(instance) => Ok(Actor {
-                state_hash: state.as_deref().map(Hash::of),
-                state,
-                body: Body::Live(Box::new(Live {
-                    store,
-                    instance,
-                    funcs: [None; Export::COUNT],
-                })),
-                prepared,
-                idle_since: Instant::now(),
-                calls_since_snapshot: 0,
-            }),
-            Err(e) => Err((
+        let instance = match prepared.pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                return Err((
+                    Box::new(store.into_data()),
+                    instantiate_error(&e, max_instances),
+                ));
+            }
+        };
+        if wake && let Err(e) = store.data_mut().chain.record(event).await {
+            return Err((
                 Box::new(store.into_data()),
-                instantiate_error(&e, max_instances),
-            )),
+                format!("recording its chain: {}", one_line(&e)),
+            ));
         }
+        Ok(Actor {
+            state_hash: state.as_deref().map(Hash::of),
+            state,
+            body: Body::Live(Box::new(Live {
+                store,
+                instance,
+                funcs: [None; Export::COUNT],
+            })),
+            prepared,
+            idle_since: Instant::now(),
+            calls_since_snapshot: 0,
+        })
     }
 
     pub(crate) fn ctx(&self) -> &ActorCtx {
@@ -472,7 +482,7 @@ impl Actor {
 
     /// Makes sure there is an instance, creating one (recorded as a wake) after hibernation.
     /// With every pool slot taken it makes room: it hibernates the actor idle the longest, or
-    /// waits for a slot, up to [`WAKE_WAIT`]. Each attempt is recorded as a wake.
+    /// waits for a slot, up to [`WAKE_WAIT`]. Only the attempt that succeeds is recorded.
     async fn wake(&mut self, max_instances: u32) -> Result<(), String> {
         if !matches!(self.body, Body::Hibernated(_)) {
             return Ok(());

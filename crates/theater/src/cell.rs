@@ -230,6 +230,9 @@ impl Cell {
             return Ok(guard);
         }
         let holder = self.restarting.locked().clone();
+        // An actor waits on one other at a time: one already waiting (on the very child
+        // whose restart holds the lock, in `restart-child`) keeps that edge.
+        let holder = holder.filter(|_| !shared.waits.is_waiting(&self.id));
         let _waiting = match holder {
             Some(child) => Some(
                 shared
@@ -490,6 +493,15 @@ async fn deliver(
                 .await;
             let opener = envelope.sender.clone();
             let answer = match &outcome {
+                Outcome::Returned(accept)
+                    if accept.accepted
+                        && greeting_too_big(shared, envelope.sender.as_deref(), accept) =>
+                {
+                    Err(format!(
+                        "actor {} accepted the channel with a greeting over the opener's [messaging] max_message_bytes",
+                        cell.label()
+                    ))
+                }
                 Outcome::Returned(accept) if accept.accepted => {
                     shared.channels.accept(&channel, shared);
                     if let (Some(opener), Some(msg)) = (&opener, accept.message.clone()) {
@@ -547,6 +559,17 @@ async fn deliver(
             state_only!(Export::HandleChildExternalStop, (child.to_string(),))
         }
     }
+}
+
+/// Whether an acceptor's greeting is larger than its opener takes (a greeting is a message).
+fn greeting_too_big(shared: &Shared, opener: Option<&str>, accept: &ChannelAccept) -> bool {
+    let len = accept.message.as_ref().map_or(0, Vec::len);
+    let max = opener
+        .and_then(|o| shared.cell(o))
+        .map_or(crate::manifest::DEFAULT_MAX_MESSAGE_BYTES, |o| {
+            o.messaging.max_message_bytes
+        });
+    len > max as usize
 }
 
 /// Keeps a request the actor deferred, after forgetting those whose requesters gave up. At

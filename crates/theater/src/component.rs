@@ -469,7 +469,9 @@ fn compile_cached(
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        if std::fs::write(&tmp, serialized).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+        let written = std::fs::write(&tmp, serialized).and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            // A full disk, say: leave no partial file behind.
             let _ = std::fs::remove_file(&tmp);
         }
     }

@@ -527,12 +527,14 @@ fn shutdown_timeout(shared: &Shared, cell: &Cell) -> Duration {
 }
 
 /// Stops `cell` after its current call (killing the call if it outlives the shutdown timeout)
-/// and returns once it has stopped.
+/// and returns once it has stopped: `true`. `false`: it was still busy [`KILL_GRACE`] after
+/// the kill (stuck outside guest code); a stop for good stays pending, a stop to restart it
+/// is withdrawn so it does not end up exited with no one to restart it.
 pub(crate) fn stop<'a>(
     shared: &'a Arc<Shared>,
     cell: &'a Arc<Cell>,
     request: StopRequest,
-) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
     Box::pin(async move {
         let timeout = shutdown_timeout(shared, cell);
         let mut deadline = tokio::time::Instant::now() + timeout;
@@ -549,13 +551,13 @@ pub(crate) fn stop<'a>(
                     Slot::Exited(exited) => {
                         if request.cause == (StopCause::Parent { keep: true }) {
                             inner.slot = Slot::Exited(exited);
-                            return;
+                            return true;
                         }
                         StopNow::Finish(exited)
                     }
                     Slot::Gone => {
                         inner.slot = Slot::Gone;
-                        return;
+                        return true;
                     }
                     Slot::Busy => {
                         if !asked {
@@ -568,9 +570,13 @@ pub(crate) fn stop<'a>(
             };
             match now {
                 StopNow::Exit(actor) => {
-                    return exit(shared, cell, actor, ExitHow::Stopped(request)).await;
+                    exit(shared, cell, actor, ExitHow::Stopped(request)).await;
+                    return true;
                 }
-                StopNow::Finish(exited) => return finish(shared, cell, exited).await,
+                StopNow::Finish(exited) => {
+                    finish(shared, cell, exited).await;
+                    return true;
+                }
                 StopNow::Wait => {}
             }
             if tokio::time::timeout_at(deadline, &mut settled)
@@ -585,7 +591,17 @@ pub(crate) fn stop<'a>(
                         cell.label(),
                         KILL_GRACE.as_millis()
                     );
-                    return;
+                    if request.cause == (StopCause::Parent { keep: true }) {
+                        let mut inner = cell.inner.locked();
+                        if inner
+                            .stop
+                            .as_ref()
+                            .is_some_and(|s| s.cause == request.cause)
+                        {
+                            inner.stop = None;
+                        }
+                    }
+                    return false;
                 }
                 // Still in its call: end it. Repeated, in case the call had not begun.
                 cell.kill.notify_waiters();
@@ -726,6 +742,9 @@ pub(crate) async fn restart(
     let Some(exited) = take_exited(cell) else {
         return Ok(());
     };
+    // A new run: spawns that finish from now on belong to it.
+    cell.exiting
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let Exited {
         ctx,
         state: last_state,
@@ -833,7 +852,13 @@ pub(crate) async fn spawn_child(
         )
         .await
         .map_err(|e| e.to_string());
-        let mut supervision = parent.supervision(&shared).await?;
+        // Without the cycle check: the child exists now and must be adopted or stopped.
+        let mut supervision = parent
+            .supervision
+            .as_ref()
+            .expect("checked before the spawn")
+            .lock()
+            .await;
         parent.starting.locked().retain(|s| *s != id);
         let child = spawned?;
         if parent.exiting.load(std::sync::atomic::Ordering::SeqCst) {

@@ -311,6 +311,11 @@ impl Shared {
             .map_err(|c| self.describe_cycle("open-channel", &c))?;
         self.channels
             .opening(channel.clone(), opener.clone(), cell.id.clone());
+        // Forgets the half-open channel however this ends, a kill of the caller included.
+        let mut opening = Opening {
+            channels: &self.channels,
+            id: Some(channel.clone()),
+        };
         let (reply, answer) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
         let message = Message::ChannelOpen {
@@ -336,13 +341,10 @@ impl Shared {
                 )),
             },
         };
-        match result {
-            Ok(()) => Ok(channel),
-            Err(e) => {
-                self.channels.forget(&channel);
-                Err(e)
-            }
+        if result.is_ok() {
+            opening.id = None;
         }
+        result.map(|()| channel)
     }
 
     pub(crate) async fn send_on_channel(
@@ -375,6 +377,20 @@ impl Shared {
         };
         self.notify_id(&peer, Some(me), close, Some(id));
         Ok(())
+    }
+}
+
+/// A channel being opened; forgotten on drop unless it was accepted.
+struct Opening<'c> {
+    channels: &'c Channels,
+    id: Option<Arc<str>>,
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.channels.forget(&id);
+        }
     }
 }
 

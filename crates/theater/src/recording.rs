@@ -11,6 +11,9 @@ pub const MAX_MEMORY_CHAIN_BYTES: u64 = 64 << 20;
 pub const MAX_WHOLE_CHAIN_EVENTS: u64 = 1_000;
 /// The most bytes of events those calls, and one ranged read, return.
 pub const MAX_CHAIN_READ_BYTES: u64 = 16 << 20;
+/// The largest event a chain holds (SQLite refuses blobs past 10^9 bytes); a call that would
+/// record a larger one (a huge log line, say) fails.
+pub const MAX_EVENT_BYTES: u64 = 512 << 20;
 /// The most events one ranged read returns.
 pub const MAX_RANGE_EVENTS: u32 = 1_000;
 /// How long a read waits for queued events to commit, on a failing disk, before it returns
@@ -100,6 +103,13 @@ impl ChainRecorder {
         let before = self.head;
         let (index, stored) = self.head.append(&event);
         let hash = stored.hash;
+        if stored.bytes.len() as u64 > MAX_EVENT_BYTES {
+            self.head = before;
+            wasmtime::bail!(
+                "an event of {} bytes is more than a chain event may hold ({MAX_EVENT_BYTES} bytes)",
+                stored.bytes.len()
+            );
+        }
         match &self.source {
             ChainSource::Off | ChainSource::Replay(_) => {}
             ChainSource::Memory(chain) => {
@@ -197,7 +207,9 @@ impl ChainSource {
     /// `get-child-events`. A chain of
     /// more than [`MAX_WHOLE_CHAIN_EVENTS`] events or [`MAX_CHAIN_READ_BYTES`] bytes fails.
     pub(crate) async fn read_whole(&self) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
-        let (len, stored) = self.read_stored(0, MAX_WHOLE_CHAIN_EVENTS).await?;
+        let (len, stored) = self
+            .read_stored(0, MAX_WHOLE_CHAIN_EVENTS, MAX_CHAIN_READ_BYTES + 1)
+            .await?;
         if len > MAX_WHOLE_CHAIN_EVENTS {
             wasmtime::bail!(
                 "the chain has {len} events, more than the {MAX_WHOLE_CHAIN_EVENTS} that a read of a whole chain returns; read it in ranges with theater:simple/chain"
@@ -220,7 +232,7 @@ impl ChainSource {
         max: u32,
     ) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
         let limit = max.min(MAX_RANGE_EVENTS).into();
-        let (_, mut stored) = self.read_stored(from, limit).await?;
+        let (_, mut stored) = self.read_stored(from, limit, MAX_CHAIN_READ_BYTES).await?;
         let mut total = 0;
         let keep = stored
             .iter()
@@ -234,18 +246,54 @@ impl ChainSource {
         decode(stored)
     }
 
+    /// The hash of committed event `index`, if there is one.
+    pub(crate) async fn hash_at(&self, index: u64) -> wasmtime::Result<Option<Hash>> {
+        let at = |events: &[StoredEvent]| {
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| events.get(i))
+                .map(|e| e.hash)
+        };
+        Ok(match self {
+            ChainSource::Off => None,
+            ChainSource::Memory(chain) => at(&chain.locked().events),
+            ChainSource::Replay(log) => at(&log.recorded_so_far()),
+            ChainSource::Persisted {
+                actor_id, readers, ..
+            } => {
+                let id = actor_id.clone();
+                readers
+                    .with(move |reader| reader.hash_at(&id, index))
+                    .await?
+            }
+        })
+    }
+
     /// The chain's committed length, and up to `limit` of its events from `from`. Events
     /// queued before the call are included, unless commits fail for [`COMMIT_WAIT`].
     async fn read_stored(
         &self,
         from: u64,
         limit: u64,
+        max_bytes: u64,
     ) -> wasmtime::Result<(u64, Vec<StoredEvent>)> {
-        fn range(events: &[StoredEvent], from: u64, limit: u64) -> Vec<StoredEvent> {
+        // As the database does: stop once the events taken hold `max_bytes`.
+        let range = |events: &[StoredEvent], from: u64, limit: u64| {
             let from = usize::try_from(from).unwrap_or(usize::MAX);
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-            events.iter().skip(from).take(limit).cloned().collect()
-        }
+            let mut bytes = 0;
+            events
+                .iter()
+                .skip(from)
+                .take(limit)
+                .take_while(|e| {
+                    let before = bytes;
+                    bytes += e.bytes.len() as u64;
+                    before < max_bytes
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         Ok(match self {
             ChainSource::Off => (0, Vec::new()),
             ChainSource::Memory(chain) => {
@@ -266,7 +314,7 @@ impl ChainSource {
                 writer.committed_so_far(COMMIT_WAIT).await;
                 let id = actor_id.clone();
                 readers
-                    .with(move |reader| reader.events(&id, from, limit))
+                    .with(move |reader| reader.events(&id, from, limit, max_bytes))
                     .await?
             }
         })

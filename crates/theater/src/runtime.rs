@@ -568,19 +568,19 @@ impl Runtime {
             .filter(|c| c.parent.is_none())
             .cloned()
             .collect();
-        let stopping = async {
+        // Each root stops in a task of its own: giving up at the limit below must not cut an
+        // actor's exit in half (its children stopped, its chain left open). Roots stop one
+        // after another, as before.
+        let shared = self.shared.clone();
+        let stopping = tokio::spawn(async move {
             for cell in roots {
-                lifecycle::stop(
-                    &self.shared,
-                    &cell,
-                    StopRequest {
-                        cause: StopCause::RuntimeExit,
-                        message: None,
-                    },
-                )
-                .await;
+                let request = StopRequest {
+                    cause: StopCause::RuntimeExit,
+                    message: None,
+                };
+                lifecycle::stop(&shared, &cell, request).await;
             }
-        };
+        });
         if tokio::time::timeout(SHUTDOWN_LIMIT, stopping)
             .await
             .is_err()

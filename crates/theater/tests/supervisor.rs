@@ -435,3 +435,21 @@ async fn a_child_manifest_cannot_name_files_outside_the_supervisor_root() {
     assert!(answer.starts_with("ok "), "{answer}");
     assert!(children(&parent).await.len() == 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_supervisor_spawns_children_again() {
+    let h = harness();
+    let parent = puppet(&h, "parent.toml", "").await;
+    let file = child_file(&h, "child.toml", "");
+    let id = ok(&parent, &format!("spawn {file}")).await;
+    ok(&parent, &format!("request {id} spawn {file}")).await;
+    // It crashes and is restarted: its new run may have children like the first.
+    let answer = ask(&parent, &format!("request {id} panic")).await.unwrap();
+    assert!(answer.contains("trapped"), "{answer}");
+    let grandchild = ok(&parent, &format!("request {id} spawn {file}")).await;
+    assert!(grandchild.starts_with("ok "), "{grandchild}");
+    assert_eq!(
+        ok(&parent, &format!("request {id} children")).await,
+        grandchild.trim_start_matches("ok ")
+    );
+}

@@ -121,13 +121,16 @@ fn list_outstanding_requests(
     })
 }
 
-/// Takes the reply of a deferred request, or of the request being handled right now.
-fn take_reply(ctx: &mut ActorCtx, id: &str) -> Option<crate::actor::Reply> {
+/// Takes the reply of a deferred request, or of the request being handled right now (then
+/// `true`).
+fn take_reply(ctx: &mut ActorCtx, id: &str) -> Option<(crate::actor::Reply, bool)> {
     if let Some(deferred) = ctx.deferred.remove(id) {
-        return Some(deferred.reply);
+        return Some((deferred.reply, false));
     }
     match &ctx.current_request {
-        Some((current, _)) if **current == *id => ctx.current_request.take().map(|(_, r)| r),
+        Some((current, _)) if **current == *id => {
+            ctx.current_request.take().map(|(_, r)| (r, true))
+        }
         _ => None,
     }
 }
@@ -144,13 +147,18 @@ fn respond_to_request(
 ) -> HostFuture<'_, Answer<()>> {
     Box::pin(async move {
         let result = match take_reply(store.data_mut(), &id) {
-            Some(reply) => match reply.answer(response) {
+            Some((reply, current)) => match reply.answer(response) {
                 Ok(()) => Ok(()),
                 Err((reply, why)) => {
-                    // Still outstanding: the actor may answer again, within the limit.
+                    // Still outstanding, where it was: the actor may answer again, within the
+                    // limit (or by returning from `handle-request`).
                     let ctx = store.data_mut();
-                    ctx.deferred
-                        .insert(id.as_str().into(), crate::actor::Deferred { reply });
+                    let id: std::sync::Arc<str> = id.as_str().into();
+                    if current {
+                        ctx.current_request = Some((id, reply));
+                    } else {
+                        ctx.deferred.insert(id, crate::actor::Deferred { reply });
+                    }
                     Err(why)
                 }
             },
@@ -168,7 +176,7 @@ fn cancel_request(
         let ctx = store.data_mut();
         let label = format!("{} ({})", ctx.name, crate::runtime::short_id(&ctx.id));
         let result = match take_reply(ctx, &id) {
-            Some(reply) => {
+            Some((reply, _)) => {
                 reply.fail(format!("actor {label} cancelled request {id}"));
                 Ok(())
             }

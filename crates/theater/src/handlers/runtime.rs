@@ -116,16 +116,11 @@ pub(crate) async fn read_range(
     start: u64,
     max: u32,
 ) -> wasmtime::Result<Vec<ChainEvent>> {
-    // The event before the range, read too, gives the first one its parent hash.
-    let (from, extra) = match start.checked_sub(1) {
-        Some(before) => (before, 1),
-        None => (0, 0),
+    let events = source.read_range(start, max).await?;
+    let parent_hash = match (events.is_empty(), start.checked_sub(1)) {
+        (false, Some(before)) => source.hash_at(before).await?.map(|h| h.0.to_vec()),
+        _ => None,
     };
-    let mut events = source.read_range(from, max.saturating_add(extra)).await?;
-    let mut parent_hash = None;
-    if extra == 1 && !events.is_empty() {
-        parent_hash = Some(events.remove(0).0.hash.0.to_vec());
-    }
     Ok(chain_events(events, parent_hash))
 }
 
@@ -204,6 +199,14 @@ fn shutdown(
         let ctx = store.data_mut();
         if ctx.shutdown_requested.is_some() {
             return Ok((Err("shutdown was already requested during this call".into()),));
+        }
+        // The data is a message to the parent: held to this actor's message limit, which a
+        // child's is within its parent's.
+        let max = ctx.manifest.messaging.max_message_bytes as usize;
+        if let Some(len) = data.as_ref().map(Vec::len).filter(|&len| len > max) {
+            return Ok((Err(format!(
+                "shutdown data of {len} bytes is over this actor's limit of {max} bytes ([messaging] max_message_bytes)"
+            )),));
         }
         ctx.shutdown_requested = Some(data);
         Ok((Ok(()),))

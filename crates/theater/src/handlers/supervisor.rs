@@ -301,7 +301,12 @@ fn restart_child(
                 cause: StopCause::Parent { keep: true },
                 message: None,
             };
-            lifecycle::stop(&shared, &child, request).await;
+            if !lifecycle::stop(&shared, &child, request).await {
+                return Err(format!(
+                    "{} did not stop within its shutdown timeout, even killed; it was not restarted",
+                    child.label()
+                ));
+            }
             let from = guard.spec.restart_from;
             let result = lifecycle::restart_holding(&shared, &parent, &child, from).await;
             drop(guard);
