@@ -808,9 +808,44 @@ pub(crate) async fn restart(
     Ok(())
 }
 
-/// Spawns a child of `parent` and adds it to the parent's supervision. Runs as a task of its
-/// own: a parent killed while it waits (its shutdown timeout passed) does not cut the spawn
-/// in half, and a child that outlives its parent's run is stopped.
+/// Runs `work` to its end even if the returned future is dropped half-way (a call killed after
+/// its shutdown timeout): the rest then runs as a task of its own. Until then it runs in the
+/// caller's task, so the common case costs no task switch.
+pub(crate) fn uncancellable<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> impl Future<Output = T> + Send {
+    struct Finish<T: 'static>(Option<Pin<Box<dyn Future<Output = T> + Send>>>);
+    impl<T> Future for Finish<T> {
+        type Output = T;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+            let work = self.0.as_mut().expect("not polled after it finished");
+            let done = work.as_mut().poll(cx);
+            if done.is_ready() {
+                self.0 = None;
+            }
+            done
+        }
+    }
+    impl<T: 'static> Drop for Finish<T> {
+        fn drop(&mut self) {
+            if let Some(work) = self.0.take() {
+                let finish = async move {
+                    work.await;
+                };
+                // The result has no one to go to: dropped. (No runtime: it is going away,
+                // and the work with it.)
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(finish);
+                }
+            }
+        }
+    }
+    Finish(Some(Box::pin(work)))
+}
+
+/// Spawns a child of `parent` and adds it to the parent's supervision, [`uncancellable`]: a
+/// parent killed while it waits (its shutdown timeout passed) does not cut the spawn in half,
+/// and a child that outlives its parent's run is stopped.
 pub(crate) async fn spawn_child(
     shared: &Arc<Shared>,
     parent: &Arc<Cell>,
@@ -832,7 +867,7 @@ pub(crate) async fn spawn_child(
         .unwrap_or(parent.manifest.supervision.restart);
     let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let (shared, parent) = (shared.clone(), parent.clone());
-    let task = tokio::spawn(async move {
+    let task = uncancellable(async move {
         // The child's `init` may request its parent, which is blocked in this call.
         let _wait = shared
             .waits
@@ -874,7 +909,6 @@ pub(crate) async fn spawn_child(
         Ok(child.id.clone())
     });
     task.await
-        .unwrap_or_else(|e| Err(format!("spawning the child failed: {e}")))
 }
 
 impl Shared {

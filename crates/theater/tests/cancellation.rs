@@ -104,10 +104,19 @@ async fn a_wake_with_the_pool_full_makes_room_and_loses_nothing() {
         .spawn(puppet_manifest(dir.path(), "first.toml", ""))
         .await
         .unwrap();
-    let second = runtime
-        .spawn(puppet_manifest(dir.path(), "second.toml", ""))
-        .await
-        .unwrap();
+    // The sleeper's snapshot (which frees its slot) follows its answer: retry until it is done.
+    let second = loop {
+        match runtime
+            .spawn(puppet_manifest(dir.path(), "second.toml", ""))
+            .await
+        {
+            Ok(second) => break second,
+            Err(e) if e.to_string().contains("no free instance slot") => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     // The sleeper must wake to take this: the least recently used idle actor gives way.
     sleeper.send(b"note b".to_vec()).await.unwrap();
     // Handled in mailbox order: once this answers, the send has been handled too.

@@ -263,8 +263,8 @@ fn stop_child(
             Ok(c) => c,
             Err(e) => return Ok((Err(e),)),
         };
-        // A task of its own: killing the parent's call must not cut the stop in half.
-        let task = tokio::spawn(async move {
+        // Killing the parent's call must not cut the stop in half.
+        let task = lifecycle::uncancellable(async move {
             parent.supervision(&shared).await?.remove(&child.id);
             let request = StopRequest {
                 cause: StopCause::Parent { keep: false },
@@ -273,7 +273,7 @@ fn stop_child(
             lifecycle::stop(&shared, &child, request).await;
             Ok(())
         });
-        Ok((task.await.unwrap_or_else(|e| Err(e.to_string())),))
+        Ok((task.await,))
     })
 }
 
@@ -287,9 +287,9 @@ fn restart_child(
             Ok(c) => c,
             Err(e) => return Ok((Err(e),)),
         };
-        // A task of its own: killing the parent's call must not leave the child half
-        // restarted, nor the supervision lock held.
-        let task = tokio::spawn(async move {
+        // Killing the parent's call must not leave the child half restarted, nor the
+        // supervision lock held.
+        let task = lifecycle::uncancellable(async move {
             // Waiting for the restart (the child's `init`) is waiting on the child.
             let _waiting = shared
                 .waits
@@ -312,7 +312,7 @@ fn restart_child(
             drop(guard);
             result
         });
-        Ok((task.await.unwrap_or_else(|e| Err(e.to_string())),))
+        Ok((task.await,))
     })
 }
 
