@@ -335,3 +335,52 @@ fn long_chains_checked_in_parallel_still_name_the_first_bad_event() {
     let err = verify_chain("a1", &events, head).unwrap_err();
     assert_eq!(err.event_index(), Some(4_999), "{err}");
 }
+
+/// A log event whose params are `bytes` long.
+fn big_event(bytes: usize) -> Event {
+    Event::new(EventKind::HostCall(HostCall {
+        message_id: None,
+        interface: "theater:simple/runtime".into(),
+        function: "log".into(),
+        params: vec![7; bytes],
+        result: HostResult::Value(vec![]),
+    }))
+}
+
+#[test]
+fn a_full_disk_fills_the_bounded_queue_then_appends_wait_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
+    let mut head = write_chain(&writer, "a", 1);
+    writer.flush().unwrap();
+    // No room left in the database: every commit fails from now on.
+    let size = std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len();
+    writer.set_quota(Some(size)).unwrap();
+    let id: Arc<str> = "a".into();
+    let mb = 1 << 20;
+    // The queue takes QUEUE_BYTES of events, then an append waits for room.
+    let fits = (QUEUE_BYTES / (mb as u64 + 200)) as usize;
+    for _ in 0..fits {
+        let (index, stored) = head.append(&big_event(mb));
+        writer.append(id.clone(), index, stored, None).unwrap();
+    }
+    let status = writer.status();
+    assert!(status.failing.is_some_and(|f| f.contains("full")));
+    assert!(status.queued_bytes > QUEUE_BYTES - 2 * mb as u64);
+    let (index, stored) = head.append(&big_event(mb));
+    let waiting = {
+        let (writer, id) = (writer.clone(), id.clone());
+        std::thread::spawn(move || writer.append(id, index, stored, None))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !waiting.is_finished(),
+        "a full queue makes the appender wait"
+    );
+    // Room again: the queue drains, the waiting append goes in, the chain is whole.
+    writer.set_quota(None).unwrap();
+    waiting.join().unwrap().unwrap();
+    writer.flush().unwrap();
+    assert_eq!(writer.status().failing, None);
+    assert_eq!(verify_stored(dir.path(), "a").unwrap(), head);
+}
