@@ -474,3 +474,40 @@ async fn a_torn_or_altered_compiled_cache_file_is_compiled_again() {
         assert_eq!(theater::chain::Hash::of(body).0, trailer, "and whole");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtimes_compiling_the_same_component_at_once_leave_one_whole_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        on_log: Arc::new(|_| {}),
+        ..Default::default()
+    };
+    // Two runtimes on one data dir (as two processes would be), each compiling and caching
+    // the component at the same time.
+    let (a, b) = (
+        Runtime::new(config()).unwrap(),
+        Runtime::new(config()).unwrap(),
+    );
+    let m = manifest(
+        test_actors::PUPPET,
+        "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n",
+    );
+    let (first, second) = tokio::join!(a.spawn(m.clone()), b.spawn(m.clone()));
+    first.unwrap();
+    second.unwrap();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("compiled"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "one artifact, no temporary file: {files:?}");
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let (body, trailer) = bytes.split_at(bytes.len() - 32);
+    assert_eq!(theater::chain::Hash::of(body).0, trailer, "whole");
+    // And a third runtime loads it.
+    let c = Runtime::new(config()).unwrap();
+    c.spawn(m).await.unwrap();
+    c.shutdown().await.unwrap();
+}
