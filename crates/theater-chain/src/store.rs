@@ -282,6 +282,8 @@ pub struct ChainWriter {
     room: Arc<Room>,
     /// A quota change for the writer to apply (`Some(None)`: lift the quota).
     quota: Arc<Mutex<Option<Option<u64>>>>,
+    /// Set when the writer is dropped.
+    closing: Arc<std::sync::atomic::AtomicBool>,
     path: PathBuf,
     public_key: PublicKey,
 }
@@ -311,9 +313,11 @@ impl ChainWriter {
         });
         let rounds = tokio::sync::watch::Sender::new(0);
         let quota = Arc::new(Mutex::new(None));
+        let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
             let writer = WriterThread {
                 quota: quota.clone(),
+                closing: closing.clone(),
                 rounds: rounds.clone(),
                 conn,
                 path: path.clone(),
@@ -333,6 +337,7 @@ impl ChainWriter {
             status,
             room,
             quota,
+            closing,
             path,
             public_key,
         })
@@ -502,6 +507,9 @@ impl Drop for ChainWriter {
     /// Commits everything queued, then stops the thread.
     fn drop(&mut self) {
         drop(self.tx.take());
+        // Told apart from the channel: a writer retrying a full batch reads no commands.
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -519,6 +527,7 @@ const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct WriterThread {
     quota: Arc<Mutex<Option<Option<u64>>>>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
     rounds: tokio::sync::watch::Sender<u64>,
     conn: Connection,
     path: PathBuf,
@@ -594,9 +603,11 @@ impl WriterThread {
                     // The transaction rolled back as a whole: the same batch is retried.
                     let message = format!("committing chains to {}: {e}", self.path.display());
                     self.failed(message);
-                    if !open {
+                    if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
                         let since = *closed_at.get_or_insert_with(std::time::Instant::now);
                         if since.elapsed() > GIVE_UP_AFTER {
+                            // This batch and whatever is still queued behind it.
+                            batch.extend(rx.try_iter());
                             self.give_up(batch);
                             return;
                         }

@@ -384,3 +384,30 @@ fn a_full_disk_fills_the_bounded_queue_then_appends_wait_and_nothing_is_lost() {
     assert_eq!(writer.status().failing, None);
     assert_eq!(verify_stored(dir.path(), "a").unwrap(), head);
 }
+
+#[test]
+fn a_writer_dropped_on_a_disk_that_stays_full_gives_up_and_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = ChainWriter::open(dir.path()).unwrap();
+    let mut head = write_chain(&writer, "a", 1);
+    writer.flush().unwrap();
+    let size = std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len();
+    writer.set_quota(Some(size)).unwrap();
+    // More commands than one batch holds: the writer retries a full batch and reads no more,
+    // so it must learn it is closing some other way than from its queue.
+    let id: Arc<str> = "a".into();
+    for i in 0..20_000 {
+        let (index, stored) = head.append(&log_event(i));
+        writer.append(id.clone(), index, stored, None).unwrap();
+    }
+    let (done, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(writer);
+        let _ = done.send(());
+    });
+    dropped
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the writer gives up and its drop returns");
+    // What was committed before the disk filled is intact.
+    assert_eq!(verify_stored(dir.path(), "a").unwrap().len, 1);
+}

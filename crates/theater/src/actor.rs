@@ -235,8 +235,13 @@ impl ActorCtx {
         }
     }
 
-    /// Tells every handler the actor's run ended, once.
+    /// Tells every handler the actor's run ended, once; says how many log lines the rate
+    /// held back since the last printed one, so that a flood's tail is not lost silently.
     pub(crate) fn handlers_exit(&mut self, how: ExitKind) {
+        let held_back = self.log_budget.held_back();
+        if held_back > 0 {
+            self.log(&crate::handlers::held_back_notice(held_back));
+        }
         let states = std::mem::take(&mut self.handler_states);
         for (grant, mut state) in self.manifest.handlers.iter().zip(states) {
             grant.family.on_exit(state.as_mut(), how);

@@ -274,6 +274,15 @@ async fn log_lines_are_capped_in_size_and_rate() {
         .find(|l| l.contains("log lines not printed"))
         .expect("a notice of the held-back lines");
     assert!(notice.contains("the chain has them"), "{notice}");
+    // Lines held back at the end of a flood are counted when the actor stops.
+    ok(&actor, "log-flood 3000 10").await;
+    actor.stop().await;
+    let logs = h.logs.lock().unwrap().clone();
+    assert!(
+        logs.last().unwrap().contains("log lines not printed"),
+        "{:?}",
+        logs.last()
+    );
 }
 
 #[test]

@@ -19,8 +19,8 @@ mod timing;
 
 pub use environment::EnvironmentSettings;
 pub use random::MAX_RANDOM_BYTES;
-pub(crate) use runtime::LogBudget;
 pub use runtime::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_LINE_BYTES};
+pub(crate) use runtime::{LogBudget, held_back_notice};
 pub use supervisor::SupervisorSettings;
 
 use std::any::Any;

@@ -65,8 +65,20 @@ impl LogBudget {
             return None;
         }
         self.tokens -= 1.0;
-        Some(std::mem::take(&mut self.dropped))
+        Some(self.held_back())
     }
+
+    /// Lines held back since the last one printed; the count starts over.
+    pub(crate) fn held_back(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+}
+
+/// The line that reports `n` held-back log lines.
+pub(crate) fn held_back_notice(n: u64) -> String {
+    format!(
+        "({n} log lines not printed: over {LOG_LINES_PER_SECOND} lines a second; the chain has them)"
+    )
 }
 
 fn log(mut store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFuture<'_, ()> {
@@ -76,9 +88,7 @@ fn log(mut store: StoreContextMut<'_, ActorCtx>, (msg,): (String,)) -> HostFutur
             return Ok(());
         };
         if dropped > 0 {
-            ctx.log(&format!(
-                "({dropped} log lines not printed: over {LOG_LINES_PER_SECOND} lines a second; the chain has them)"
-            ));
+            ctx.log(&held_back_notice(dropped));
         }
         if msg.len() > MAX_LOG_LINE_BYTES {
             let mut cut = MAX_LOG_LINE_BYTES;
