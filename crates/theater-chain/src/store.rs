@@ -141,10 +141,7 @@ impl Room {
     }
 
     fn try_take(&self, bytes: u64) -> bool {
-        let mut used = self
-            .used
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut used = locked(&self.used);
         if *used + bytes > QUEUE_BYTES {
             return false;
         }
@@ -153,10 +150,7 @@ impl Room {
     }
 
     fn take_blocking(&self, bytes: u64) {
-        let mut used = self
-            .used
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut used = locked(&self.used);
         while *used + bytes > QUEUE_BYTES {
             used = self
                 .freed
@@ -182,10 +176,7 @@ impl Room {
         if bytes == 0 {
             return;
         }
-        *self
-            .used
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) -= bytes;
+        *locked(&self.used) -= bytes;
         self.freed.notify_all();
         self.freed_async.notify_waiters();
     }
@@ -441,26 +432,15 @@ impl ChainWriter {
     /// the cap is raised or room is made.
     pub fn set_quota(&self, bytes: Option<u64>) -> Result<(), StoreError> {
         // Beside the queue, not in it: a batch waiting for room must not hide it.
-        *self
-            .quota
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bytes);
+        *locked(&self.quota) = Some(bytes);
         self.wake();
         Ok(())
     }
 
     /// The writer's health: whether commits are failing, and how full its queue is.
     pub fn status(&self) -> WriterStatus {
-        let mut status = self
-            .status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        status.queued_bytes = *self
-            .room
-            .used
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut status = locked(&self.status).clone();
+        status.queued_bytes = *locked(&self.room.used);
         status
     }
 
@@ -552,11 +532,7 @@ impl WriterThread {
                 }
                 std::thread::park_timeout(BATCH_INTERVAL);
             }
-            let quota = self
-                .quota
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
+            let quota = locked(&self.quota).take();
             if let Some(bytes) = quota {
                 self.set_quota(bytes);
             }
@@ -652,10 +628,7 @@ impl WriterThread {
             }
         }
         self.room.give_back(freed);
-        let mut status = self
-            .status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut status = locked(&self.status);
         if let Some(failure) = status.failing.take() {
             tracing::warn!(
                 "recording resumed: chains commit to {} again (after: {failure})",
@@ -666,10 +639,7 @@ impl WriterThread {
 
     /// Notes a failed commit; the first of a run of failures is reported, once.
     fn failed(&self, message: String) {
-        let mut status = self
-            .status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut status = locked(&self.status);
         status.failed_commits += 1;
         if status.failing.is_none() {
             tracing::error!(
@@ -682,13 +652,7 @@ impl WriterThread {
     /// The batch cannot be committed (the writer is closing on a disk that stays full, or the
     /// error is not one that passes): everyone waiting hears why, and its room is freed.
     fn give_up(&self, batch: Vec<Command>) {
-        let why = self
-            .status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .failing
-            .clone()
-            .unwrap_or_default();
+        let why = locked(&self.status).failing.clone().unwrap_or_default();
         tracing::error!(
             "giving up: {} queued commands were not committed: {why}",
             batch.len()
@@ -788,6 +752,27 @@ fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite
     tx.commit()
 }
 
+/// A stored hash; one of the wrong length can never match, and `verify` reports it.
+fn stored_hash(bytes: Vec<u8>) -> Hash {
+    Hash(bytes.try_into().unwrap_or([0xff; 32]))
+}
+
+/// An event row selected as `hash, data`.
+fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        hash: stored_hash(raw_bytes(row, 0)?),
+        bytes: raw_bytes(row, 1)?,
+    })
+}
+
+/// The guard, whether or not an earlier holder panicked: every critical section here leaves
+/// its data consistent, so a poisoned lock's data is still good.
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A column's bytes whatever SQLite type it holds, so that a damaged row reaches the verifier
 /// (which names it) instead of failing the read.
 fn raw_bytes(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>> {
@@ -853,7 +838,7 @@ impl ChainReader {
             created_ms: row.get::<_, i64>(3)? as u64,
             head: ChainHead {
                 len: row.get::<_, i64>(4)? as u64,
-                head: Hash(head.try_into().unwrap_or([0xff; 32])),
+                head: stored_hash(head),
             },
         })
     }
@@ -952,15 +937,7 @@ impl ChainReader {
         while bytes < max_bytes
             && let Some(row) = rows.next().map_err(&fail)?
         {
-            let event = StoredEvent {
-                hash: Hash(
-                    raw_bytes(row, 0)
-                        .map_err(&fail)?
-                        .try_into()
-                        .unwrap_or([0xff; 32]),
-                ),
-                bytes: raw_bytes(row, 1).map_err(&fail)?,
-            };
+            let event = stored_event(row).map_err(&fail)?;
             bytes += event.bytes.len() as u64;
             events.push(event);
         }
@@ -980,7 +957,7 @@ impl ChainReader {
                     .optional()
             })
             .map_err(sqlite_err(&self.path))?;
-        Ok(hash.map(|h| Hash(h.try_into().unwrap_or([0xff; 32]))))
+        Ok(hash.map(stored_hash))
     }
 
     /// The chain's row and its committed events, read in one snapshot.
@@ -1016,16 +993,10 @@ impl ChainReader {
             // `from` beyond i64 (which `as` would wrap to a negative, selecting everything)
             // selects nothing, as an index past the end should.
             let from = i64::try_from(from).unwrap_or(i64::MAX);
-            stmt.query_map(params![actor_id, from], |row| {
-                Ok(StoredEvent {
-                    // A stored hash of the wrong length can never match; verify reports it.
-                    hash: Hash(raw_bytes(row, 0)?.try_into().unwrap_or([0xff; 32])),
-                    bytes: raw_bytes(row, 1)?,
-                })
-            })
-            .map_err(sqlite_err(&self.path))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sqlite_err(&self.path))?
+            stmt.query_map(params![actor_id, from], stored_event)
+                .map_err(sqlite_err(&self.path))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sqlite_err(&self.path))?
         };
         Ok((info, events))
     }

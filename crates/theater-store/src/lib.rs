@@ -81,10 +81,7 @@ impl ContentStore {
     /// Stores `data` (once; storing the same bytes again is free) and returns its hash.
     pub fn put(&self, data: &[u8]) -> Result<ContentHash, StoreError> {
         let hash = *blake3::hash(data).as_bytes();
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = locked(&self.conn);
         let known: bool = conn
             .prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")
             .and_then(|mut s| s.exists([&hash[..]]))
@@ -98,20 +95,14 @@ impl ContentStore {
     }
 
     pub fn get(&self, hash: &ContentHash) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = locked(&self.conn);
         conn.prepare_cached("SELECT data FROM blobs WHERE hash = ?1")
             .and_then(|mut s| s.query_row([&hash[..]], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))
     }
 
     pub fn contains(&self, hash: &ContentHash) -> Result<bool, StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = locked(&self.conn);
         conn.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")
             .and_then(|mut s| s.exists([&hash[..]]))
             .map_err(|e| self.err(e))
@@ -119,10 +110,7 @@ impl ContentStore {
 
     /// Points `label` at `hash`, replacing what it pointed at.
     pub fn set_label(&self, label: &str, hash: &ContentHash) -> Result<(), StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = locked(&self.conn);
         conn.execute(
             "INSERT INTO labels (label, hash) VALUES (?1, ?2)
              ON CONFLICT (label) DO UPDATE SET hash = excluded.hash",
@@ -133,10 +121,7 @@ impl ContentStore {
     }
 
     pub fn label(&self, label: &str) -> Result<Option<ContentHash>, StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = locked(&self.conn);
         let found: Option<Vec<u8>> = conn
             .query_row("SELECT hash FROM labels WHERE label = ?1", [label], |r| {
                 r.get(0)
@@ -148,10 +133,7 @@ impl ContentStore {
 
     /// All labels, sorted.
     pub fn labels(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = locked(&self.conn);
         let mut stmt = conn
             .prepare("SELECT label FROM labels ORDER BY label")
             .map_err(|e| self.err(e))?;
@@ -159,6 +141,14 @@ impl ContentStore {
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))
     }
+}
+
+/// The guard, whether or not an earlier holder panicked (a panic elsewhere in the runtime
+/// must not wedge the content store; its critical sections leave the data consistent).
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

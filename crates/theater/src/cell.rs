@@ -6,7 +6,6 @@
 //! order, and parks the actor again when the mailbox is empty. So an idle actor has no task,
 //! and one mailbox per receiver keeps every sender's messages in the order they were sent.
 
-use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,6 +19,7 @@ use crate::component::{Export, Prepared};
 use crate::manifest::{Manifest, MessagingSettings};
 use crate::runtime::{ActorExit, Shared, Work, short_id};
 use crate::supervision::Supervision;
+use crate::sync::LockExt;
 
 /// How an actor was started, kept so that a restart from `init` can start it the same way.
 #[derive(Clone)]

@@ -1,7 +1,6 @@
 //! Loading components: read once, compile once per content hash (in memory and on disk), link
 //! once per (component, granted handlers). Linking is deny-by-default.
 
-use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +15,7 @@ use crate::actor::ActorCtx;
 use crate::error::SpawnError;
 use crate::handlers::{HostLinker, Registry, TYPE_ONLY_INTERFACES};
 use crate::manifest::{ComponentSource, MAX_COMPONENT_BYTES, Manifest};
+use crate::sync::LockExt;
 
 /// The interface every actor exports and the function the runtime calls first.
 pub const ACTOR_INTERFACE: &str = "theater:simple/actor";

@@ -52,7 +52,8 @@ pub use error::{RuntimeError, SpawnError};
 pub use handlers::Registry;
 pub use manifest::{Manifest, ManifestError, ManifestOrigin};
 pub use recording::{
-    MAX_CHAIN_READ_BYTES, MAX_MEMORY_CHAIN_BYTES, MAX_RANGE_EVENTS, MAX_WHOLE_CHAIN_EVENTS,
+    MAX_CHAIN_READ_BYTES, MAX_EVENT_BYTES, MAX_MEMORY_CHAIN_BYTES, MAX_RANGE_EVENTS,
+    MAX_WHOLE_CHAIN_EVENTS,
 };
 pub use recovery::Recovered;
 pub use runtime::{

@@ -8,7 +8,6 @@
 //! - [`stop`] asks an actor to stop after its current call, and kills that call if it outlives
 //!   the shutdown timeout.
 
-use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +27,7 @@ use crate::manifest::{MAX_INIT_STATE_BYTES, Manifest};
 use crate::recording::{ChainRecorder, ChainSource};
 use crate::runtime::{ActorExit, Lifecycle, LifecycleEvent, Shared};
 use crate::supervision::{ChildExit, RestartFrom, Supervision, SupervisorSpec};
+use crate::sync::LockExt;
 
 /// How long a root actor may take to finish its call when stopped.
 pub(crate) const ROOT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);

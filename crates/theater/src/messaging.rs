@@ -7,7 +7,6 @@
 //!   nothing is dropped silently;
 //! - a wait that would close a cycle of actors waiting on each other fails at once.
 
-use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -19,6 +18,7 @@ use crate::actor::Reply;
 use crate::cell::{Cell, Envelope, Message, Refused};
 use crate::deadlock::Cycle;
 use crate::runtime::{Shared, Work, short_id};
+use crate::sync::LockExt;
 
 /// Open channels, by id.
 #[derive(Default)]

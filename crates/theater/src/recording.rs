@@ -1,5 +1,14 @@
 //! An actor's side of its chain: the head it keeps in memory and where its events go.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::replay::ReplayLog;
+use crate::sync::LockExt;
+use theater_chain::{
+    ChainHead, ChainReader, ChainWriter, Durability, Event, EventKind, Hash, StoredEvent,
+};
+
 /// The most a chain kept in memory (`save_chain = false`) may hold. Past it the actor's next
 /// event fails its call: it traps, and its parent hears why. Its last word (the trap or
 /// shutdown event) is kept over the limit.
@@ -19,16 +28,6 @@ pub const MAX_RANGE_EVENTS: u32 = 1_000;
 /// How long a read waits for queued events to commit, on a failing disk, before it returns
 /// what is committed.
 const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
-use crate::sync::LockExt;
-
-use crate::replay::ReplayLog;
-use theater_chain::{
-    ChainHead, ChainReader, ChainWriter, Durability, Event, EventKind, Hash, StoredEvent,
-};
 
 /// Appends an actor's events. Only the head stays in memory for a persisted chain; events go to
 /// the data dir's writer. A chain with `save_chain = false` is kept in memory instead.

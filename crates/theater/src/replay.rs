@@ -14,7 +14,6 @@
 //! looping guest does not hang a replay. A call the chain ends inside of (the runtime was killed
 //! during it) is not re-run either: nothing it did was kept.
 
-use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,6 +32,7 @@ use crate::engine::{EngineSettings, EpochTicker, build_engine};
 use crate::handlers::Rebuild;
 use crate::manifest::{MAX_COMPONENT_BYTES, Manifest, ManifestOrigin};
 use crate::recording::{ChainRecorder, ChainSource};
+use crate::sync::LockExt;
 
 /// Instances a replay needs at once: one, and one more while it is replaced.
 const MAX_INSTANCES: u32 = 2;

@@ -1,7 +1,6 @@
 //! The [`Runtime`] owns the engine, the chain writer and the actors; an [`ActorHandle`] is what
 //! callers hold.
 
-use crate::sync::{LockExt, RwLockExt};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +20,7 @@ use crate::handlers::Registry;
 use crate::lifecycle::{self, SpawnRequest};
 use crate::manifest::{DEFAULT_REQUEST_TIMEOUT_MS, Manifest};
 use crate::messaging::Channels;
+use crate::sync::{LockExt, RwLockExt};
 
 /// One line an actor logged.
 pub struct LogLine<'a> {
@@ -276,9 +276,9 @@ impl Shared {
         }
     }
 
-    /// The state of `cell` between calls, waiting for its current call to end if it is busy.
-    /// Hibernates the live, parked actor that has been idle the longest, to free its pool
-    /// slot for an actor that must wake now. Returns whether it found one.
+    /// Hibernates a live, parked actor to free its pool slot for an actor that must wake now:
+    /// the one queued for hibernation the longest. That approximates the least recently used
+    /// (an actor used again since it was queued keeps its place). Returns whether it found one.
     pub(crate) fn hibernate_least_recently_used(&self) -> bool {
         let mut idle = self.idle.locked();
         while let Some((_, cell)) = idle.pop_front() {
@@ -295,6 +295,7 @@ impl Shared {
         false
     }
 
+    /// The state of `cell` between calls, waiting for its current call to end if it is busy.
     pub(crate) async fn state_of(&self, cell: &Cell, timeout: Duration) -> Result<State, String> {
         let rx = {
             let mut inner = cell.inner.locked();
