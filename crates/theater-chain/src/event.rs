@@ -270,9 +270,47 @@ impl Event {
 
     /// The canonical bytes of this event.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = Writer {
+            buf: Vec::with_capacity(self.size_hint()),
+        };
         self.encode_into(&mut w);
         w.buf
+    }
+
+    /// About the encoded size, a little over: so that encoding allocates once.
+    fn size_hint(&self) -> usize {
+        /// Tags, lengths, hashes and the other fixed-size fields, at most.
+        const FIXED: usize = 128;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        FIXED
+            + match &self.kind {
+                EventKind::Spawn(s) => {
+                    s.actor_id.len() + s.name.len() + s.manifest.len() + opt(&s.parent)
+                }
+                EventKind::CallStart(c) => {
+                    c.export.len() + c.params.len() + opt(&c.message_id) + opt(&c.sender)
+                }
+                EventKind::CallEnd(c) => {
+                    c.export.len() + c.outcome.as_ref().map_or_else(String::len, Vec::len)
+                }
+                EventKind::HostCall(h) => {
+                    let result = match &h.result {
+                        HostResult::Value(v) => v.len(),
+                        HostResult::ActorChainRef { actor_id, .. } => actor_id.len(),
+                        HostResult::Error(e) => e.len(),
+                        HostResult::ChainRef { .. } => 0,
+                    };
+                    h.interface.len()
+                        + h.function.len()
+                        + h.params.len()
+                        + result
+                        + opt(&h.message_id)
+                }
+                EventKind::Trap { message, .. } => message.len(),
+                EventKind::Shutdown { data, .. } => data.as_ref().map_or(0, Vec::len),
+                EventKind::Recovery(r) => opt(&r.interrupted) + opt(&r.message_id),
+                EventKind::Instance { .. } | EventKind::Snapshot { .. } => 0,
+            }
     }
 
     pub(crate) fn encode_into(&self, w: &mut Writer) {

@@ -4,6 +4,7 @@
 //! so any single changed byte makes reading or verification fail.
 
 use crate::chain::{ChainHead, StoredEvent, VerifyError, verify_chain};
+use crate::commit::HeadProof;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::Hash;
 use crate::sign::{PublicKey, Signature};
@@ -11,9 +12,11 @@ use crate::store::ChainInfo;
 
 /// The eight bytes that open every chain file.
 pub const MAGIC: &[u8; 8] = b"THCHAIN\0";
-/// The file format version this build writes and reads. Version 2 added head signatures and
-/// the blobs the chain refers to.
-pub const FILE_VERSION: u32 = 2;
+/// The file format version this build writes. Version 2 added head signatures and the blobs
+/// the chain refers to; version 3 head proofs (a commit's signature and a Merkle path).
+pub const FILE_VERSION: u32 = 3;
+/// The oldest version this build reads: a version 2 file's signatures are head signatures.
+pub const OLDEST_FILE_VERSION: u32 = 2;
 
 /// A whole chain as one self-contained file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +36,8 @@ pub struct ChainFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSignatures {
     pub key: PublicKey,
-    /// `(number of events, signature of the head after that many)`; at least one.
-    pub heads: Vec<(u64, Signature)>,
+    /// `(number of events, proof of the head after that many)`; at least one.
+    pub heads: Vec<(u64, HeadProof)>,
 }
 
 /// A chain whose links and signatures checked out.
@@ -50,7 +53,7 @@ pub enum FileError {
     #[error("not a Theater chain file: it does not start with the THCHAIN magic bytes")]
     BadMagic,
     #[error(
-        "chain file format version {0} is not supported (this build reads version {FILE_VERSION})"
+        "chain file format version {0} is not supported (this build reads versions {OLDEST_FILE_VERSION} to {FILE_VERSION})"
     )]
     UnsupportedVersion(u32),
     #[error("the file header is malformed: {0}")]
@@ -79,10 +82,10 @@ impl ChainFile {
         events: Vec<StoredEvent>,
         key: Option<PublicKey>,
     ) -> ChainFile {
-        let signatures = match (key, info.signature) {
-            (Some(key), Some(signature)) => Some(FileSignatures {
+        let signatures = match (key, &info.signature) {
+            (Some(key), Some(proof)) => Some(FileSignatures {
                 key,
-                heads: vec![(info.head.len, signature)],
+                heads: vec![(info.head.len, proof.clone())],
             }),
             _ => None,
         };
@@ -128,9 +131,20 @@ impl ChainFile {
         w.opt(self.signatures.as_ref(), |w, s| {
             w.hash(&Hash(s.key.0));
             w.u64(s.heads.len() as u64);
-            for (len, signature) in &s.heads {
+            for (len, proof) in &s.heads {
                 w.u64(*len);
-                w.buf.extend_from_slice(&signature.0);
+                match proof {
+                    HeadProof::Head(signature) => {
+                        w.u8(0);
+                        w.buf.extend_from_slice(&signature.0);
+                    }
+                    HeadProof::Commit { signature, path } => {
+                        w.u8(1);
+                        w.buf.extend_from_slice(&signature.0);
+                        w.u8(path.len() as u8);
+                        HeadProof::encode_path(path, w);
+                    }
+                }
             }
         });
         w.u32(u32::try_from(self.blobs.len()).expect("a chain file holds at most 2^32 blobs"));
@@ -148,7 +162,7 @@ impl ChainFile {
             return Err(FileError::BadMagic);
         }
         let version = r.u32("format version").map_err(FileError::Header)?;
-        if version != FILE_VERSION {
+        if !(OLDEST_FILE_VERSION..=FILE_VERSION).contains(&version) {
             return Err(FileError::UnsupportedVersion(version));
         }
         let actor_id = r.str("actor id").map_err(FileError::Header)?;
@@ -178,7 +192,22 @@ impl ChainFile {
                 let mut heads = Vec::new();
                 for _ in 0..n {
                     let len = r.u64("signed length")?;
-                    heads.push((len, Signature(r.array("signature")?)));
+                    let kind = if version < 3 { 0 } else { r.u8("proof kind")? };
+                    let proof = match kind {
+                        0 => HeadProof::Head(Signature(r.array("signature")?)),
+                        1 => {
+                            let signature = Signature(r.array("signature")?);
+                            let steps = r.u8("path length")? as usize;
+                            let path = HeadProof::decode_path(r, steps)?;
+                            HeadProof::Commit { signature, path }
+                        }
+                        other => {
+                            return Err(
+                                r.error(format!("proof kind must be 0 or 1, found {other}"))
+                            );
+                        }
+                    };
+                    heads.push((len, proof));
                 }
                 Ok(FileSignatures { key, heads })
             })
@@ -223,7 +252,7 @@ impl ChainFile {
         let Some(signatures) = &self.signatures else {
             return Ok(Verified { head, signer: None });
         };
-        for (len, signature) in &signatures.heads {
+        for (len, proof) in &signatures.heads {
             let signed = ChainHead {
                 len: *len,
                 head: match len.checked_sub(1) {
@@ -242,7 +271,7 @@ impl ChainFile {
                     }
                 },
             };
-            if !signatures.key.verifies(&self.actor_id, &signed, signature) {
+            if !signatures.key.proves(&self.actor_id, &signed, proof) {
                 return Err(VerifyError::BadSignature {
                     len: *len,
                     key: signatures.key,

@@ -35,6 +35,7 @@
 //! ```
 
 mod chain;
+mod commit;
 mod encoding;
 mod event;
 mod file;
@@ -43,6 +44,7 @@ mod sign;
 mod store;
 
 pub use chain::{ChainHead, StoredEvent, Verifier, VerifyError, verify_chain};
+pub use commit::{HeadProof, MAX_PATH, MerkleStep, commit_message, sign_commit};
 pub use encoding::DecodeError;
 pub use event::{
     CallEnd, CallStart, EVENT_ENCODING_VERSION, Event, EventKind, HostCall, HostResult,
@@ -53,5 +55,5 @@ pub use hash::Hash;
 pub use sign::{KEY_FILE, KeyError, NodeKey, PublicKey, Signature, head_message};
 pub use store::{
     Ack, BATCH_INTERVAL, ChainInfo, ChainReader, ChainWriter, DB_FILE, Durability, QUEUE_BYTES,
-    StoreError, WriterStatus, db_path,
+    StoreError, WriterStatus, db_path, migrate_data_dir,
 };

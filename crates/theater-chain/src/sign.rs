@@ -107,7 +107,11 @@ impl NodeKey {
 
     /// Signs `head` as the head of `actor_id`'s chain.
     pub fn sign_head(&self, actor_id: &str, head: &ChainHead) -> Signature {
-        Signature(self.key.sign(&head_message(actor_id, head)).to_bytes())
+        self.sign_bytes(&head_message(actor_id, head))
+    }
+
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> Signature {
+        Signature(self.key.sign(message).to_bytes())
     }
 }
 
@@ -131,6 +135,11 @@ impl PublicKey {
     /// encodings. So small-order keys and R values, non-canonical keys and non-canonical
     /// signatures are all refused.
     pub fn verifies(&self, actor_id: &str, head: &ChainHead, signature: &Signature) -> bool {
+        self.verifies_bytes(&head_message(actor_id, head), signature)
+    }
+
+    /// Strict verification of `signature` over `message` (see [`PublicKey::verifies`]).
+    pub(crate) fn verifies_bytes(&self, message: &[u8], signature: &Signature) -> bool {
         let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&self.0) else {
             return false;
         };
@@ -138,8 +147,7 @@ impl PublicKey {
             return false;
         }
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(&head_message(actor_id, head), &signature)
-            .is_ok()
+        key.verify_strict(message, &signature).is_ok()
     }
 
     pub fn to_hex(&self) -> String {

@@ -13,13 +13,22 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::chain::{ChainHead, StoredEvent};
+use crate::commit::{HeadProof, sign_commit};
+use crate::encoding::{Reader, Writer};
 use crate::hash::Hash;
 use crate::sign::{KeyError, NodeKey, PublicKey, Signature};
 
 /// The database file inside a data dir.
 pub const DB_FILE: &str = "theater.db";
-/// Version 2 added head signatures (`chains.signature`) and the `meta` table.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added head signatures (`chains.signature`) and the `meta` table. Version 3 keeps
+/// events in segments (one row per chain per commit, not one per event) and signs each commit
+/// once (`chains.proof` holds a head's Merkle path to the signed root).
+const SCHEMA_VERSION: i64 = 3;
+
+/// The most events one segment row holds, and about the most bytes: a ranged read decodes at
+/// most one segment it does not need.
+const SEGMENT_EVENTS: u64 = 1024;
+const SEGMENT_BYTES: usize = 1 << 20;
 
 /// How long a connection waits for another writer's lock before failing.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -37,9 +46,14 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "database {path} has schema version {found}; this build reads version {SCHEMA_VERSION}"
+        "database {path} has schema version {found}; this build reads version {SCHEMA_VERSION} (was it written by a newer Theater?)"
     )]
     Schema { path: PathBuf, found: i64 },
+    #[error(
+        "database {path} was written by an older Theater (schema version {found}, one row per event); run `theater migrate --data-dir {}` once to convert it in place to version {SCHEMA_VERSION}",
+        path.parent().unwrap_or(Path::new(".")).display()
+    )]
+    OldSchema { path: PathBuf, found: i64 },
     #[error("no actor matches {0:?} (see `theater chains`)")]
     UnknownActor(String),
     #[error("{prefix:?} matches {count} actors; give more of the id")]
@@ -65,8 +79,8 @@ pub struct ChainInfo {
     pub created_ms: u64,
     /// Committed events and the hash of the last one.
     pub head: ChainHead,
-    /// The node's signature of `head` (none for a chain written before signing existed).
-    pub signature: Option<Signature>,
+    /// The node's proof of `head` (none for a chain written before signing existed).
+    pub signature: Option<HeadProof>,
     /// The directory of the manifest the actor was spawned from, against which its relative
     /// paths resolve (recovery needs it); none for an inline manifest or an older chain.
     pub manifest_dir: Option<String>,
@@ -206,34 +220,42 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join(DB_FILE)
 }
 
-/// Opens (creating if needed) the database for writing and sets up the schema.
+/// The tables of the current schema.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS chains (
+        actor_id   TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        parent_id  TEXT,
+        created_ms INTEGER NOT NULL,
+        len        INTEGER NOT NULL,
+        head       BLOB NOT NULL,
+        signature  BLOB,
+        manifest_dir TEXT,
+        proof      BLOB
+    );
+    CREATE TABLE IF NOT EXISTS meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS segments (
+        actor_id  TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        count     INTEGER NOT NULL,
+        data      BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS segments_by_seq ON segments (actor_id, first_seq);";
+
+/// Opens (creating if needed) the database for writing and sets up the schema, migrating a
+/// database an older build wrote.
 fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(sqlite_err(path))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_err(path))?;
+    // A bigger page cache than SQLite's 2 MB default: the writer's inserts then find the
+    // index pages they touch in memory instead of reading them back from the OS.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         CREATE TABLE IF NOT EXISTS chains (
-             actor_id   TEXT PRIMARY KEY,
-             name       TEXT NOT NULL,
-             parent_id  TEXT,
-             created_ms INTEGER NOT NULL,
-             len        INTEGER NOT NULL,
-             head       BLOB NOT NULL,
-             signature  BLOB,
-             manifest_dir TEXT
-         );
-         CREATE TABLE IF NOT EXISTS meta (
-             key   TEXT PRIMARY KEY,
-             value BLOB NOT NULL
-         );
-         CREATE TABLE IF NOT EXISTS events (
-             actor_id TEXT NOT NULL,
-             seq      INTEGER NOT NULL,
-             hash     BLOB NOT NULL,
-             data     BLOB NOT NULL,
-             PRIMARY KEY (actor_id, seq)
-         ) WITHOUT ROWID;",
+         PRAGMA cache_size = -16384;",
     )
     .map_err(sqlite_err(path))?;
     let version: i64 = conn
@@ -241,16 +263,11 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
         .map_err(sqlite_err(path))?;
     match version {
         0 => conn
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .map_err(sqlite_err(path))?,
-        // Version 1 had no signatures; its chains stay unsigned until they grow.
-        1 => conn
             .execute_batch(&format!(
-                "ALTER TABLE chains ADD COLUMN signature BLOB;
-                 ALTER TABLE chains ADD COLUMN manifest_dir TEXT;
-                 PRAGMA user_version = {SCHEMA_VERSION};"
+                "{SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION};"
             ))
             .map_err(sqlite_err(path))?,
+        1 | 2 => migrate(&conn, version).map_err(sqlite_err(path))?,
         SCHEMA_VERSION => {}
         found => {
             return Err(StoreError::Schema {
@@ -260,6 +277,159 @@ fn open_for_write(path: &Path) -> Result<Connection, StoreError> {
         }
     }
     Ok(conn)
+}
+
+/// Brings the database in `data_dir` to the current schema, in place and in one transaction
+/// (`theater migrate`). Returns the version it had, if it was older; a current database is
+/// left as it is.
+pub fn migrate_data_dir(data_dir: &Path) -> Result<Option<i64>, StoreError> {
+    let path = db_path(data_dir);
+    if !path.exists() {
+        return Err(StoreError::NoDatabase(data_dir.to_owned()));
+    }
+    let version: i64 = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .map_err(sqlite_err(&path))?;
+    open_for_write(&path)?;
+    Ok((1..SCHEMA_VERSION).contains(&version).then_some(version))
+}
+
+/// Converts a version 1 or 2 database, in one transaction: its events move into segments,
+/// and its heads keep the signatures they have (head signatures, which still verify).
+fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    if from == 1 {
+        // Version 1 had no signatures; its chains stay unsigned until they grow.
+        tx.execute_batch(
+            "ALTER TABLE chains ADD COLUMN signature BLOB;
+             ALTER TABLE chains ADD COLUMN manifest_dir TEXT;",
+        )?;
+    }
+    tx.execute_batch(&format!(
+        "ALTER TABLE chains ADD COLUMN proof BLOB; {SCHEMA};"
+    ))?;
+    let mut moved = 0u64;
+    {
+        let mut select =
+            tx.prepare("SELECT actor_id, seq, hash, data FROM events ORDER BY actor_id, seq")?;
+        let mut insert = tx.prepare(INSERT_SEGMENT)?;
+        let mut rows = select.query([])?;
+        let mut open: Option<(String, Segment)> = None;
+        while let Some(row) = rows.next()? {
+            let actor_id: String = row.get(0)?;
+            let seq = row.get::<_, i64>(1)? as u64;
+            let event = stored_event_at(row, 2)?;
+            if let Some((id, segment)) = &open
+                && (*id != actor_id || segment.full() || segment.next() != seq)
+            {
+                let (id, segment) = open.take().expect("checked");
+                segment.insert(&mut insert, &id)?;
+            }
+            open.get_or_insert_with(|| (actor_id, Segment::new(seq)))
+                .1
+                .push(&event);
+            moved += 1;
+        }
+        if let Some((id, segment)) = open {
+            segment.insert(&mut insert, &id)?;
+        }
+    }
+    tx.execute_batch(&format!(
+        "DROP TABLE events; PRAGMA user_version = {SCHEMA_VERSION};"
+    ))?;
+    tx.commit()?;
+    tracing::info!(
+        "migrated the chain database from schema version {from} to {SCHEMA_VERSION}: {moved} events now in segments"
+    );
+    Ok(())
+}
+
+const INSERT_SEGMENT: &str =
+    "INSERT INTO segments (actor_id, first_seq, count, data) VALUES (?1, ?2, ?3, ?4)";
+
+/// Consecutive events of one chain, stored as one row: per event, its link hash, a `u32`
+/// length and its bytes (`docs/chain-format.md`, "Segments").
+struct Segment {
+    first_seq: u64,
+    count: u64,
+    data: Vec<u8>,
+    last: Hash,
+}
+
+impl Segment {
+    fn new(first_seq: u64) -> Segment {
+        Segment {
+            first_seq,
+            count: 0,
+            data: Vec::new(),
+            last: Hash::GENESIS,
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.first_seq + self.count
+    }
+
+    /// The link hash of the last event pushed.
+    fn last_hash(&self) -> Hash {
+        self.last
+    }
+
+    fn full(&self) -> bool {
+        self.count >= SEGMENT_EVENTS || self.data.len() >= SEGMENT_BYTES
+    }
+
+    fn push(&mut self, event: &StoredEvent) {
+        let mut w = Writer {
+            buf: std::mem::take(&mut self.data),
+        };
+        w.hash(&event.hash);
+        w.bytes(&event.bytes);
+        self.data = w.buf;
+        self.count += 1;
+        self.last = event.hash;
+    }
+
+    fn insert(&self, stmt: &mut rusqlite::Statement<'_>, actor_id: &str) -> rusqlite::Result<()> {
+        stmt.execute(params![
+            actor_id,
+            self.first_seq as i64,
+            self.count as i64,
+            &self.data
+        ])?;
+        Ok(())
+    }
+
+    /// The events of a stored segment. Damage never fails the read: whatever cannot be split
+    /// into events is passed on as one event with an impossible hash, so that verification
+    /// names it, and a segment that holds fewer events than it claims ends early (verification
+    /// then reports a head mismatch).
+    fn decode(data: &[u8], mut each: impl FnMut(StoredEvent) -> bool) {
+        let mut r = Reader::new(data);
+        while r.remaining() > 0 {
+            let at = data.len() - r.remaining();
+            let event = (|| {
+                Ok::<_, crate::DecodeError>(StoredEvent {
+                    hash: r.hash("event hash")?,
+                    bytes: r.bytes("event bytes")?,
+                })
+            })();
+            match event {
+                Ok(event) => {
+                    if !each(event) {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    each(StoredEvent {
+                        hash: Hash([0xff; 32]),
+                        bytes: data[at..].to_vec(),
+                    });
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The single writer of a data dir's chains. It signs every head it commits with the data
@@ -688,16 +858,17 @@ fn transient(e: &rusqlite::Error) -> bool {
 
 fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
-    let mut heads: HashMap<Arc<str>, ChainHead> = HashMap::new();
+    // Each chain's events in this batch become one segment (more past the segment limits),
+    // in queue order: an actor's appends are queued in index order.
+    let mut open: HashMap<&Arc<str>, Segment> = HashMap::new();
     {
         let mut insert_chain = tx.prepare_cached(
             "INSERT OR IGNORE INTO chains
                  (actor_id, name, parent_id, created_ms, len, head, manifest_dir)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        let mut insert_event = tx.prepare_cached(
-            "INSERT INTO events (actor_id, seq, hash, data) VALUES (?1, ?2, ?3, ?4)",
-        )?;
+        let mut insert_segment = tx.prepare_cached(INSERT_SEGMENT)?;
+        let mut heads: Vec<(&str, ChainHead)> = Vec::new();
         for command in batch {
             match command {
                 Command::Register(info) => {
@@ -717,39 +888,58 @@ fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite
                     event,
                     ..
                 } => {
-                    insert_event.execute(params![
-                        &**actor_id,
-                        *index as i64,
-                        &event.hash.0[..],
-                        &event.bytes,
-                    ])?;
-                    heads.insert(
-                        actor_id.clone(),
-                        ChainHead {
-                            len: index + 1,
-                            head: event.hash,
-                        },
-                    );
+                    let segment = open.entry(actor_id).or_insert_with(|| Segment::new(*index));
+                    if segment.full() || segment.next() != *index {
+                        let full = std::mem::replace(segment, Segment::new(*index));
+                        full.insert(&mut insert_segment, actor_id)?;
+                    }
+                    segment.push(event);
                 }
                 Command::Flush(_) => {}
             }
         }
-        // Every head this commit moves is signed in the same transaction, so the stored head,
-        // whatever a crash leaves, is always a signed one.
+        for (actor_id, segment) in &open {
+            segment.insert(&mut insert_segment, actor_id)?;
+            heads.push((
+                actor_id,
+                ChainHead {
+                    len: segment.next(),
+                    head: segment.last_hash(),
+                },
+            ));
+        }
+        // Every head this commit moves is proven in the same transaction, by one signature
+        // of them all, so the stored head, whatever a crash leaves, is always a signed one.
+        heads.sort_unstable_by_key(|(id, _)| *id);
+        let proofs = sign_commit(key, &heads);
         let mut update_head = tx.prepare_cached(
-            "UPDATE chains SET len = ?2, head = ?3, signature = ?4 WHERE actor_id = ?1",
+            "UPDATE chains SET len = ?2, head = ?3, signature = ?4, proof = ?5 WHERE actor_id = ?1",
         )?;
-        for (actor_id, head) in &heads {
-            let signature = key.sign_head(actor_id, head);
+        for ((actor_id, head), proof) in heads.iter().zip(proofs) {
+            let (signature, path) = proof_columns(&proof);
             update_head.execute(params![
-                &**actor_id,
+                actor_id,
                 head.len as i64,
                 &head.head.0[..],
-                &signature.0[..]
+                &signature.0[..],
+                path,
             ])?;
         }
     }
     tx.commit()
+}
+
+/// A head proof as the `signature` and `proof` columns keep it: a head signature has no path
+/// (NULL); a commit proof's path is its steps, encoded as in export files.
+fn proof_columns(proof: &HeadProof) -> (Signature, Option<Vec<u8>>) {
+    match proof {
+        HeadProof::Head(signature) => (*signature, None),
+        HeadProof::Commit { signature, path } => {
+            let mut w = Writer::default();
+            HeadProof::encode_path(path, &mut w);
+            (*signature, Some(w.buf))
+        }
+    }
 }
 
 /// A stored hash; one of the wrong length can never match, and `verify` reports it.
@@ -757,11 +947,11 @@ fn stored_hash(bytes: Vec<u8>) -> Hash {
     Hash(bytes.try_into().unwrap_or([0xff; 32]))
 }
 
-/// An event row selected as `hash, data`.
-fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+/// An event row's `hash, data` columns, from column `at` (the schema 2 layout, migrated).
+fn stored_event_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
-        hash: stored_hash(raw_bytes(row, 0)?),
-        bytes: raw_bytes(row, 1)?,
+        hash: stored_hash(raw_bytes(row, at)?),
+        bytes: raw_bytes(row, at + 1)?,
     })
 }
 
@@ -785,12 +975,14 @@ fn raw_bytes(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>>
     })
 }
 
+/// The `chains` columns [`ChainReader`] selects.
+const CHAIN_COLUMNS: &str =
+    "actor_id, name, parent_id, created_ms, len, head, signature, manifest_dir, proof";
+
 /// Read access to a data dir's chains. Safe to use while another process writes.
 pub struct ChainReader {
     conn: Connection,
     path: PathBuf,
-    /// The `chains` columns to select: schema 1 databases have no signatures.
-    columns: &'static str,
 }
 
 impl ChainReader {
@@ -808,26 +1000,44 @@ impl ChainReader {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sqlite_err(&path))?;
-        let columns = match version {
-            1 => "actor_id, name, parent_id, created_ms, len, head, NULL, NULL",
-            0 | SCHEMA_VERSION => {
-                "actor_id, name, parent_id, created_ms, len, head, signature, manifest_dir"
-            }
-            found => return Err(StoreError::Schema { path, found }),
-        };
-        Ok(ChainReader {
-            conn,
-            path,
-            columns,
-        })
+        match version {
+            SCHEMA_VERSION => Ok(ChainReader { conn, path }),
+            // A writer that has not committed its schema yet: nothing to read.
+            0 => Err(StoreError::NoDatabase(data_dir.to_owned())),
+            1 | 2 => Err(StoreError::OldSchema {
+                path,
+                found: version,
+            }),
+            found => Err(StoreError::Schema { path, found }),
+        }
     }
 
     fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChainInfo> {
         let head = raw_bytes(row, 5)?;
         let signature = match row.get_ref(6)? {
             rusqlite::types::ValueRef::Null => None,
-            // A signature of the wrong length can never verify; verify reports it.
-            _ => Some(Signature(raw_bytes(row, 6)?.try_into().unwrap_or([0; 64]))),
+            _ => {
+                // A signature of the wrong length or a damaged path can never verify; verify
+                // reports it.
+                let signature = Signature(raw_bytes(row, 6)?.try_into().unwrap_or([0; 64]));
+                Some(match row.get_ref(8)? {
+                    rusqlite::types::ValueRef::Null => HeadProof::Head(signature),
+                    _ => {
+                        let bytes = raw_bytes(row, 8)?;
+                        let mut r = Reader::new(&bytes);
+                        let path = HeadProof::decode_path(&mut r, bytes.len() / 33)
+                            .ok()
+                            .filter(|_| bytes.len() % 33 == 0)
+                            .unwrap_or_else(|| {
+                                vec![crate::MerkleStep {
+                                    sibling: Hash([0xff; 32]),
+                                    sibling_is_left: false,
+                                }]
+                            });
+                        HeadProof::Commit { signature, path }
+                    }
+                })
+            }
         };
         Ok(ChainInfo {
             signature,
@@ -845,9 +1055,6 @@ impl ChainReader {
 
     /// The public key of the node that writes this data dir's chains, once one has.
     pub fn node_key(&self) -> Result<Option<PublicKey>, StoreError> {
-        if self.columns.ends_with("NULL, NULL") {
-            return Ok(None);
-        }
         let value: Option<Vec<u8>> = self
             .conn
             .query_row(
@@ -865,8 +1072,7 @@ impl ChainReader {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {} FROM chains ORDER BY created_ms, actor_id",
-                self.columns
+                "SELECT {CHAIN_COLUMNS} FROM chains ORDER BY created_ms, actor_id"
             ))
             .map_err(sqlite_err(&self.path))?;
         let rows = stmt
@@ -881,8 +1087,7 @@ impl ChainReader {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {} FROM chains WHERE substr(actor_id, 1, length(?1)) = ?1 LIMIT 2",
-                self.columns
+                "SELECT {CHAIN_COLUMNS} FROM chains WHERE substr(actor_id, 1, length(?1)) = ?1 LIMIT 2"
             ))
             .map_err(sqlite_err(&self.path))?;
         let found: Vec<ChainInfo> = stmt
@@ -925,39 +1130,66 @@ impl ChainReader {
             .optional()
             .map_err(&fail)?
             .ok_or_else(|| StoreError::UnknownActor(actor_id.to_owned()))?;
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT hash, data FROM events WHERE actor_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
-            )
-            .map_err(&fail)?;
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        let end = from.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX));
-        let mut rows = stmt.query(params![actor_id, from, end]).map_err(&fail)?;
         let (mut events, mut bytes) = (Vec::new(), 0u64);
-        while bytes < max_bytes
-            && let Some(row) = rows.next().map_err(&fail)?
-        {
-            let event = stored_event(row).map_err(&fail)?;
+        let end = from.saturating_add(limit);
+        Self::each_event(&tx, actor_id, from, |index, event| {
+            if index >= end || bytes >= max_bytes {
+                return false;
+            }
             bytes += event.bytes.len() as u64;
             events.push(event);
-        }
+            true
+        })
+        .map_err(&fail)?;
         Ok((len.max(0) as u64, events))
     }
 
     /// The hash of a chain's committed event `index`, if there is one.
     pub fn hash_at(&self, actor_id: &str, index: u64) -> Result<Option<Hash>, StoreError> {
-        let Ok(index) = i64::try_from(index) else {
-            return Ok(None);
+        let mut found = None;
+        Self::each_event(&self.conn, actor_id, index, |at, event| {
+            if at == index {
+                found = Some(event.hash);
+            }
+            false
+        })
+        .map_err(sqlite_err(&self.path))?;
+        Ok(found)
+    }
+
+    /// Calls `each` with the index and the event of a chain's committed events from `from` on,
+    /// in order, until it returns false. Only the segments that hold them are read.
+    fn each_event(
+        conn: &Connection,
+        actor_id: &str,
+        from: u64,
+        mut each: impl FnMut(u64, StoredEvent) -> bool,
+    ) -> rusqlite::Result<()> {
+        // `from` beyond i64 (which `as` would wrap to a negative, selecting everything)
+        // selects nothing, as an index past the end should.
+        let Ok(from) = i64::try_from(from) else {
+            return Ok(());
         };
-        let hash: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached("SELECT hash FROM events WHERE actor_id = ?1 AND seq = ?2")
-            .and_then(|mut stmt| {
-                stmt.query_row(params![actor_id, index], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(sqlite_err(&self.path))?;
-        Ok(hash.map(stored_hash))
+        // The segment holding `from` starts at or before it: the last such, then the rest.
+        let mut stmt = conn.prepare_cached(
+            "SELECT first_seq, data FROM segments WHERE actor_id = ?1 AND first_seq >= coalesce(
+                 (SELECT max(first_seq) FROM segments WHERE actor_id = ?1 AND first_seq <= ?2), 0)
+             ORDER BY first_seq",
+        )?;
+        let mut rows = stmt.query(params![actor_id, from])?;
+        let mut going = true;
+        while going && let Some(row) = rows.next()? {
+            let mut index = row.get::<_, i64>(0)?.max(0) as u64;
+            let data = raw_bytes(row, 1)?;
+            Segment::decode(&data, |event| {
+                if index >= from as u64 {
+                    going = each(index, event);
+                }
+                index += 1;
+                going
+            });
+        }
+        Ok(())
     }
 
     /// The chain's row and its committed events, read in one snapshot.
@@ -977,27 +1209,19 @@ impl ChainReader {
             .map_err(sqlite_err(&self.path))?;
         let info = tx
             .query_row(
-                &format!("SELECT {} FROM chains WHERE actor_id = ?1", self.columns),
+                &format!("SELECT {CHAIN_COLUMNS} FROM chains WHERE actor_id = ?1"),
                 [actor_id],
                 Self::info_from_row,
             )
             .optional()
             .map_err(sqlite_err(&self.path))?
             .ok_or_else(|| StoreError::UnknownActor(actor_id.to_owned()))?;
-        let events = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT hash, data FROM events WHERE actor_id = ?1 AND seq >= ?2 ORDER BY seq",
-                )
-                .map_err(sqlite_err(&self.path))?;
-            // `from` beyond i64 (which `as` would wrap to a negative, selecting everything)
-            // selects nothing, as an index past the end should.
-            let from = i64::try_from(from).unwrap_or(i64::MAX);
-            stmt.query_map(params![actor_id, from], stored_event)
-                .map_err(sqlite_err(&self.path))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sqlite_err(&self.path))?
-        };
+        let mut events = Vec::new();
+        Self::each_event(&tx, actor_id, from, |_, event| {
+            events.push(event);
+            true
+        })
+        .map_err(sqlite_err(&self.path))?;
         Ok((info, events))
     }
 }

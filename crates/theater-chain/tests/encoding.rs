@@ -165,7 +165,7 @@ fn version_2_file(actor_id: &str, events: &[Event]) -> ChainFile {
         head: head.head,
         signatures: Some(FileSignatures {
             key: key.public(),
-            heads: vec![(head.len, key.sign_head(actor_id, &head))],
+            heads: vec![(head.len, HeadProof::Head(key.sign_head(actor_id, &head)))],
         }),
         blobs: Vec::new(),
     }

@@ -121,6 +121,38 @@ fn tamper(dir: &std::path::Path, sql: &str) {
     conn.execute_batch(sql).unwrap();
 }
 
+/// Every segment row of a chain: its rowid and its data.
+fn segments(dir: &std::path::Path, id: &str) -> Vec<(i64, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(db_path(dir)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT rowid, data FROM segments WHERE actor_id = ?1 ORDER BY first_seq")
+        .unwrap();
+    stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn set_segment(dir: &std::path::Path, rowid: i64, data: &[u8]) {
+    let conn = rusqlite::Connection::open(db_path(dir)).unwrap();
+    conn.execute(
+        "UPDATE segments SET data = ?2 WHERE rowid = ?1",
+        rusqlite::params![rowid, data],
+    )
+    .unwrap();
+}
+
+/// Where event `n`'s bytes end in a segment: each event is its hash, a `u32` length and its
+/// bytes.
+fn event_end(data: &[u8], n: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..=n {
+        let len = u32::from_le_bytes(data[at + 32..at + 36].try_into().unwrap()) as usize;
+        at += 36 + len;
+    }
+    at
+}
+
 #[test]
 fn changed_stored_event_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,12 +161,34 @@ fn changed_stored_event_fails_naming_it() {
         write_chain(&writer, "a", 10);
     }
     // Flip the last byte of event 4's data.
-    tamper(
-        dir.path(),
-        "UPDATE events SET data = substr(data, 1, length(data) - 1) || x'ff' WHERE seq = 4",
-    );
+    let (rowid, mut data) = segments(dir.path(), "a").remove(0);
+    let end = event_end(&data, 4);
+    data[end - 1] ^= 0xff;
+    set_segment(dir.path(), rowid, &data);
     let err = verify_stored(dir.path(), "a").unwrap_err();
     assert_eq!(err.event_index(), Some(4), "{err}");
+}
+
+#[test]
+fn a_flipped_byte_anywhere_in_a_segment_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let writer = ChainWriter::open(dir.path()).unwrap();
+        write_chain(&writer, "a", 4);
+    }
+    let (rowid, data) = segments(dir.path(), "a").remove(0);
+    for at in 0..data.len() {
+        let mut flipped = data.clone();
+        flipped[at] ^= 0x01;
+        set_segment(dir.path(), rowid, &flipped);
+        assert!(
+            verify_stored(dir.path(), "a").is_err(),
+            "byte {at} of {} flipped and the chain still verified",
+            data.len()
+        );
+    }
+    set_segment(dir.path(), rowid, &data);
+    assert_eq!(verify_stored(dir.path(), "a").unwrap().len, 4);
 }
 
 #[test]
@@ -142,12 +196,177 @@ fn truncated_stored_chain_fails() {
     let dir = tempfile::tempdir().unwrap();
     {
         let writer = ChainWriter::open(dir.path()).unwrap();
-        write_chain(&writer, "a", 10);
+        let mut head = write_chain(&writer, "a", 7);
+        writer.flush().unwrap();
+        for i in 7..10 {
+            let (index, stored) = head.append(&log_event(i));
+            writer.append("a".into(), index, stored, None).unwrap();
+        }
     }
-    tamper(dir.path(), "DELETE FROM events WHERE seq >= 7");
+    // The second commit's segment is gone.
+    tamper(dir.path(), "DELETE FROM segments WHERE first_seq = 7");
     let err = verify_stored(dir.path(), "a").unwrap_err();
     assert!(matches!(err, VerifyError::HeadMismatch { .. }), "{err}");
     assert_eq!(err.event_index(), Some(7), "{err}");
+    // And a cut inside a segment: the last event's bytes are cut off.
+    let (rowid, data) = segments(dir.path(), "a").remove(0);
+    set_segment(dir.path(), rowid, &data[..data.len() - 3]);
+    let err = verify_stored(dir.path(), "a").unwrap_err();
+    assert_eq!(err.event_index(), Some(6), "{err}");
+}
+
+#[test]
+fn one_commit_signs_many_chains_and_each_verifies_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..7).map(|i| format!("actor-{i}")).collect();
+    {
+        let writer = ChainWriter::open(dir.path()).unwrap();
+        for id in &ids {
+            write_chain(&writer, id, 3);
+        }
+        writer.flush().unwrap();
+    }
+    let reader = ChainReader::open(dir.path()).unwrap();
+    let key = reader.node_key().unwrap().unwrap();
+    let mut signatures = std::collections::HashSet::new();
+    for id in &ids {
+        let (info, events) = reader.chain(id).unwrap();
+        let Some(HeadProof::Commit { signature, path }) = &info.signature else {
+            panic!("{id} has no commit proof: {:?}", info.signature);
+        };
+        signatures.insert(signature.0.to_vec());
+        assert!(!path.is_empty(), "seven heads make a tree");
+        // Exported alone, with only its own path, it verifies as the node's.
+        let file = ChainFile::from_stored(&info, events, Some(key));
+        let back = ChainFile::decode(&file.encode()).unwrap();
+        assert_eq!(back.verify_signed_by(&key).unwrap().head.len, 3);
+    }
+    assert_eq!(signatures.len(), 1, "one signature for the whole commit");
+
+    // A forged inclusion proof: another chain's path, a changed sibling, a shortened path.
+    let (info, events) = reader.chain(&ids[2]).unwrap();
+    let (other, _) = reader.chain(&ids[3]).unwrap();
+    let file = ChainFile::from_stored(&info, events, Some(key));
+    let Some(HeadProof::Commit { signature, path }) = info.signature.clone() else {
+        unreachable!()
+    };
+    let mut sibling = path.clone();
+    sibling[0].sibling.0[31] ^= 0x80;
+    for proof in [
+        other.signature.clone().unwrap(),
+        HeadProof::Commit {
+            signature,
+            path: sibling,
+        },
+        HeadProof::Commit {
+            signature,
+            path: path[1..].to_vec(),
+        },
+    ] {
+        let mut forged = file.clone();
+        forged.signatures.as_mut().unwrap().heads[0].1 = proof;
+        let err = forged.verify().unwrap_err();
+        assert!(matches!(err, VerifyError::BadSignature { .. }), "{err}");
+    }
+    // A flipped byte anywhere in the export fails reading or verification.
+    let bytes = file.encode();
+    for at in 0..bytes.len() {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x04;
+        assert!(
+            ChainFile::decode(&flipped).map_or(true, |f| f.verify_signed_by(&key).is_err()),
+            "byte {at} of the export flipped and it still verified"
+        );
+    }
+}
+
+/// A data dir as the previous build (schema version 2, one row per event, a head signature
+/// per chain) wrote it, with `n` events in chain `id`.
+fn schema_2_data_dir(dir: &std::path::Path, id: &str, n: u32) -> (ChainHead, PublicKey) {
+    let key = NodeKey::load_or_create(dir).unwrap();
+    let conn = rusqlite::Connection::open(db_path(dir)).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE chains (actor_id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_id TEXT,
+             created_ms INTEGER NOT NULL, len INTEGER NOT NULL, head BLOB NOT NULL,
+             signature BLOB, manifest_dir TEXT);
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+         CREATE TABLE events (actor_id TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
+             data BLOB NOT NULL, PRIMARY KEY (actor_id, seq)) WITHOUT ROWID;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO meta VALUES ('node_public_key', ?1)",
+        [&key.public().0[..]],
+    )
+    .unwrap();
+    let mut head = ChainHead::default();
+    for i in 0..n {
+        let event = if i == 0 {
+            spawn_event(id)
+        } else {
+            log_event(i)
+        };
+        let (index, stored) = head.append(&event);
+        conn.execute(
+            "INSERT INTO events VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![id, index as i64, &stored.hash.0[..], stored.bytes],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO chains VALUES (?1, 'old', NULL, 1, ?2, ?3, ?4, NULL)",
+        rusqlite::params![
+            id,
+            head.len as i64,
+            &head.head.0[..],
+            &key.sign_head(id, &head).0[..]
+        ],
+    )
+    .unwrap();
+    (head, key.public())
+}
+
+#[test]
+fn an_old_data_dir_is_refused_by_readers_and_migrated_by_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    // More events than one segment holds.
+    let (head, key) = schema_2_data_dir(dir.path(), "old-1", 2_500);
+    let err = ChainReader::open(dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("schema version 2") && err.contains("theater migrate --data-dir"),
+        "{err}"
+    );
+    drop(ChainWriter::open(dir.path()).unwrap());
+    let reader = ChainReader::open(dir.path()).unwrap();
+    let (info, events) = reader.chain("old-1").unwrap();
+    assert_eq!(info.head, head);
+    assert_eq!(events.len(), 2_500);
+    assert!(matches!(info.signature, Some(HeadProof::Head(_))));
+    // The old head signature still proves the migrated chain.
+    let file = ChainFile::from_stored(&info, events, reader.node_key().unwrap());
+    assert_eq!(file.verify_signed_by(&key).unwrap().head, head);
+    assert_eq!(segments(dir.path(), "old-1").len(), 3);
+    // A ranged read across a segment boundary.
+    let (len, range) = reader.events("old-1", 1_020, 10, u64::MAX).unwrap();
+    assert_eq!(len, 2_500);
+    assert_eq!(range, file.events[1_020..1_030]);
+    assert_eq!(
+        reader.hash_at("old-1", 2_048).unwrap(),
+        Some(file.events[2_048].hash)
+    );
+    assert_eq!(reader.hash_at("old-1", 2_500).unwrap(), None);
+    // And the chain grows on, now signed by commits.
+    let writer = ChainWriter::open(dir.path()).unwrap();
+    let mut grown = head;
+    let (index, stored) = grown.append(&log_event(9_999));
+    writer.append("old-1".into(), index, stored, None).unwrap();
+    drop(writer);
+    let (info, events) = reader.chain("old-1").unwrap();
+    assert!(matches!(info.signature, Some(HeadProof::Commit { .. })));
+    let file = ChainFile::from_stored(&info, events, Some(key));
+    assert_eq!(file.verify_signed_by(&key).unwrap().head, grown);
 }
 
 #[test]
@@ -219,7 +438,9 @@ fn forged_signatures_swapped_keys_and_consistent_rewrites_fail() {
 
     // A forged signature: one bit changed.
     let mut forged = file.clone();
-    forged.signatures.as_mut().unwrap().heads[0].1.0[7] ^= 0x10;
+    match &mut forged.signatures.as_mut().unwrap().heads[0].1 {
+        HeadProof::Head(signature) | HeadProof::Commit { signature, .. } => signature.0[7] ^= 0x10,
+    }
     let err = forged.verify().unwrap_err();
     assert!(
         matches!(err, VerifyError::BadSignature { len: 6, .. }),
@@ -265,7 +486,7 @@ fn forged_signatures_swapped_keys_and_consistent_rewrites_fail() {
     let mut resigned = rewritten.clone();
     resigned.signatures = Some(FileSignatures {
         key: stranger.public(),
-        heads: vec![(head.len, stranger.sign_head("a1", &head))],
+        heads: vec![(head.len, HeadProof::Head(stranger.sign_head("a1", &head)))],
     });
     assert_eq!(resigned.verify().unwrap().signer, Some(stranger.public()));
     let err = resigned.verify_signed_by(&node).unwrap_err();
@@ -298,9 +519,11 @@ fn forged_signatures_swapped_keys_and_consistent_rewrites_fail() {
         key: sigs.key,
         heads: vec![(
             4,
-            NodeKey::load_or_create(dir.path())
-                .unwrap()
-                .sign_head("a1", &four),
+            HeadProof::Head(
+                NodeKey::load_or_create(dir.path())
+                    .unwrap()
+                    .sign_head("a1", &four),
+            ),
         )],
     });
     assert!(matches!(
@@ -408,6 +631,8 @@ fn a_writer_dropped_on_a_disk_that_stays_full_gives_up_and_returns() {
     dropped
         .recv_timeout(std::time::Duration::from_secs(120))
         .expect("the writer gives up and its drop returns");
-    // What was committed before the disk filled is intact.
-    assert_eq!(verify_stored(dir.path(), "a").unwrap().len, 1);
+    // What was committed before the disk filled is intact (the pages the database had left
+    // hold a few small segments), and the rest was given up.
+    let committed = verify_stored(dir.path(), "a").unwrap().len;
+    assert!((1..20_001).contains(&committed), "{committed}");
 }

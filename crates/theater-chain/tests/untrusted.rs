@@ -108,8 +108,8 @@ proptest! {
         }
         file.head = head;
         if let Some(s) = &mut file.signatures {
-            let signature = s.heads[0].1;
-            s.heads.extend(signed.iter().map(|len| (*len, signature)));
+            let signature = s.heads[0].1.clone();
+            s.heads.extend(signed.iter().map(|len| (*len, signature.clone())));
         }
         check_file(&file.encode())?;
     }
@@ -182,9 +182,9 @@ fn spawn_of(id: &str) -> Event {
 #[test]
 fn signatures_past_the_end_are_errors() {
     let mut file = file_of("a", &[spawn_of("a")]);
-    let signature = file.signatures.as_ref().unwrap().heads[0].1;
+    let signature = file.signatures.as_ref().unwrap().heads[0].1.clone();
     for len in [2, u64::from(u32::MAX) + 1, u64::MAX] {
-        file.signatures.as_mut().unwrap().heads = vec![(len, signature)];
+        file.signatures.as_mut().unwrap().heads = vec![(len, signature.clone())];
         let back = ChainFile::decode(&file.encode()).unwrap();
         assert!(
             matches!(back.verify(), Err(VerifyError::SignatureBeyondEnd { .. })),
@@ -204,7 +204,10 @@ fn a_small_order_key_with_a_forged_signature_fails_verification() {
     let mut file = file_of("a", &[spawn_of("a")]);
     file.signatures = Some(FileSignatures {
         key: PublicKey(identity),
-        heads: vec![(0, Signature(forged)), (1, Signature(forged))],
+        heads: vec![
+            (0, HeadProof::Head(Signature(forged))),
+            (1, HeadProof::Head(Signature(forged))),
+        ],
     });
     let back = ChainFile::decode(&file.encode()).unwrap();
     let err = back.verify().unwrap_err();

@@ -45,6 +45,8 @@ enum Command {
     Replay(commands::replay::Args),
     /// Print this data dir's node public key, which signs its chains (for `verify --key`)
     Key,
+    /// Convert a data dir written by an older Theater to this build's format, in place
+    Migrate,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => data_dir().and_then(|d| commands::chains::verify(args, d)),
         Command::Replay(args) => data_dir().and_then(|d| commands::replay::run(args, d)),
         Command::Key => data_dir().and_then(commands::chains::key),
+        Command::Migrate => data_dir().and_then(commands::chains::migrate),
     };
     match result {
         Ok(code) => code,

@@ -221,7 +221,7 @@ fn changed_stored_event_fails_verify_naming_it() {
     let id = chain_id(data.path(), "stored");
     let db = rusqlite::Connection::open(data.path().join("theater.db")).unwrap();
     db.execute(
-        "UPDATE events SET data = CAST(replace(CAST(data AS TEXT), 'two', 'TWO') AS BLOB) WHERE actor_id = ?1",
+        "UPDATE segments SET data = CAST(replace(CAST(data AS TEXT), 'two', 'TWO') AS BLOB) WHERE actor_id = ?1",
         [&id],
     )
     .unwrap();

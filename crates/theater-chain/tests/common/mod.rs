@@ -148,7 +148,7 @@ pub fn file_of(actor_id: &str, events: &[Event]) -> ChainFile {
         head: head.head,
         signatures: Some(FileSignatures {
             key: key.public(),
-            heads: vec![(head.len, key.sign_head(actor_id, &head))],
+            heads: vec![(head.len, HeadProof::Head(key.sign_head(actor_id, &head)))],
         }),
         blobs: vec![(Hash::of(b"component"), b"component".to_vec())],
     }

@@ -288,6 +288,17 @@ pub fn key(data_dir: PathBuf) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn migrate(data_dir: PathBuf) -> Result<ExitCode> {
+    match theater::chain::migrate_data_dir(&data_dir)? {
+        Some(from) => println!(
+            "migrated {} from schema version {from}: events are now stored in segments",
+            data_dir.display()
+        ),
+        None => println!("{} is already in the current format", data_dir.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `HH:MM:SS.mmm` UTC.
 fn format_time(ms: u64) -> String {
     let secs = ms / 1000;
