@@ -34,11 +34,17 @@ impl ChainHead {
     /// Links `event` after the head and returns the stored form and its index.
     pub fn append(&mut self, event: &Event) -> (u64, StoredEvent) {
         let bytes = event.encode();
-        let hash = Hash::link(&self.head, &bytes);
+        let (index, hash) = self.link(&bytes);
+        (index, StoredEvent { hash, bytes })
+    }
+
+    /// Links an event's canonical bytes after the head; returns its index and link hash.
+    pub fn link(&mut self, bytes: &[u8]) -> (u64, Hash) {
+        let hash = Hash::link(&self.head, bytes);
         let index = self.len;
         self.len += 1;
         self.head = hash;
-        (index, StoredEvent { hash, bytes })
+        (index, hash)
     }
 }
 

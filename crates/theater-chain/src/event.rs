@@ -277,6 +277,18 @@ impl Event {
         w.buf
     }
 
+    /// Writes the canonical bytes into `buf`, replacing what it held: a buffer reused for every
+    /// event allocates only while it grows.
+    pub fn encode_to(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        let mut w = Writer {
+            buf: std::mem::take(buf),
+        };
+        w.buf.reserve(self.size_hint());
+        self.encode_into(&mut w);
+        *buf = w.buf;
+    }
+
     /// About the encoded size, a little over: so that encoding allocates once.
     fn size_hint(&self) -> usize {
         /// Tags, lengths, hashes and the other fixed-size fields, at most.

@@ -54,6 +54,6 @@ pub use file::{ChainFile, FILE_VERSION, FileError, FileSignatures, MAGIC, Verifi
 pub use hash::Hash;
 pub use sign::{KEY_FILE, KeyError, NodeKey, PublicKey, Signature, head_message};
 pub use store::{
-    Ack, BATCH_INTERVAL, ChainInfo, ChainReader, ChainWriter, DB_FILE, Durability, QUEUE_BYTES,
-    StoreError, WriterStatus, db_path, migrate_data_dir,
+    Ack, BATCH_INTERVAL, ChainAppender, ChainInfo, ChainReader, ChainWriter, DB_FILE, Durability,
+    QUEUE_BYTES, StoreError, WriterStatus, db_path, migrate_data_dir,
 };

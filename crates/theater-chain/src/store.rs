@@ -131,7 +131,94 @@ enum Command {
         event: StoredEvent,
         ack: Option<Ack>,
     },
+    /// Consecutive events of one chain from a [`ChainAppender`], starting at `first`, in the
+    /// segment layout; `cost` is the queue room they hold.
+    Unit {
+        actor_id: Arc<str>,
+        first: u64,
+        data: Vec<u8>,
+        cost: u64,
+    },
     Flush(Ack),
+    /// A flush whose commit is fsynced (`every-event` durability).
+    Sync(Ack),
+}
+
+/// A chain's appends on their way to the writer, without a channel: the appender adds each
+/// event's bytes to one buffer, and the writer takes the whole buffer every round. So an
+/// event costs a copy into a reused buffer and an uncontended lock, not an allocation and a
+/// channel message, and the writer gets each chain's events as one unit.
+struct Pending {
+    actor_id: Arc<str>,
+    inner: Mutex<PendingInner>,
+}
+
+#[derive(Default)]
+struct PendingInner {
+    /// The chain's row, to insert before its first events.
+    register: Option<ChainInfo>,
+    first: u64,
+    data: Vec<u8>,
+    cost: u64,
+    /// Whether the writer's dirty list holds this chain.
+    listed: bool,
+}
+
+/// The chains with events waiting, for the writer's next round.
+type DirtyList = Arc<Mutex<Vec<Arc<Pending>>>>;
+
+/// Appends one chain's events through the writer (see [`ChainWriter::appender`]).
+pub struct ChainAppender {
+    pending: Arc<Pending>,
+    room: Arc<Room>,
+    dirty: DirtyList,
+}
+
+impl ChainAppender {
+    /// Queues the event `bytes`, linked as `hash`, as the chain's event `index`; waits while
+    /// the writer's queue is full. Indexes must follow each other.
+    pub async fn append(&self, index: u64, hash: &Hash, bytes: &[u8]) {
+        let cost = (bytes.len() as u64 + EVENT_OVERHEAD).min(QUEUE_BYTES);
+        if !self.room.try_take(cost) {
+            self.room.take(cost).await;
+        }
+        let newly_listed = {
+            let mut inner = locked(&self.pending.inner);
+            if inner.data.is_empty() {
+                inner.first = index;
+            }
+            let mut w = Writer {
+                buf: std::mem::take(&mut inner.data),
+            };
+            w.hash(hash);
+            w.bytes(bytes);
+            inner.data = w.buf;
+            inner.cost += cost;
+            !std::mem::replace(&mut inner.listed, true)
+        };
+        if newly_listed {
+            locked(&self.dirty).push(self.pending.clone());
+        }
+    }
+}
+
+impl Pending {
+    /// What the writer takes from a listed chain: its registration and its events.
+    fn take(&self, batch: &mut Vec<Command>) {
+        let mut inner = locked(&self.inner);
+        inner.listed = false;
+        if let Some(info) = inner.register.take() {
+            batch.push(Command::Register(info));
+        }
+        if !inner.data.is_empty() {
+            batch.push(Command::Unit {
+                actor_id: self.actor_id.clone(),
+                first: inner.first,
+                data: std::mem::take(&mut inner.data),
+                cost: std::mem::take(&mut inner.cost),
+            });
+        }
+    }
 }
 
 /// The bytes of events queued for the writer at most (see [`ChainWriter::append`]).
@@ -380,14 +467,34 @@ impl Segment {
     }
 
     fn push(&mut self, event: &StoredEvent) {
+        self.push_raw(&event.hash, &event.bytes);
+    }
+
+    fn push_raw(&mut self, hash: &Hash, bytes: &[u8]) {
         let mut w = Writer {
             buf: std::mem::take(&mut self.data),
         };
-        w.hash(&event.hash);
-        w.bytes(&event.bytes);
+        w.hash(hash);
+        w.bytes(bytes);
         self.data = w.buf;
         self.count += 1;
-        self.last = event.hash;
+        self.last = *hash;
+    }
+
+    /// The events of a buffer this process framed (a [`ChainAppender`]'s), without copying.
+    fn each_framed(data: &[u8], mut each: impl FnMut(&Hash, &[u8]) -> bool) {
+        let mut r = Reader::new(data);
+        while r.remaining() > 0 {
+            let (Ok(hash), Ok(len)) = (r.hash("hash"), r.u32("length")) else {
+                unreachable!("appender buffers are framed by this process")
+            };
+            let bytes = r
+                .take(len as usize, "event")
+                .expect("appender buffers are framed by this process");
+            if !each(&hash, bytes) {
+                return;
+            }
+        }
     }
 
     fn insert(&self, stmt: &mut rusqlite::Statement<'_>, actor_id: &str) -> rusqlite::Result<()> {
@@ -445,6 +552,7 @@ pub struct ChainWriter {
     quota: Arc<Mutex<Option<Option<u64>>>>,
     /// Set when the writer is dropped.
     closing: Arc<std::sync::atomic::AtomicBool>,
+    dirty: DirtyList,
     path: PathBuf,
     public_key: PublicKey,
 }
@@ -475,8 +583,10 @@ impl ChainWriter {
         let rounds = tokio::sync::watch::Sender::new(0);
         let quota = Arc::new(Mutex::new(None));
         let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dirty = DirtyList::default();
         let thread = {
             let writer = WriterThread {
+                dirty: dirty.clone(),
                 quota: quota.clone(),
                 closing: closing.clone(),
                 rounds: rounds.clone(),
@@ -499,6 +609,7 @@ impl ChainWriter {
             room,
             quota,
             closing,
+            dirty,
             path,
             public_key,
         })
@@ -516,7 +627,7 @@ impl ChainWriter {
     fn send(&self, command: Command) -> Result<(), StoreError> {
         let someone_waits = matches!(
             command,
-            Command::Flush(_) | Command::Append { ack: Some(_), .. }
+            Command::Flush(_) | Command::Sync(_) | Command::Append { ack: Some(_), .. }
         );
         self.tx
             .as_ref()
@@ -538,6 +649,27 @@ impl ChainWriter {
     /// Records a new chain's row. Must come before its first append.
     pub fn register(&self, info: ChainInfo) -> Result<(), StoreError> {
         self.send(Command::Register(info))
+    }
+
+    /// The fast way to append one chain's events, as the runtime does: see [`ChainAppender`].
+    /// `register`, if given, is the new chain's row, inserted before its first events.
+    pub fn appender(&self, actor_id: Arc<str>, register: Option<ChainInfo>) -> ChainAppender {
+        let pending = Arc::new(Pending {
+            actor_id,
+            inner: Mutex::new(PendingInner {
+                listed: register.is_some(),
+                register,
+                ..Default::default()
+            }),
+        });
+        if locked(&pending.inner).listed {
+            locked(&self.dirty).push(pending.clone());
+        }
+        ChainAppender {
+            pending,
+            room: self.room.clone(),
+            dirty: self.dirty.clone(),
+        }
     }
 
     /// Queues one event, blocking the thread while the queue is full. `ack`, if given, runs
@@ -619,6 +751,11 @@ impl ChainWriter {
         self.send(Command::Flush(ack))
     }
 
+    /// Runs `ack` once everything queued before it is committed and fsynced.
+    pub fn sync_with(&self, ack: Ack) -> Result<(), StoreError> {
+        self.send(Command::Sync(ack))
+    }
+
     /// Blocks until everything queued so far is committed.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.flush_within(None)
@@ -676,6 +813,7 @@ const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct WriterThread {
+    dirty: DirtyList,
     quota: Arc<Mutex<Option<Option<u64>>>>,
     closing: Arc<std::sync::atomic::AtomicBool>,
     rounds: tokio::sync::watch::Sender<u64>,
@@ -714,6 +852,11 @@ impl WriterThread {
                     Err(mpsc::TryRecvError::Disconnected) => open = false,
                 }
             }
+            // After the channel: a flush seen there covers the appends made before it.
+            let dirty = std::mem::take(&mut *locked(&self.dirty));
+            for pending in dirty {
+                pending.take(&mut batch);
+            }
             if batch.is_empty() {
                 self.rounds.send_modify(|r| *r += 1);
                 continue;
@@ -724,7 +867,7 @@ impl WriterThread {
             }
             let wants_sync = batch
                 .iter()
-                .any(|c| matches!(c, Command::Append { ack: Some(_), .. }));
+                .any(|c| matches!(c, Command::Append { ack: Some(_), .. } | Command::Sync(_)));
             if wants_sync != synchronous_full {
                 let level = if wants_sync { "FULL" } else { "NORMAL" };
                 let _ = self
@@ -754,6 +897,9 @@ impl WriterThread {
                         if since.elapsed() > GIVE_UP_AFTER {
                             // This batch and whatever is still queued behind it.
                             batch.extend(rx.try_iter());
+                            for pending in std::mem::take(&mut *locked(&self.dirty)) {
+                                pending.take(&mut batch);
+                            }
                             self.give_up(batch);
                             return;
                         }
@@ -793,7 +939,8 @@ impl WriterThread {
                         ack(Ok(()));
                     }
                 }
-                Command::Flush(ack) => ack(Ok(())),
+                Command::Unit { cost, .. } => freed += cost,
+                Command::Flush(ack) | Command::Sync(ack) => ack(Ok(())),
                 Command::Register(_) => {}
             }
         }
@@ -829,9 +976,9 @@ impl WriterThread {
         );
         for command in batch {
             match command {
-                Command::Append { ack: Some(ack), .. } | Command::Flush(ack) => {
-                    ack(Err(why.clone()))
-                }
+                Command::Append { ack: Some(ack), .. }
+                | Command::Flush(ack)
+                | Command::Sync(ack) => ack(Err(why.clone())),
                 _ => {}
             }
         }
@@ -869,6 +1016,7 @@ fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite
         )?;
         let mut insert_segment = tx.prepare_cached(INSERT_SEGMENT)?;
         let mut heads: Vec<(&str, ChainHead)> = Vec::new();
+        let mut failure = None;
         for command in batch {
             match command {
                 Command::Register(info) => {
@@ -895,7 +1043,31 @@ fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite
                     }
                     segment.push(event);
                 }
-                Command::Flush(_) => {}
+                Command::Unit {
+                    actor_id,
+                    first,
+                    data,
+                    ..
+                } => {
+                    let mut index = *first;
+                    Segment::each_framed(data, |hash, bytes| {
+                        let segment = open.entry(actor_id).or_insert_with(|| Segment::new(index));
+                        if segment.full() || segment.next() != index {
+                            let full = std::mem::replace(segment, Segment::new(index));
+                            if let Err(e) = full.insert(&mut insert_segment, actor_id) {
+                                failure = Some(e);
+                                return false;
+                            }
+                        }
+                        segment.push_raw(hash, bytes);
+                        index += 1;
+                        true
+                    });
+                    if let Some(e) = failure.take() {
+                        return Err(e);
+                    }
+                }
+                Command::Flush(_) | Command::Sync(_) => {}
             }
         }
         for (actor_id, segment) in &open {

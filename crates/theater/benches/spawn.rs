@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use theater::{Runtime, RuntimeConfig};
 
-const MODES: &[&str] = &["persisted", "memory", "persisted-hibernating"];
+/// `recorded`: chains persisted (batched); `memory`: chains kept in memory; `unrecorded`: no
+/// chain at all; `recorded-hibernating`: persisted, and idle actors hibernate after 100 ms.
+const MODES: &[&str] = &["recorded", "memory", "unrecorded", "recorded-hibernating"];
 
 fn main() {
     common::run_modes(MODES, run_mode);
@@ -36,10 +38,11 @@ fn run_mode(mode: &str) {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
     let data_dir = tempfile::tempdir().unwrap();
-    let persisted = mode.starts_with("persisted");
+    let persisted = mode.starts_with("recorded");
     let hibernating = mode.ends_with("hibernating");
     let mut config = RuntimeConfig {
         data_dir: persisted.then(|| data_dir.path().to_owned()),
+        record: mode != "unrecorded",
         hibernate_after: hibernating.then(|| Duration::from_millis(100)),
         on_log: Arc::new(|_| {}),
         ..Default::default()

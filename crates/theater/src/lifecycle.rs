@@ -924,8 +924,9 @@ impl Shared {
         }
         match (&self.writer, manifest.save_chain) {
             (Some(writer), true) => {
-                writer
-                    .register(theater_chain::ChainInfo {
+                let appender = writer.appender(
+                    id.clone(),
+                    Some(theater_chain::ChainInfo {
                         actor_id: id.to_string(),
                         name: manifest.name.clone(),
                         parent: parent.map(str::to_owned),
@@ -935,11 +936,12 @@ impl Shared {
                         manifest_dir: std::path::absolute(manifest.origin.base_dir())
                             .ok()
                             .map(|d| d.display().to_string()),
-                    })
-                    .map_err(|e| e.to_string())?;
+                    }),
+                );
                 Ok(ChainSource::Persisted {
                     actor_id: id.clone(),
                     writer: writer.clone(),
+                    appender: Arc::new(appender),
                     readers: self.readers.clone().expect("a writer has a data dir"),
                 })
             }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use crate::replay::ReplayLog;
 use crate::sync::LockExt;
 use theater_chain::{
-    ChainHead, ChainReader, ChainWriter, Durability, Event, EventKind, Hash, StoredEvent,
+    ChainAppender, ChainHead, ChainReader, ChainWriter, Durability, Event, EventKind, Hash,
+    StoredEvent,
 };
 
 /// The most a chain kept in memory (`save_chain = false`) may hold. Past it the actor's next
@@ -35,6 +36,8 @@ pub(crate) struct ChainRecorder {
     head: ChainHead,
     source: ChainSource,
     durability: Durability,
+    /// Where each persisted event is encoded, reused from one event to the next.
+    scratch: Vec<u8>,
 }
 
 /// Where an actor's recorded events can be read back, by the actor itself (`get-chain`) or by
@@ -44,6 +47,7 @@ pub(crate) enum ChainSource {
     Persisted {
         actor_id: Arc<str>,
         writer: Arc<ChainWriter>,
+        appender: Arc<ChainAppender>,
         readers: Arc<Readers>,
     },
     Memory(Arc<Mutex<MemoryChain>>),
@@ -59,6 +63,7 @@ impl ChainRecorder {
             head: ChainHead::default(),
             source,
             durability,
+            scratch: Vec::new(),
         }
     }
 
@@ -99,59 +104,69 @@ impl ChainRecorder {
             }
             _ => Event::new(kind),
         };
-        let before = self.head;
-        let (index, stored) = self.head.append(&event);
-        let hash = stored.hash;
-        if stored.bytes.len() as u64 > MAX_EVENT_BYTES {
-            self.head = before;
-            wasmtime::bail!(
-                "an event of {} bytes is more than a chain event may hold ({MAX_EVENT_BYTES} bytes)",
-                stored.bytes.len()
-            );
-        }
-        match &self.source {
-            ChainSource::Off | ChainSource::Replay(_) => {}
-            ChainSource::Memory(chain) => {
-                let mut chain = chain.locked();
-                let last_word = matches!(
-                    event.kind,
-                    EventKind::Trap { .. } | EventKind::Shutdown { .. }
-                );
-                if chain.bytes + stored.bytes.len() as u64 > MAX_MEMORY_CHAIN_BYTES && !last_word {
-                    self.head = before;
-                    wasmtime::bail!(
-                        "its chain, kept in memory (save_chain = false), reached its limit of {MAX_MEMORY_CHAIN_BYTES} bytes; persist it (save_chain = true) or make fewer calls"
-                    );
-                }
-                chain.bytes += stored.bytes.len() as u64;
-                chain.events.push(stored);
+        if let ChainSource::Persisted {
+            writer, appender, ..
+        } = &self.source
+        {
+            // Encoded into a reused buffer and copied into the appender's: no allocation.
+            event.encode_to(&mut self.scratch);
+            check_size(self.scratch.len())?;
+            let (index, hash) = self.head.link(&self.scratch);
+            // Waits while the writer's queue is full (a slow or failing disk).
+            appender.append(index, &hash, &self.scratch).await;
+            if self.durability == Durability::EveryEvent {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                // Waits for the fsynced commit, through any retries of a failing disk.
+                writer.sync_with(Box::new(move |r| {
+                    let _ = tx.send(r);
+                }))?;
+                rx.await
+                    .map_err(|_| wasmtime::format_err!("the chain writer stopped"))?
+                    .map_err(|e| wasmtime::format_err!("persisting the chain: {e}"))?;
             }
-            ChainSource::Persisted {
-                writer, actor_id, ..
-            } => match self.durability {
-                // Waits while the writer's queue is full (a slow or failing disk).
-                Durability::Batched => {
-                    writer
-                        .append_async(actor_id.clone(), index, stored, None)
-                        .await?
-                }
-                Durability::EveryEvent => {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    let ack = Box::new(move |r| {
-                        let _ = tx.send(r);
-                    });
-                    // Waits for the commit, through any retries of a failing disk.
-                    writer
-                        .append_async(actor_id.clone(), index, stored, Some(ack))
-                        .await?;
-                    rx.await
-                        .map_err(|_| wasmtime::format_err!("the chain writer stopped"))?
-                        .map_err(|e| wasmtime::format_err!("persisting the chain: {e}"))?;
-                }
-            },
+            // Big buffers are not kept: one huge event must not pin its size for ever.
+            if self.scratch.capacity() > SCRATCH_KEPT {
+                self.scratch = Vec::new();
+            }
+            return Ok(hash);
+        }
+        let before = self.head;
+        let (_, stored) = self.head.append(&event);
+        let hash = stored.hash;
+        if let Err(e) = check_size(stored.bytes.len()) {
+            self.head = before;
+            return Err(e);
+        }
+        if let ChainSource::Memory(chain) = &self.source {
+            let mut chain = chain.locked();
+            let last_word = matches!(
+                event.kind,
+                EventKind::Trap { .. } | EventKind::Shutdown { .. }
+            );
+            if chain.bytes + stored.bytes.len() as u64 > MAX_MEMORY_CHAIN_BYTES && !last_word {
+                self.head = before;
+                wasmtime::bail!(
+                    "its chain, kept in memory (save_chain = false), reached its limit of {MAX_MEMORY_CHAIN_BYTES} bytes; persist it (save_chain = true) or make fewer calls"
+                );
+            }
+            chain.bytes += stored.bytes.len() as u64;
+            chain.events.push(stored);
         }
         Ok(hash)
     }
+}
+
+/// The most bytes the encoding buffer keeps between events.
+const SCRATCH_KEPT: usize = 64 << 10;
+
+/// Refuses an event larger than a chain holds.
+fn check_size(bytes: usize) -> wasmtime::Result<()> {
+    if bytes as u64 > MAX_EVENT_BYTES {
+        wasmtime::bail!(
+            "an event of {bytes} bytes is more than a chain event may hold ({MAX_EVENT_BYTES} bytes)"
+        );
+    }
+    Ok(())
 }
 
 /// An in-memory chain (`save_chain = false`) and its size.
@@ -307,6 +322,7 @@ impl ChainSource {
                 actor_id,
                 readers,
                 writer,
+                ..
             } => {
                 // Events still on their way to disk are read once the writer's next rounds
                 // have committed them: no early commit, a few milliseconds' wait.

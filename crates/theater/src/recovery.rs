@@ -260,8 +260,10 @@ impl Runtime {
         let Some((writer, readers)) = shared.writer.clone().zip(shared.readers.clone()) else {
             return;
         };
+        let actor_id: Arc<str> = info.actor_id.as_str().into();
         let source = ChainSource::Persisted {
-            actor_id: info.actor_id.as_str().into(),
+            appender: Arc::new(writer.appender(actor_id.clone(), None)),
+            actor_id,
             writer,
             readers,
         };
