@@ -11,6 +11,10 @@ pub const EVENT_ENCODING_VERSION: u8 = 3;
 /// verifying and replaying. Version 2 is version 3 without result kind 3.
 pub const OLDEST_EVENT_ENCODING_VERSION: u8 = 2;
 
+/// An interface, function or export name. The runtime's are `&'static str` (borrowed, so
+/// recording an event copies no name); decoded events own theirs.
+pub type Name = std::borrow::Cow<'static, str>;
+
 /// One chain event. Its canonical bytes (see [`Event::encode`]) are what the chain hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -79,7 +83,7 @@ pub struct Spawn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallStart {
     /// `interface.function`, e.g. `theater:simple/actor.init`.
-    pub export: String,
+    pub export: Name,
     /// Hash of the state passed in.
     pub state: Option<Hash>,
     /// The other parameters, in the payload encoding (`docs/chain-format.md`, "Payloads").
@@ -91,7 +95,7 @@ pub struct CallStart {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEnd {
-    pub export: String,
+    pub export: Name,
     /// `Ok(payload of the results after the state)` or the guest's `Err` string.
     pub outcome: Result<Vec<u8>, String>,
     /// Hash of the actor's state after the call (unchanged after an `Err`).
@@ -101,8 +105,8 @@ pub struct CallEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCall {
     /// e.g. `theater:simple/runtime`.
-    pub interface: String,
-    pub function: String,
+    pub interface: Name,
+    pub function: Name,
     pub params: Vec<u8>,
     pub result: HostResult,
     /// Set when the call sent a message (`send`, `request`, channel traffic), so the
@@ -457,14 +461,14 @@ impl Event {
                 reason: InstanceReason::read(r)?,
             },
             tag::CALL_START => EventKind::CallStart(CallStart {
-                export: r.str("export")?,
+                export: r.str("export")?.into(),
                 state: r.opt("state hash", |r| r.hash("state hash"))?,
                 params: r.bytes("params")?,
                 message_id: r.opt("message id", |r| r.str("message id"))?,
                 sender: r.opt("sender", |r| r.str("sender"))?,
             }),
             tag::CALL_END => {
-                let export = r.str("export")?;
+                let export = r.str("export")?.into();
                 let outcome = match r.u8("outcome")? {
                     0 => Ok(r.bytes("result")?),
                     1 => Err(r.str("error")?),
@@ -477,8 +481,8 @@ impl Event {
                 })
             }
             tag::HOST_CALL => {
-                let interface = r.str("interface")?;
-                let function = r.str("function")?;
+                let interface = r.str("interface")?.into();
+                let function = r.str("function")?.into();
                 let params = r.bytes("params")?;
                 let result = match r.u8("result kind")? {
                     0 => HostResult::Value(r.bytes("result")?),

@@ -162,7 +162,13 @@ struct PendingInner {
     cost: u64,
     /// Whether the writer's dirty list holds this chain.
     listed: bool,
+    /// How big the buffer the writer last took was: the next one starts at that size, so that
+    /// a steady stream of events does not regrow its buffer every round.
+    last_size: usize,
 }
+
+/// The most a fresh pending buffer reserves.
+const MAX_RESERVE: usize = 64 << 10;
 
 /// The chains with events waiting, for the writer's next round.
 type DirtyList = Arc<Mutex<Vec<Arc<Pending>>>>;
@@ -186,6 +192,8 @@ impl ChainAppender {
             let mut inner = locked(&self.pending.inner);
             if inner.data.is_empty() {
                 inner.first = index;
+                let reserve = inner.last_size.min(MAX_RESERVE);
+                inner.data.reserve(reserve);
             }
             let mut w = Writer {
                 buf: std::mem::take(&mut inner.data),
@@ -211,6 +219,7 @@ impl Pending {
             batch.push(Command::Register(info));
         }
         if !inner.data.is_empty() {
+            inner.last_size = inner.data.len();
             batch.push(Command::Unit {
                 actor_id: self.actor_id.clone(),
                 first: inner.first,

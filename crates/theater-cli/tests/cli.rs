@@ -754,3 +754,37 @@ fn sigkill_at_random_points_then_resume_keeps_every_chain_whole() {
     let replay = run(theater(data.path()).args(["replay", &id]));
     assert!(replay.status.success(), "{}", stderr(&replay));
 }
+
+#[test]
+fn an_old_data_dir_is_refused_with_the_fix_then_migrated() {
+    let data = tempfile::tempdir().unwrap();
+    // A schema 2 database, as the previous build left it: one row per event.
+    let db = rusqlite::Connection::open(data.path().join("theater.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE chains (actor_id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_id TEXT,
+             created_ms INTEGER NOT NULL, len INTEGER NOT NULL, head BLOB NOT NULL,
+             signature BLOB, manifest_dir TEXT);
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+         CREATE TABLE events (actor_id TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
+             data BLOB NOT NULL, PRIMARY KEY (actor_id, seq)) WITHOUT ROWID;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(db);
+    let out = run(theater(data.path()).arg("chains"));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("theater migrate --data-dir"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let out = run(theater(data.path()).arg("migrate"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("from schema version 2"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(run(theater(data.path()).arg("chains")).status.success());
+    let again = run(theater(data.path()).arg("migrate"));
+    assert!(stdout(&again).contains("already in the current format"));
+}

@@ -557,7 +557,7 @@ impl Actor {
         if recording {
             let start = match crate::payload::encode(&params) {
                 Ok(params) => EventKind::CallStart(CallStart {
-                    export: export.path().to_owned(),
+                    export: export.path().into(),
                     state: self.state_hash,
                     params,
                     message_id: delivery.message_id.map(str::to_owned),
@@ -585,13 +585,13 @@ impl Actor {
             Outcome::Returned(rest) => {
                 self.state_hash = self.state.as_deref().map(Hash::of);
                 EventKind::CallEnd(CallEnd {
-                    export: export.path().to_owned(),
+                    export: export.path().into(),
                     outcome: Ok(crate::payload::encode(rest).unwrap_or_default()),
                     state: self.state_hash,
                 })
             }
             Outcome::GuestError(message) => EventKind::CallEnd(CallEnd {
-                export: export.path().to_owned(),
+                export: export.path().into(),
                 outcome: Err(message.clone()),
                 state: self.state_hash,
             }),

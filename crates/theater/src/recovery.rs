@@ -197,7 +197,7 @@ impl Runtime {
         // A child made by `supervisor.resume` has no `init`: its first call is another export,
         // or, before it had any, its parent's chain shows the resume that returned its id.
         let first_call = decoded.iter().find_map(|e| match &e.kind {
-            EventKind::CallStart(c) => Some(c.export.as_str()),
+            EventKind::CallStart(c) => Some(&*c.export),
             _ => None,
         });
         let resumed = match first_call {
@@ -306,7 +306,7 @@ fn interrupted_call(events: &[Event]) -> Option<(String, Option<String>)> {
         .rev()
         .find(|e| !matches!(e.kind, EventKind::HostCall(_)))?;
     match &last_not_host_call.kind {
-        EventKind::CallStart(start) => Some((start.export.clone(), start.message_id.clone())),
+        EventKind::CallStart(start) => Some((start.export.to_string(), start.message_id.clone())),
         _ => None,
     }
 }

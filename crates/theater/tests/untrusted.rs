@@ -55,8 +55,8 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
         )
             .prop_map(|(interface, function, params, result, message_id)| {
                 EventKind::HostCall(HostCall {
-                    interface,
-                    function,
+                    interface: interface.into(),
+                    function: function.into(),
                     params,
                     result,
                     message_id,
@@ -64,7 +64,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
             }),
         (name(), bytes(), proptest::option::of(name())).prop_map(|(export, params, sender)| {
             EventKind::CallStart(CallStart {
-                export,
+                export: export.into(),
                 state: None,
                 params,
                 message_id: None,
@@ -72,7 +72,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
             })
         }),
         (name(), any::<String>()).prop_map(|(export, e)| EventKind::CallEnd(CallEnd {
-            export,
+            export: export.into(),
             outcome: Err(e),
             state: None,
         })),

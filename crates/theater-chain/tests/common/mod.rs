@@ -52,7 +52,7 @@ pub fn later_kind() -> impl Strategy<Value = EventKind> {
         )
             .prop_map(|(export, state, params, message_id, sender)| {
                 EventKind::CallStart(CallStart {
-                    export,
+                    export: export.into(),
                     state,
                     params,
                     message_id,
@@ -65,7 +65,7 @@ pub fn later_kind() -> impl Strategy<Value = EventKind> {
             prop::option::of(hash())
         )
             .prop_map(|(export, outcome, state)| EventKind::CallEnd(CallEnd {
-                export,
+                export: export.into(),
                 outcome,
                 state
             })),
@@ -89,8 +89,8 @@ pub fn later_kind() -> impl Strategy<Value = EventKind> {
         )
             .prop_map(|(interface, function, params, result, message_id)| {
                 EventKind::HostCall(HostCall {
-                    interface,
-                    function,
+                    interface: interface.into(),
+                    function: function.into(),
                     params,
                     result,
                     message_id,

@@ -536,8 +536,8 @@ impl InterfaceBuilder<'_> {
                     }
                     let encoded_params = crate::payload::encode(&params)?;
                     let mut call = HostCall {
-                        interface: interface.to_owned(),
-                        function: function.to_owned(),
+                        interface: interface.into(),
+                        function: function.into(),
                         params: encoded_params,
                         result: HostResult::Value(Vec::new()),
                         message_id: None,
