@@ -138,9 +138,28 @@ impl Verifier {
 
     /// Checks the next event; returns it decoded.
     pub fn check(&mut self, stored: &StoredEvent) -> Result<Event, VerifyError> {
+        self.check_with(stored, Event::decode)
+    }
+
+    /// [`Verifier::check`] without keeping the event: only the first (the spawn, whose actor
+    /// id is checked) is decoded whole; the others are validated without allocating.
+    fn check_only(&mut self, stored: &StoredEvent) -> Result<(), VerifyError> {
+        let decode = if self.head.len == 0 {
+            Event::decode
+        } else {
+            Event::validate
+        };
+        self.check_with(stored, decode).map(drop)
+    }
+
+    fn check_with(
+        &mut self,
+        stored: &StoredEvent,
+        decode: fn(&[u8]) -> Result<Event, crate::encoding::DecodeError>,
+    ) -> Result<Event, VerifyError> {
         let index = self.head.len;
-        let event = Event::decode(&stored.bytes)
-            .map_err(|error| VerifyError::Malformed { index, error })?;
+        let event =
+            decode(&stored.bytes).map_err(|error| VerifyError::Malformed { index, error })?;
         let computed = Hash::link(&self.head.head, &stored.bytes);
         if computed != stored.hash {
             return Err(VerifyError::HashMismatch {
@@ -214,7 +233,7 @@ pub fn verify_chain(
                 .map_or(Hash::GENESIS, |i| events[i].hash),
         };
         for event in &events[start..(start + slice).min(events.len())] {
-            verifier.check(event)?;
+            verifier.check_only(event)?;
         }
         Ok(())
     };

@@ -62,11 +62,27 @@ impl Writer {
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Whether strings and byte strings are kept. A validating reader checks them as strictly
+    /// but returns them empty, so that checking an event allocates nothing.
+    keep: bool,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            keep: true,
+        }
+    }
+
+    /// A reader that checks everything [`Reader::new`]'s does, but returns every string and
+    /// byte string empty.
+    pub(crate) fn validating(buf: &'a [u8]) -> Self {
+        Reader {
+            keep: false,
+            ..Reader::new(buf)
+        }
     }
 
     pub(crate) fn error(&self, what: impl Into<String>) -> DecodeError {
@@ -120,17 +136,30 @@ impl<'a> Reader<'a> {
     /// A length-prefixed byte string. Nothing is allocated until the bytes are known to be
     /// there, so a corrupt length costs an error, not memory.
     pub(crate) fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
+        let bytes = self.byte_slice(what)?;
+        Ok(if self.keep {
+            bytes.to_vec()
+        } else {
+            Vec::new()
+        })
+    }
+    fn byte_slice(&mut self, what: &str) -> Result<&'a [u8], DecodeError> {
         let len = self.u32(what)?;
         let len = usize::try_from(len)
             .map_err(|_| self.error(format!("{what}: length {len} does not fit in memory")))?;
-        Ok(self.take(len, what)?.to_vec())
+        self.take(len, what)
     }
     pub(crate) fn str(&mut self, what: &str) -> Result<String, DecodeError> {
         let start = self.pos;
-        let bytes = self.bytes(what)?;
-        String::from_utf8(bytes).map_err(|_| DecodeError {
+        let bytes = self.byte_slice(what)?;
+        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError {
             offset: start,
             what: format!("{what}: not valid UTF-8"),
+        })?;
+        Ok(if self.keep {
+            text.to_owned()
+        } else {
+            String::new()
         })
     }
     pub(crate) fn opt<T>(

@@ -436,6 +436,15 @@ impl Event {
         Ok(event)
     }
 
+    /// Checks that `bytes` are exactly one canonical event, as strictly as [`Event::decode`],
+    /// without allocating: the event returned has every string, name and byte string empty.
+    pub fn validate(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let mut r = Reader::validating(bytes);
+        let event = Self::decode_from(&mut r)?;
+        r.finish("event")?;
+        Ok(event)
+    }
+
     fn decode_from(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
         let version = r.u8("encoding version")?;
         if !(OLDEST_EVENT_ENCODING_VERSION..=EVENT_ENCODING_VERSION).contains(&version) {

@@ -17,9 +17,22 @@ fn check_file(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Decodes `bytes` as an event; what is accepted re-encodes as the current version.
+/// Decodes `bytes` as an event; what is accepted re-encodes as the current version, and the
+/// allocation-free validator (which `verify` uses) accepts and refuses exactly the same.
 fn check_event(bytes: &[u8]) -> Result<(), TestCaseError> {
-    if let Ok(event) = Event::decode(bytes) {
+    let validated = Event::validate(bytes);
+    let decoded = Event::decode(bytes);
+    prop_assert_eq!(
+        validated
+            .as_ref()
+            .map(|e| e.kind.type_name())
+            .map_err(Clone::clone),
+        decoded
+            .as_ref()
+            .map(|e| e.kind.type_name())
+            .map_err(Clone::clone)
+    );
+    if let Ok(event) = decoded {
         let mut current = bytes.to_vec();
         current[0] = EVENT_ENCODING_VERSION;
         prop_assert_eq!(event.encode(), current);
