@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Theater's benchmark suite, side by side with Erlang/OTP when `escript` is installed.
+#
+#   scripts/bench.sh [ROUNDS]        (default 3 rounds; THEATER_BENCH_SCALE scales every count)
+#
+# Each round runs every workload once, Theater's and Erlang's interleaved, so that the machine's
+# drift between runs (20-30% here) hits both alike. Every figure is printed as one JSON line as
+# it comes, then a table of the medians with the ratios: recorded / unrecorded, and recorded /
+# Erlang. The JSON lines are also kept in target/bench/results.jsonl.
+#
+# Workloads: spawn (idle actors), fork-join (spawn + stop), ping-pong (request and send),
+# counting, thread ring, skynet (Erlang only until the scheduler issue defines Theater's), the
+# recording overhead (the recorded / unrecorded column), every-event group commit and chain
+# verification against the BLAKE3 floor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+export THEATER_BENCH_SCALE=${THEATER_BENCH_SCALE:-0.3}
+export THEATER_BENCH_ACTORS=${THEATER_BENCH_ACTORS:-10000}
+out=target/bench/results.jsonl
+mkdir -p target/bench
+: >"$out"
+
+scripts/setup-guest-toolchain.sh >&2
+echo "building the benchmarks (release)..." >&2
+cargo bench -q -p theater --bench spawn --bench messaging --no-run >&2
+cargo bench -q -p theater-chain --bench chain --no-run >&2
+
+erlang=
+if command -v escript >/dev/null; then
+    erlang=1
+else
+    echo "escript not found: Erlang/OTP figures are skipped (apt-get install erlang-base)" >&2
+fi
+
+# Runs one benchmark command, keeping its JSON lines.
+run() {
+    "$@" 2>/dev/null | grep '^{' | tee -a "$out"
+}
+
+for round in $(seq "$rounds"); do
+    echo "round $round of $rounds" >&2
+    for mode in recorded unrecorded; do
+        run cargo bench -q -p theater --bench messaging -- "$mode"
+    done
+    [ -n "$erlang" ] && run escript bench/erlang/messaging.escript
+    for mode in recorded unrecorded; do
+        run cargo bench -q -p theater --bench spawn -- "$mode"
+    done
+    [ -n "$erlang" ] && run escript bench/erlang/spawn.escript
+    [ -n "$erlang" ] && run escript bench/erlang/skynet.escript
+    THEATER_BENCH_EVENTS=$(python3 -c "print(max(1000, int(200000 * $THEATER_BENCH_SCALE)))") \
+        run cargo bench -q -p theater-chain --bench chain
+done
+
+echo >&2
+python3 scripts/bench_table.py "$out"
