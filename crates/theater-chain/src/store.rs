@@ -182,18 +182,27 @@ pub struct ChainAppender {
 
 impl ChainAppender {
     /// Queues the event `bytes`, linked as `hash`, as the chain's event `index`; waits while
-    /// the writer's queue is full. Indexes must follow each other.
-    pub async fn append(&self, index: u64, hash: &Hash, bytes: &[u8]) {
+    /// the writer's queue is full. Indexes must follow each other. Fails once the writer
+    /// thread is gone, since nothing appended then would be committed.
+    pub async fn append(&self, index: u64, hash: &Hash, bytes: &[u8]) -> Result<(), StoreError> {
         let cost = (bytes.len() as u64 + EVENT_OVERHEAD).min(QUEUE_BYTES);
+        if self.room.is_closed() {
+            return Err(writer_gone());
+        }
         if !self.room.try_take(cost) {
-            self.room.take(cost).await;
+            self.room.take(cost).await?;
         }
         let newly_listed = {
             let mut inner = locked(&self.pending.inner);
             if inner.data.is_empty() {
                 inner.first = index;
+                // Charged to the queue like the events, so that many chains' buffers cannot
+                // hold memory the queue does not count.
                 let reserve = inner.last_size.min(MAX_RESERVE);
-                inner.data.reserve(reserve);
+                if reserve > 0 && self.room.try_take(reserve as u64) {
+                    inner.data.reserve(reserve);
+                    inner.cost += reserve as u64;
+                }
             }
             let mut w = Writer {
                 buf: std::mem::take(&mut inner.data),
@@ -207,6 +216,7 @@ impl ChainAppender {
         if newly_listed {
             locked(&self.dirty).push(self.pending.clone());
         }
+        Ok(())
     }
 }
 
@@ -242,12 +252,32 @@ struct Room {
     used: Mutex<u64>,
     freed: std::sync::Condvar,
     freed_async: tokio::sync::Notify,
+    /// Set when the writer thread has exited (or panicked): nothing will give room back, and
+    /// nothing appended now would be committed.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// What an append says once the writer thread is gone.
+fn writer_gone() -> StoreError {
+    StoreError::WriterFailed("the writer thread exited".into())
 }
 
 impl Room {
     fn cost(event: &StoredEvent) -> u64 {
         // One event larger than the whole queue still goes, alone.
         (event.bytes.len() as u64 + EVENT_OVERHEAD).min(QUEUE_BYTES)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks the writer gone and wakes everyone waiting for room.
+    fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _guard = locked(&self.used);
+        self.freed.notify_all();
+        self.freed_async.notify_waiters();
     }
 
     fn try_take(&self, bytes: u64) -> bool {
@@ -259,24 +289,31 @@ impl Room {
         true
     }
 
-    fn take_blocking(&self, bytes: u64) {
+    fn take_blocking(&self, bytes: u64) -> Result<(), StoreError> {
         let mut used = locked(&self.used);
         while *used + bytes > QUEUE_BYTES {
+            if self.is_closed() {
+                return Err(writer_gone());
+            }
             used = self
                 .freed
                 .wait(used)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         *used += bytes;
+        Ok(())
     }
 
-    async fn take(&self, bytes: u64) {
+    async fn take(&self, bytes: u64) -> Result<(), StoreError> {
         loop {
             let freed = self.freed_async.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
+            if self.is_closed() {
+                return Err(writer_gone());
+            }
             if self.try_take(bytes) {
-                return;
+                return Ok(());
             }
             freed.await;
         }
@@ -516,12 +553,13 @@ impl Segment {
         Ok(())
     }
 
-    /// The events of a stored segment. Damage never fails the read: whatever cannot be split
-    /// into events is passed on as one event with an impossible hash, so that verification
-    /// names it, and a segment that holds fewer events than it claims ends early (verification
-    /// then reports a head mismatch).
-    fn decode(data: &[u8], mut each: impl FnMut(StoredEvent) -> bool) {
+    /// The events of a stored segment, until `each` returns false. Damage never fails the
+    /// read: whatever cannot be split into events is passed on as one [`damaged`] event, so
+    /// that verification names it. Returns how many events the segment held, or `None` if it
+    /// was damaged or `each` stopped early.
+    fn decode(data: &[u8], mut each: impl FnMut(StoredEvent) -> bool) -> Option<u64> {
         let mut r = Reader::new(data);
+        let mut count = 0;
         while r.remaining() > 0 {
             let at = data.len() - r.remaining();
             let event = (|| {
@@ -532,19 +570,27 @@ impl Segment {
             })();
             match event {
                 Ok(event) => {
+                    count += 1;
                     if !each(event) {
-                        return;
+                        return None;
                     }
                 }
                 Err(_) => {
-                    each(StoredEvent {
-                        hash: Hash([0xff; 32]),
-                        bytes: data[at..].to_vec(),
-                    });
-                    return;
+                    each(damaged(data[at..].to_vec()));
+                    return None;
                 }
             }
         }
+        Some(count)
+    }
+}
+
+/// What a reader passes on in place of stored bytes that are not a well-formed run of events:
+/// an event with a hash no event links to, so verification names it.
+fn damaged(bytes: Vec<u8>) -> StoredEvent {
+    StoredEvent {
+        hash: Hash([0xff; 32]),
+        bytes,
     }
 }
 
@@ -588,6 +634,7 @@ impl ChainWriter {
             used: Mutex::new(0),
             freed: Default::default(),
             freed_async: Default::default(),
+            closed: Default::default(),
         });
         let rounds = tokio::sync::watch::Sender::new(0);
         let quota = Arc::new(Mutex::new(None));
@@ -691,7 +738,7 @@ impl ChainWriter {
         event: StoredEvent,
         ack: Option<Ack>,
     ) -> Result<(), StoreError> {
-        self.room.take_blocking(Room::cost(&event));
+        self.room.take_blocking(Room::cost(&event))?;
         self.queue(actor_id, index, event, ack)
     }
 
@@ -705,7 +752,7 @@ impl ChainWriter {
     ) -> Result<(), StoreError> {
         let cost = Room::cost(&event);
         if !self.room.try_take(cost) {
-            self.room.take(cost).await;
+            self.room.take(cost).await?;
         }
         self.queue(actor_id, index, event, ack)
     }
@@ -833,8 +880,18 @@ struct WriterThread {
     key: NodeKey,
 }
 
+/// Closes the queue's room when the writer thread ends, however it ends.
+struct CloseOnExit(Arc<Room>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 impl WriterThread {
     fn run(self, rx: mpsc::Receiver<Command>) {
+        let _close = CloseOnExit(self.room.clone());
         let mut synchronous_full = false;
         let mut batch: Vec<Command> = Vec::with_capacity(256);
         let mut open = true;
@@ -884,7 +941,12 @@ impl WriterThread {
                     .execute_batch(&format!("PRAGMA synchronous = {level}"));
                 synchronous_full = wants_sync;
             }
-            match commit_batch(&self.conn, &batch, &self.key) {
+            // An fsync happens only for a commit that writes: a sync whose events went out in
+            // an earlier, unsynced commit must still write something, so that they are synced.
+            let writes = batch
+                .iter()
+                .any(|c| matches!(c, Command::Append { .. } | Command::Unit { .. }));
+            match commit_batch(&self.conn, &batch, &self.key, wants_sync && !writes) {
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
                     self.committed(&mut batch);
@@ -983,14 +1045,21 @@ impl WriterThread {
             "giving up: {} queued commands were not committed: {why}",
             batch.len()
         );
+        let mut freed = 0;
         for command in batch {
             match command {
-                Command::Append { ack: Some(ack), .. }
-                | Command::Flush(ack)
-                | Command::Sync(ack) => ack(Err(why.clone())),
-                _ => {}
+                Command::Append { ack, event, .. } => {
+                    freed += Room::cost(&event);
+                    if let Some(ack) = ack {
+                        ack(Err(why.clone()));
+                    }
+                }
+                Command::Unit { cost, .. } => freed += cost,
+                Command::Flush(ack) | Command::Sync(ack) => ack(Err(why.clone())),
+                Command::Register(_) => {}
             }
         }
+        self.room.give_back(freed);
     }
 }
 
@@ -1012,8 +1081,21 @@ fn transient(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn commit_batch(conn: &Connection, batch: &[Command], key: &NodeKey) -> rusqlite::Result<()> {
+fn commit_batch(
+    conn: &Connection,
+    batch: &[Command],
+    key: &NodeKey,
+    force_write: bool,
+) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
+    if force_write {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sync_ms', ?1)",
+            [std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)],
+        )?;
+    }
     // Each chain's events in this batch become one segment (more past the segment limits),
     // in queue order: an actor's appends are queued in index order.
     let mut open: HashMap<&Arc<str>, Segment> = HashMap::new();
@@ -1353,22 +1435,42 @@ impl ChainReader {
         };
         // The segment holding `from` starts at or before it: the last such, then the rest.
         let mut stmt = conn.prepare_cached(
-            "SELECT first_seq, data FROM segments WHERE actor_id = ?1 AND first_seq >= coalesce(
+            "SELECT first_seq, data, count FROM segments WHERE actor_id = ?1 AND first_seq >= coalesce(
                  (SELECT max(first_seq) FROM segments WHERE actor_id = ?1 AND first_seq <= ?2), 0)
              ORDER BY first_seq",
         )?;
         let mut rows = stmt.query(params![actor_id, from])?;
         let mut going = true;
+        // Where the next segment must start: segments follow each other without gaps or
+        // overlaps, and the first starts at 0, or a tampered `first_seq` or `count` would move
+        // events to other indexes for a ranged read while the whole chain still verifies.
+        let mut expected: Option<u64> = (from == 0).then_some(0);
         while going && let Some(row) = rows.next()? {
-            let mut index = row.get::<_, i64>(0)?.max(0) as u64;
+            let first: i64 = row.get(0)?;
+            let count: i64 = row.get(2)?;
+            let mut index = expected.unwrap_or(first.max(0) as u64);
+            if first < 0 || expected.is_some_and(|e| e != first as u64) {
+                each(index, damaged(Vec::new()));
+                return Ok(());
+            }
             let data = raw_bytes(row, 1)?;
-            Segment::decode(&data, |event| {
+            let held = Segment::decode(&data, |event| {
                 if index >= from as u64 {
                     going = each(index, event);
                 }
                 index += 1;
                 going
             });
+            match held {
+                Some(held) if i64::try_from(held) == Ok(count) => {}
+                // Damaged: `decode` passed the damage on. Stopped early: nothing to check.
+                None => return Ok(()),
+                Some(_) => {
+                    each(index, damaged(Vec::new()));
+                    return Ok(());
+                }
+            }
+            expected = Some(index);
         }
         Ok(())
     }

@@ -636,3 +636,55 @@ fn a_writer_dropped_on_a_disk_that_stays_full_gives_up_and_returns() {
     let committed = verify_stored(dir.path(), "a").unwrap().len;
     assert!((1..20_001).contains(&committed), "{committed}");
 }
+
+#[test]
+fn a_moved_or_miscounted_segment_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let writer = ChainWriter::open(dir.path()).unwrap();
+        let mut head = write_chain(&writer, "a", 7);
+        writer.flush().unwrap();
+        for i in 7..10 {
+            let (index, stored) = head.append(&log_event(i));
+            writer.append("a".into(), index, stored, None).unwrap();
+        }
+    }
+    assert_eq!(verify_stored(dir.path(), "a").unwrap().len, 10);
+    // The bytes are all there, but a ranged read would put them at the wrong indexes: each
+    // of these must be named, not read as a whole chain.
+    for sql in [
+        "UPDATE segments SET first_seq = 5 WHERE first_seq = 7",
+        "UPDATE segments SET first_seq = 9 WHERE first_seq = 7",
+        "UPDATE segments SET first_seq = 1 WHERE first_seq = 0",
+        "UPDATE segments SET count = 6 WHERE first_seq = 0",
+        "UPDATE segments SET first_seq = -7 WHERE first_seq = 7",
+    ] {
+        let copy = tempfile::tempdir().unwrap();
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, copy.path().join(file.file_name().unwrap())).unwrap();
+        }
+        tamper(copy.path(), sql);
+        assert!(
+            verify_stored(copy.path(), "a").is_err(),
+            "{sql} still verified"
+        );
+    }
+}
+
+#[test]
+fn appending_after_the_writer_is_gone_is_an_error_not_a_silent_loss() {
+    use std::future::Future;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = ChainWriter::open(dir.path()).unwrap();
+    let appender = writer.appender("a".into(), None);
+    drop(writer);
+    let mut head = ChainHead::default();
+    let (index, stored) = head.append(&spawn_event("a"));
+    let append = std::pin::pin!(appender.append(index, &stored.hash, &stored.bytes));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match append.poll(&mut context) {
+        std::task::Poll::Ready(Err(e)) => assert!(e.to_string().contains("exited"), "{e}"),
+        other => panic!("expected an error at once, got {other:?}"),
+    }
+}
