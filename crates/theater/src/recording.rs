@@ -111,13 +111,13 @@ impl ChainRecorder {
             // Encoded into a reused buffer and copied into the appender's: no allocation.
             event.encode_to(&mut self.scratch);
             check_size(self.scratch.len())?;
-            let before = self.head;
-            let (index, hash) = self.head.link(&self.scratch);
+            // The head moves only once the event is queued: a call killed while it waits for
+            // room leaves neither a gap in the chain nor a head past its events.
+            let mut next = self.head;
+            let (index, hash) = next.link(&self.scratch);
             // Waits while the writer's queue is full (a slow or failing disk).
-            if let Err(e) = appender.append(index, &hash, &self.scratch).await {
-                self.head = before;
-                return Err(e.into());
-            }
+            appender.append(index, &hash, &self.scratch).await?;
+            self.head = next;
             if self.durability == Durability::EveryEvent {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 // Waits for the fsynced commit, through any retries of a failing disk.
