@@ -143,7 +143,7 @@ impl<'a> Reader<'a> {
             Vec::new()
         })
     }
-    fn byte_slice(&mut self, what: &str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn byte_slice(&mut self, what: &str) -> Result<&'a [u8], DecodeError> {
         let len = self.u32(what)?;
         let len = usize::try_from(len)
             .map_err(|_| self.error(format!("{what}: length {len} does not fit in memory")))?;

@@ -185,7 +185,7 @@ impl ChainAppender {
     /// the writer's queue is full. Indexes must follow each other. Fails once the writer
     /// thread is gone, since nothing appended then would be committed.
     pub async fn append(&self, index: u64, hash: &Hash, bytes: &[u8]) -> Result<(), StoreError> {
-        let cost = (bytes.len() as u64 + EVENT_OVERHEAD).min(QUEUE_BYTES);
+        let cost = Room::cost_of(bytes.len());
         if self.room.is_closed() {
             return Err(writer_gone());
         }
@@ -264,8 +264,12 @@ fn writer_gone() -> StoreError {
 
 impl Room {
     fn cost(event: &StoredEvent) -> u64 {
+        Self::cost_of(event.bytes.len())
+    }
+
+    fn cost_of(bytes: usize) -> u64 {
         // One event larger than the whole queue still goes, alone.
-        (event.bytes.len() as u64 + EVENT_OVERHEAD).min(QUEUE_BYTES)
+        (bytes as u64 + EVENT_OVERHEAD).min(QUEUE_BYTES)
     }
 
     fn is_closed(&self) -> bool {
@@ -460,7 +464,7 @@ fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
             }
             open.get_or_insert_with(|| (actor_id, Segment::new(seq)))
                 .1
-                .push(&event);
+                .push(&event.hash, &event.bytes);
             moved += 1;
         }
         if let Some((id, segment)) = open {
@@ -503,20 +507,11 @@ impl Segment {
         self.first_seq + self.count
     }
 
-    /// The link hash of the last event pushed.
-    fn last_hash(&self) -> Hash {
-        self.last
-    }
-
     fn full(&self) -> bool {
         self.count >= SEGMENT_EVENTS || self.data.len() >= SEGMENT_BYTES
     }
 
-    fn push(&mut self, event: &StoredEvent) {
-        self.push_raw(&event.hash, &event.bytes);
-    }
-
-    fn push_raw(&mut self, hash: &Hash, bytes: &[u8]) {
+    fn push(&mut self, hash: &Hash, bytes: &[u8]) {
         let mut w = Writer {
             buf: std::mem::take(&mut self.data),
         };
@@ -527,20 +522,24 @@ impl Segment {
         self.last = *hash;
     }
 
-    /// The events of a buffer this process framed (a [`ChainAppender`]'s), without copying.
-    fn each_framed(data: &[u8], mut each: impl FnMut(&Hash, &[u8]) -> bool) {
+    /// The events framed in segment `data`, without copying, in order. What cannot be split
+    /// into events ends the run as `Err` with the bytes from there on.
+    fn framed(data: &[u8]) -> impl Iterator<Item = Result<(Hash, &[u8]), &[u8]>> {
         let mut r = Reader::new(data);
-        while r.remaining() > 0 {
-            let (Ok(hash), Ok(len)) = (r.hash("hash"), r.u32("length")) else {
-                unreachable!("appender buffers are framed by this process")
-            };
-            let bytes = r
-                .take(len as usize, "event")
-                .expect("appender buffers are framed by this process");
-            if !each(&hash, bytes) {
-                return;
+        std::iter::from_fn(move || {
+            if r.remaining() == 0 {
+                return None;
             }
-        }
+            let at = data.len() - r.remaining();
+            let event = (|| {
+                Ok::<_, crate::DecodeError>((r.hash("event hash")?, r.byte_slice("event bytes")?))
+            })();
+            if event.is_err() {
+                // Nothing after damage can be framed: end the run.
+                r = Reader::new(&[]);
+            }
+            Some(event.map_err(|_| &data[at..]))
+        })
     }
 
     fn insert(&self, stmt: &mut rusqlite::Statement<'_>, actor_id: &str) -> rusqlite::Result<()> {
@@ -558,27 +557,21 @@ impl Segment {
     /// that verification names it. Returns how many events the segment held, or `None` if it
     /// was damaged or `each` stopped early.
     fn decode(data: &[u8], mut each: impl FnMut(StoredEvent) -> bool) -> Option<u64> {
-        let mut r = Reader::new(data);
         let mut count = 0;
-        while r.remaining() > 0 {
-            let at = data.len() - r.remaining();
-            let event = (|| {
-                Ok::<_, crate::DecodeError>(StoredEvent {
-                    hash: r.hash("event hash")?,
-                    bytes: r.bytes("event bytes")?,
-                })
-            })();
-            match event {
-                Ok(event) => {
-                    count += 1;
-                    if !each(event) {
-                        return None;
-                    }
-                }
-                Err(_) => {
-                    each(damaged(data[at..].to_vec()));
+        for event in Self::framed(data) {
+            let event = match event {
+                Ok((hash, bytes)) => StoredEvent {
+                    hash,
+                    bytes: bytes.to_vec(),
+                },
+                Err(rest) => {
+                    each(damaged(rest.to_vec()));
                     return None;
                 }
+            };
+            count += 1;
+            if !each(event) {
+                return None;
             }
         }
         Some(count)
@@ -730,7 +723,7 @@ impl ChainWriter {
 
     /// Queues one event, blocking the thread while the queue is full. `ack`, if given, runs
     /// once the event is committed; with [`Durability::EveryEvent`] the commit is fsynced
-    /// first. Async callers use [`ChainWriter::append_async`].
+    /// first. The runtime appends through a [`ChainAppender`] instead.
     pub fn append(
         &self,
         actor_id: Arc<str>,
@@ -739,21 +732,6 @@ impl ChainWriter {
         ack: Option<Ack>,
     ) -> Result<(), StoreError> {
         self.room.take_blocking(Room::cost(&event))?;
-        self.queue(actor_id, index, event, ack)
-    }
-
-    /// [`ChainWriter::append`] that waits for room in the queue without blocking the thread.
-    pub async fn append_async(
-        &self,
-        actor_id: Arc<str>,
-        index: u64,
-        event: StoredEvent,
-        ack: Option<Ack>,
-    ) -> Result<(), StoreError> {
-        let cost = Room::cost(&event);
-        if !self.room.try_take(cost) {
-            self.room.take(cost).await?;
-        }
         self.queue(actor_id, index, event, ack)
     }
 
@@ -919,10 +897,7 @@ impl WriterThread {
                 }
             }
             // After the channel: a flush seen there covers the appends made before it.
-            let dirty = std::mem::take(&mut *locked(&self.dirty));
-            for pending in dirty {
-                pending.take(&mut batch);
-            }
+            self.take_dirty(&mut batch);
             if batch.is_empty() {
                 self.rounds.send_modify(|r| *r += 1);
                 continue;
@@ -968,9 +943,7 @@ impl WriterThread {
                         if since.elapsed() > GIVE_UP_AFTER {
                             // This batch and whatever is still queued behind it.
                             batch.extend(rx.try_iter());
-                            for pending in std::mem::take(&mut *locked(&self.dirty)) {
-                                pending.take(&mut batch);
-                            }
+                            self.take_dirty(&mut batch);
                             self.give_up(batch);
                             return;
                         }
@@ -979,6 +952,13 @@ impl WriterThread {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+
+    /// Moves every listed chain's registration and events into `batch`.
+    fn take_dirty(&self, batch: &mut Vec<Command>) {
+        for pending in std::mem::take(&mut *locked(&self.dirty)) {
+            pending.take(batch);
         }
     }
 
@@ -1107,7 +1087,6 @@ fn commit_batch(
         )?;
         let mut insert_segment = tx.prepare_cached(INSERT_SEGMENT)?;
         let mut heads: Vec<(&str, ChainHead)> = Vec::new();
-        let mut failure = None;
         for command in batch {
             match command {
                 Command::Register(info) => {
@@ -1126,36 +1105,30 @@ fn commit_batch(
                     index,
                     event,
                     ..
-                } => {
-                    let segment = open.entry(actor_id).or_insert_with(|| Segment::new(*index));
-                    if segment.full() || segment.next() != *index {
-                        let full = std::mem::replace(segment, Segment::new(*index));
-                        full.insert(&mut insert_segment, actor_id)?;
-                    }
-                    segment.push(event);
-                }
+                } => add_event(
+                    &mut open,
+                    &mut insert_segment,
+                    actor_id,
+                    *index,
+                    &event.hash,
+                    &event.bytes,
+                )?,
                 Command::Unit {
                     actor_id,
                     first,
                     data,
                     ..
                 } => {
-                    let mut index = *first;
-                    Segment::each_framed(data, |hash, bytes| {
-                        let segment = open.entry(actor_id).or_insert_with(|| Segment::new(index));
-                        if segment.full() || segment.next() != index {
-                            let full = std::mem::replace(segment, Segment::new(index));
-                            if let Err(e) = full.insert(&mut insert_segment, actor_id) {
-                                failure = Some(e);
-                                return false;
-                            }
-                        }
-                        segment.push_raw(hash, bytes);
-                        index += 1;
-                        true
-                    });
-                    if let Some(e) = failure.take() {
-                        return Err(e);
+                    for (index, event) in (*first..).zip(Segment::framed(data)) {
+                        let (hash, bytes) = event.expect("appender buffers are framed here");
+                        add_event(
+                            &mut open,
+                            &mut insert_segment,
+                            actor_id,
+                            index,
+                            &hash,
+                            bytes,
+                        )?;
                     }
                 }
                 Command::Flush(_) | Command::Sync(_) => {}
@@ -1167,7 +1140,7 @@ fn commit_batch(
                 actor_id,
                 ChainHead {
                     len: segment.next(),
-                    head: segment.last_hash(),
+                    head: segment.last,
                 },
             ));
         }
@@ -1190,6 +1163,24 @@ fn commit_batch(
         }
     }
     tx.commit()
+}
+
+/// Adds event `index` of a chain to its segment in this commit, first inserting that segment
+/// if it is full or the event does not follow it.
+fn add_event<'a>(
+    open: &mut HashMap<&'a Arc<str>, Segment>,
+    insert: &mut rusqlite::Statement<'_>,
+    actor_id: &'a Arc<str>,
+    index: u64,
+    hash: &Hash,
+    bytes: &[u8],
+) -> rusqlite::Result<()> {
+    let segment = open.entry(actor_id).or_insert_with(|| Segment::new(index));
+    if segment.full() || segment.next() != index {
+        std::mem::replace(segment, Segment::new(index)).insert(insert, actor_id)?;
+    }
+    segment.push(hash, bytes);
+    Ok(())
 }
 
 /// A head proof as the `signature` and `proof` columns keep it: a head signature has no path

@@ -191,18 +191,21 @@ fn a_flipped_byte_anywhere_in_a_segment_fails_verification() {
     assert_eq!(verify_stored(dir.path(), "a").unwrap().len, 4);
 }
 
+/// Chain "a" of 10 events in two commits, so in two segments: events 0-6 and 7-9.
+fn two_commit_chain(dir: &std::path::Path) {
+    let writer = ChainWriter::open(dir).unwrap();
+    let mut head = write_chain(&writer, "a", 7);
+    writer.flush().unwrap();
+    for i in 7..10 {
+        let (index, stored) = head.append(&log_event(i));
+        writer.append("a".into(), index, stored, None).unwrap();
+    }
+}
+
 #[test]
 fn truncated_stored_chain_fails() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let writer = ChainWriter::open(dir.path()).unwrap();
-        let mut head = write_chain(&writer, "a", 7);
-        writer.flush().unwrap();
-        for i in 7..10 {
-            let (index, stored) = head.append(&log_event(i));
-            writer.append("a".into(), index, stored, None).unwrap();
-        }
-    }
+    two_commit_chain(dir.path());
     // The second commit's segment is gone.
     tamper(dir.path(), "DELETE FROM segments WHERE first_seq = 7");
     let err = verify_stored(dir.path(), "a").unwrap_err();
@@ -640,15 +643,7 @@ fn a_writer_dropped_on_a_disk_that_stays_full_gives_up_and_returns() {
 #[test]
 fn a_moved_or_miscounted_segment_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let writer = ChainWriter::open(dir.path()).unwrap();
-        let mut head = write_chain(&writer, "a", 7);
-        writer.flush().unwrap();
-        for i in 7..10 {
-            let (index, stored) = head.append(&log_event(i));
-            writer.append("a".into(), index, stored, None).unwrap();
-        }
-    }
+    two_commit_chain(dir.path());
     assert_eq!(verify_stored(dir.path(), "a").unwrap().len, 10);
     // The bytes are all there, but a ranged read would put them at the wrong indexes: each
     // of these must be named, not read as a whole chain.
