@@ -97,6 +97,16 @@ impl Node {
         Ok(())
     }
 
+    /// Tells the parent (or the root's requester) that this subtree failed, and why.
+    fn fail(&self, why: &str) -> Result<(), String> {
+        runtime::log(&format!("skynet: {why}"));
+        if self.root {
+            msg::cancel_request(&self.parent)
+        } else {
+            msg::send(&self.parent, format!("f{why}").as_bytes())
+        }
+    }
+
     /// Gives the sum to the parent (or the root's requester), then ends this node.
     fn answer(&self) -> Result<(), String> {
         if self.root {
@@ -123,15 +133,18 @@ impl Actor for Skynet {
 impl Client for Skynet {
     fn handle_send(state: State, (m,): (Vec<u8>,)) -> Result<(State,), String> {
         let mut node = Node::load(&state)?;
-        match m.first() {
+        let done = match m.first() {
             Some(b's') if m.len() == 9 => {
                 node.sum += u64::from_le_bytes(m[1..9].try_into().unwrap());
                 node.pending -= 1;
-                if node.pending == 0 {
-                    node.answer()?;
-                }
+                if node.pending == 0 { node.answer() } else { Ok(()) }
             }
-            _ => node.start(&m)?,
+            // A failure below: passed up, so that the root answers rather than waiting forever.
+            Some(b'f') => Err(String::from_utf8_lossy(&m[1..]).into_owned()),
+            _ => node.start(&m),
+        };
+        if let Err(why) = done {
+            node.fail(&why)?;
         }
         Ok((node.store(),))
     }

@@ -6,7 +6,8 @@
 //!
 //! `cargo bench -p theater --bench skynet` prints one JSON line per mode: `recorded` (chains
 //! persisted, batched) and `unrecorded`. Each mode runs in a fresh process, with the runtime's
-//! defaults otherwise (hibernation after 1 s of idleness, 10,000 live instances at most).
+//! defaults otherwise (hibernation after 1 s of idleness, 10,000 live instances at most). A
+//! tree that fails (a node's spawn refused, say) is reported as a JSON line with `failed`.
 
 mod common;
 
@@ -55,24 +56,36 @@ fn run_mode(mode: &str) {
             .await
             .unwrap();
         let start = Instant::now();
+        let leaves = 10u64.pow(levels);
+        let actors = (leaves * 10 - 1) / 9;
         let answer = root
             .request_within(
                 format!("skynet 0 {levels}\n{child}").into_bytes(),
                 Duration::from_secs(3600),
             )
-            .await
-            .unwrap();
+            .await;
         let seconds = start.elapsed().as_secs_f64();
-        let sum: u64 = String::from_utf8(answer).unwrap().parse().unwrap();
-        let leaves = 10u64.pow(levels);
-        assert_eq!(sum, leaves * (leaves - 1) / 2, "skynet's sum");
-        let actors = (leaves * 10 - 1) / 9;
-        runtime.flush().await.unwrap();
-        let committed = start.elapsed().as_secs_f64();
-        println!(
-            "{{\"bench\":\"skynet\",\"mode\":\"{mode}\",\"n\":{actors},\"seconds\":{seconds:.3},\"committed_seconds\":{committed:.3},\"result\":{sum},\"peak_rss_bytes\":{}}}",
-            peak_rss_bytes()
-        );
+        match answer {
+            Ok(answer) => {
+                let sum: u64 = String::from_utf8(answer).unwrap().parse().unwrap();
+                assert_eq!(sum, leaves * (leaves - 1) / 2, "skynet's sum");
+                runtime.flush().await.unwrap();
+                let committed = start.elapsed().as_secs_f64();
+                println!(
+                    "{{\"bench\":\"skynet\",\"mode\":\"{mode}\",\"n\":{actors},\"seconds\":{seconds:.3},\"committed_seconds\":{committed:.3},\"result\":{sum},\"peak_rss_bytes\":{}}}",
+                    peak_rss_bytes()
+                );
+            }
+            Err(why) => {
+                // The first failure is in the log above; the root only knows the tree failed.
+                eprintln!("skynet failed after {seconds:.1} s: {why}");
+                println!(
+                    "{{\"bench\":\"skynet\",\"mode\":\"{mode}\",\"n\":{actors},\"seconds\":{seconds:.3},\"failed\":{:?},\"peak_rss_bytes\":{}}}",
+                    why.to_string(),
+                    peak_rss_bytes()
+                );
+            }
+        }
         runtime.shutdown().await.unwrap();
     });
     tokio.block_on(bench).unwrap();

@@ -407,14 +407,32 @@ impl Actor {
             ));
         }
         let mut store = new_store(&prepared, ctx);
-        let instance = match prepared.pre.instantiate_async(&mut store).await {
-            Ok(instance) => instance,
-            Err(e) => {
-                return Err((
-                    Box::new(store.into_data()),
-                    instantiate_error(&e, max_instances),
-                ));
+        let deadline = tokio::time::Instant::now() + WAKE_WAIT;
+        let mut pause = std::time::Duration::from_millis(1);
+        let instance = loop {
+            let error = match prepared.pre.instantiate_async(&mut store).await {
+                Ok(instance) => break instance,
+                Err(e) => instantiate_error(&e, max_instances),
+            };
+            let ctx = store.into_data();
+            if !error.starts_with(NO_FREE_SLOT) {
+                return Err((Box::new(ctx), error));
             }
+            // Every slot is taken. With hibernation on, the actor idle the longest gives its
+            // slot up, so that a runtime holds many more actors than live instances; with none
+            // idle, every live instance is in a call, and one ends soon (each call has a CPU
+            // budget): wait, up to a bound. With hibernation off only an exit frees a slot:
+            // say so at once.
+            let shared = ctx.shared.upgrade();
+            let hibernating = shared.as_ref().is_some_and(|s| s.hibernate_after.is_some());
+            if !hibernating || tokio::time::Instant::now() >= deadline {
+                return Err((Box::new(ctx), error));
+            }
+            if !shared.is_some_and(|s| s.hibernate_least_recently_used()) {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            store = new_store(&prepared, ctx);
         };
         if wake && let Err(e) = store.data_mut().chain.record(event).await {
             return Err((
@@ -486,42 +504,30 @@ impl Actor {
     }
 
     /// Makes sure there is an instance, creating one (recorded as a wake) after hibernation.
-    /// With every pool slot taken it makes room: it hibernates the actor idle the longest, or
-    /// waits for a slot, up to [`WAKE_WAIT`]. Only the attempt that succeeds is recorded.
+    /// With every pool slot taken it makes room or waits for it (see [`Actor::instantiate`]).
     async fn wake(&mut self, max_instances: u32) -> Result<(), String> {
         if !matches!(self.body, Body::Hibernated(_)) {
             return Ok(());
         }
-        let deadline = tokio::time::Instant::now() + WAKE_WAIT;
-        let mut pause = std::time::Duration::from_millis(1);
-        loop {
-            let Body::Hibernated(ctx) = std::mem::replace(&mut self.body, Body::Moving) else {
-                unreachable!()
-            };
-            let (ctx, message) = match Actor::instantiate(
-                self.prepared.clone(),
-                *ctx,
-                InstanceReason::Wake,
-                None,
-                max_instances,
-            )
-            .await
-            {
-                Ok(fresh) => {
-                    self.body = fresh.body;
-                    return Ok(());
-                }
-                Err(failed) => failed,
-            };
-            let shared = ctx.shared.upgrade();
-            self.body = Body::Hibernated(ctx);
-            if !message.starts_with(NO_FREE_SLOT) || tokio::time::Instant::now() >= deadline {
-                return Err(message);
+        let Body::Hibernated(ctx) = std::mem::replace(&mut self.body, Body::Moving) else {
+            unreachable!()
+        };
+        let woken = Actor::instantiate(
+            self.prepared.clone(),
+            *ctx,
+            InstanceReason::Wake,
+            None,
+            max_instances,
+        )
+        .await;
+        match woken {
+            Ok(fresh) => {
+                self.body = fresh.body;
+                Ok(())
             }
-            if !shared.is_some_and(|s| s.hibernate_least_recently_used()) {
-                // Every live instance is in a call: one ends soon (each call has a CPU budget).
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            Err((ctx, message)) => {
+                self.body = Body::Hibernated(ctx);
+                Err(message)
             }
         }
     }
@@ -730,7 +736,8 @@ impl Actor {
     }
 }
 
-/// How long waking a hibernated actor waits for a free pool slot before it gives up.
+/// How long a new instance (a spawn, a wake, a restart) waits for a free pool slot before it
+/// gives up.
 pub(crate) const WAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 const NO_FREE_SLOT: &str = "no free instance slot";
 

@@ -15,6 +15,7 @@ use crate::actor::ActorCtx;
 use crate::error::SpawnError;
 use crate::handlers::{HostLinker, Registry, TYPE_ONLY_INTERFACES};
 use crate::manifest::{ComponentSource, MAX_COMPONENT_BYTES, Manifest};
+use crate::memo::ByIdentity;
 use crate::sync::LockExt;
 
 /// The interface every actor exports and the function the runtime calls first.
@@ -143,6 +144,10 @@ pub(crate) struct ComponentCache {
     by_file: Mutex<HashMap<FileStamp, Arc<LoadedComponent>>>,
     by_hash: Mutex<HashMap<Hash, Arc<LoadedComponent>>>,
     linked: Mutex<HashMap<LinkKey, Arc<Prepared>>>,
+    /// Each child manifest's component, prepared: the children a supervisor spawns from one
+    /// inline manifest share one `Arc<Manifest>` (see the supervisor handler), so their
+    /// component file is opened and looked up once, not once per spawn.
+    by_manifest: ByIdentity<Manifest, Option<Arc<Prepared>>>,
 }
 
 impl ComponentCache {
@@ -154,6 +159,7 @@ impl ComponentCache {
             by_file: Mutex::default(),
             by_hash: Mutex::default(),
             linked: Mutex::default(),
+            by_manifest: ByIdentity::default(),
         }
     }
 
@@ -168,6 +174,23 @@ impl ComponentCache {
     ) -> Result<Arc<Prepared>, SpawnError> {
         let loaded = self.load(manifest, content, root).await?;
         self.link_cached(manifest, loaded)
+    }
+
+    /// [`ComponentCache::prepare`] once per child manifest (by identity): the file was opened
+    /// beneath `root` the first time, and the component compiled and linked from it is kept.
+    pub(crate) async fn prepare_child(
+        &self,
+        manifest: &Arc<Manifest>,
+        content: Option<&theater_store::ContentStore>,
+        root: &Root,
+    ) -> Result<Arc<Prepared>, SpawnError> {
+        if let Some(prepared) = self.by_manifest.with(manifest, |p| p.clone()) {
+            return Ok(prepared);
+        }
+        let prepared = self.prepare(manifest, content, Some(root)).await?;
+        self.by_manifest
+            .with(manifest, |p| *p = Some(prepared.clone()));
+        Ok(prepared)
     }
 
     /// `bytes` as the manifest's component (replay of a chain against given bytes).

@@ -50,7 +50,11 @@ pub(crate) fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine
         // faults in pages the guest never touched, so hibernating actors would gain memory
         // (measured: 40 KB per hibernated actor at 128 KiB kept resident, 4.7 KB at 0, with no
         // spawn-time difference beyond noise).
-        .max_unused_warm_slots(settings.max_instances.min(1_000));
+        .max_unused_warm_slots(settings.max_instances.min(1_000))
+        // Freed slots are reset in batches: one TLB shootdown across the cores per batch
+        // instead of one per exiting or hibernating actor (measured on skynet: about 15% less
+        // time, a third less system time). At most cores * 63 slots wait to be reset.
+        .decommit_batch_size(64);
 
     let mut config = Config::new();
     config

@@ -35,6 +35,7 @@ mod error;
 pub mod handlers;
 mod lifecycle;
 pub mod manifest;
+mod memo;
 mod messaging;
 mod payload;
 mod recording;

@@ -75,10 +75,21 @@ pub(crate) async fn spawn(
             message: "a child needs its parent's supervisor root".into(),
         });
     }
-    let prepared = shared
-        .components
-        .prepare(&manifest, shared.content.as_ref(), request.root.as_ref())
-        .await?;
+    let content = shared.content.as_ref();
+    let prepared = match (&request.parent, &request.root) {
+        (Some(_), Some(root)) => {
+            shared
+                .components
+                .prepare_child(&manifest, content, root)
+                .await?
+        }
+        _ => {
+            shared
+                .components
+                .prepare(&manifest, content, request.root.as_ref())
+                .await?
+        }
+    };
     let fail = |message: String| SpawnError::Runtime {
         actor: manifest.name.clone(),
         message,
@@ -344,18 +355,20 @@ fn take_exited(cell: &Cell) -> Option<Exited> {
 pub(crate) fn exit<'a>(
     shared: &'a Arc<Shared>,
     cell: &'a Arc<Cell>,
-    mut actor: Actor,
+    actor: Actor,
     how: ExitHow,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
         // An actor on its way out is work in progress: quiescence waits for its end.
         let _work = shared.busy.begin();
+        // Its instance is not called again: its slot is free before anything below waits.
+        let (mut ctx, state) = actor.into_parts();
         cell.exiting
             .store(true, std::sync::atomic::Ordering::SeqCst);
         stop_children(shared, cell).await;
         shared.channels.close_all_of(shared, &cell.id);
         let label = cell.label();
-        for (id, deferred) in actor.ctx_mut().deferred.drain() {
+        for (id, deferred) in ctx.deferred.drain() {
             deferred.reply.fail(format!(
                 "actor {label} stopped before answering request {id}"
             ));
@@ -365,7 +378,7 @@ pub(crate) fn exit<'a>(
             ExitHow::Stopped(r) if r.cause == StopCause::Escalation => ExitKind::Failed,
             _ => ExitKind::Stopped,
         };
-        actor.ctx_mut().handlers_exit(exit_kind);
+        ctx.handlers_exit(exit_kind);
 
         let child = cell.id.clone();
         let (record, exit, child_exit, notice, keep) = match how {
@@ -426,9 +439,8 @@ pub(crate) fn exit<'a>(
         };
         let shutdown_recorded = record.is_some();
         if let Some((reason, data)) = record {
-            record_end(actor.ctx_mut(), reason, data).await;
+            record_end(&mut ctx, reason, data).await;
         }
-        let (ctx, state) = actor.into_parts();
         let exited = Exited {
             ctx,
             state,
@@ -849,7 +861,7 @@ pub(crate) fn uncancellable<T: Send + 'static>(
 pub(crate) async fn spawn_child(
     shared: &Arc<Shared>,
     parent: &Arc<Cell>,
-    manifest: Manifest,
+    manifest: Arc<Manifest>,
     root: Root,
     start: Start,
 ) -> Result<Arc<str>, String> {
@@ -877,7 +889,7 @@ pub(crate) async fn spawn_child(
         let spawned = spawn(
             &shared,
             SpawnRequest {
-                manifest: Arc::new(manifest),
+                manifest,
                 parent: Some(parent.id.clone()),
                 start,
                 id: Some(id.clone()),

@@ -216,6 +216,34 @@ async fn a_child_of_a_recorded_parent_is_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_child_manifest_is_never_handed_to_a_parent_that_could_not_grant_it() {
+    let h = harness();
+    // A parent with `random`, and a child of it without: the same inline text asks for it.
+    let (parent, _) = confined_parent(&h, "[[handler]]\ntype = \"random\"\n").await;
+    let wants_random = child("[[handler]]\ntype = \"random\"\n");
+    let middle = ok(&parent, &format!("spawn {}", child(""))).await;
+    for _ in 0..3 {
+        // The parent spawns it (parsed once, then kept) ...
+        ok(&parent, &format!("spawn {wants_random}")).await;
+        // ... and the weaker child, handed the very same text, is refused every time: what a
+        // supervisor keeps is its own, never another's result.
+        let answer = ask(&parent, &format!("request {middle} spawn {wants_random}"))
+            .await
+            .unwrap();
+        assert!(
+            answer.starts_with("ok err child manifest refused: handler \"random\""),
+            "{answer}"
+        );
+    }
+    // A refused text stays refused for the parent too (refusals are not kept as grants).
+    let too_much = child("[limits]\nmemory_mb = 100000\n");
+    for _ in 0..2 {
+        let answer = spawn(&parent, &too_much).await;
+        assert!(answer.starts_with("err child manifest refused"), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_gets_no_handler_its_parent_lacks_and_keeps_those_it_has() {
     let h = harness();
     let (parent, _) = confined_parent(&h, "").await;

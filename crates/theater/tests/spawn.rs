@@ -411,6 +411,47 @@ async fn hibernation_frees_the_slot_and_the_actor_still_stops_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_at_a_full_pool_hibernates_the_actor_idle_longest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        // Idle actors are queued for hibernation, but the sweeper would not get to them.
+        hibernate_after: Some(std::time::Duration::from_secs(3600)),
+        on_log: Arc::new(|_| {}),
+        ..Default::default()
+    };
+    config.engine.max_instances = 2;
+    let runtime = Runtime::new(config).unwrap();
+    let mut actors = Vec::new();
+    // Five actors in two slots: each spawn makes room at once, without a retry.
+    for i in 0..5 {
+        let m = common::puppet_manifest(dir.path(), &format!("p{i}.toml"), "");
+        actors.push(runtime.spawn(m).await.unwrap());
+    }
+    // Each wakes to answer, making room in turn, with its state intact.
+    for (i, actor) in actors.iter().enumerate() {
+        common::ok(actor, &format!("note {i}")).await;
+    }
+    for (i, actor) in actors.iter().enumerate() {
+        assert_eq!(common::journal(actor).await, format!("{i},"));
+    }
+    runtime.shutdown().await.unwrap();
+    let woken = chain_of(dir.path(), actors[0].id())
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Instance {
+                    reason: theater::chain::InstanceReason::Wake,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(woken >= 1, "the first actor was never hibernated and woken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_instance_pool_is_a_clear_error_and_frees_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = RuntimeConfig {

@@ -2,11 +2,12 @@
 //! handler. Restart decisions are the runtime's (`crate::lifecycle`), from the parent's
 //! `[supervision]` settings.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use theater_chain::HostResult;
+use theater_chain::{Durability, HostResult};
 use theater_files::Root;
 use wasmtime::StoreContextMut;
 
@@ -17,6 +18,7 @@ use crate::cell::{Cell, Start, StopCause, StopRequest};
 use crate::lifecycle;
 use crate::manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestOrigin};
 use crate::runtime::Shared;
+use crate::sync::LockExt;
 
 type Answer<T> = (Result<T, String>,);
 
@@ -30,7 +32,17 @@ pub struct SupervisorSettings {
     /// The root directory, opened once: by path for the operator's root actor, beneath the
     /// parent's root for a child (see [`SupervisorHandler::attenuate`]).
     opened: Arc<OnceLock<Result<Root, String>>>,
+    /// Inline child manifests already parsed and attenuated, by text (with the runtime's
+    /// durability, which attenuation reads): a supervisor spawning many children from one
+    /// manifest parses it once, and its children share one manifest.
+    children: Arc<Mutex<KeptChildren>>,
 }
+
+/// Inline child manifest texts, with the durability they were attenuated under.
+type KeptChildren = HashMap<Box<str>, (Durability, Arc<Manifest>)>;
+
+/// Inline child manifests a supervisor keeps parsed; past this many texts it starts over.
+const MAX_KEPT_CHILD_MANIFESTS: usize = 64;
 
 impl SupervisorSettings {
     /// The directory every file a child manifest names must be beneath, opened.
@@ -54,6 +66,7 @@ impl SupervisorSettings {
             root: requested,
             base_dir,
             opened: Arc::new(OnceLock::from(root)),
+            children: Arc::default(),
         }
     }
 }
@@ -90,6 +103,7 @@ impl Handler for SupervisorHandler {
             root,
             base_dir: input.base_dir.to_owned(),
             opened: Arc::default(),
+            children: Arc::default(),
         })
     }
     fn attenuate(
@@ -157,24 +171,35 @@ pub(crate) fn me(ctx: &ActorCtx) -> wasmtime::Result<(Arc<Shared>, Arc<Cell>)> {
 /// A child manifest: TOML text if it has a `=`, else a path relative to the parent's manifest,
 /// read once beneath the parent's root. The result is attenuated: within the parent's grants
 /// and limits. Returns it with the root its component and `init_state` are read beneath.
+///
+/// An inline manifest is parsed and attenuated once per parent manifest and text: the result
+/// depends on nothing else, and the same text spawned again gets the same `Arc`, so that the
+/// work keyed by a manifest (its component, its link) is done once too.
 async fn child_manifest(
     shared: &Shared,
     parent: &Manifest,
     manifest: &str,
-) -> Result<(Manifest, Root), String> {
+) -> Result<(Arc<Manifest>, Root), String> {
     let settings = parent
         .settings::<SupervisorSettings>()
         .ok_or("this actor's manifest does not grant the supervisor handler")?;
     let root = settings.root()?.clone();
-    let base_dir = parent.origin.base_dir().to_owned();
-    let registry = &shared.handlers;
     if manifest.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(format!(
             "the child manifest is {} bytes, more than the {MAX_MANIFEST_BYTES}-byte limit",
             manifest.len()
         ));
     }
-    let parsed = if manifest.contains('=') {
+    let inline = manifest.contains('=');
+    if inline
+        && let Some((durability, kept)) = settings.children.locked().get(manifest)
+        && *durability == shared.durability
+    {
+        return Ok((kept.clone(), root));
+    }
+    let base_dir = parent.origin.base_dir().to_owned();
+    let registry = &shared.handlers;
+    let parsed = if inline {
         Manifest::parse_with(manifest, ManifestOrigin::Inline { base_dir }, registry)
     } else {
         let path = base_dir.join(manifest.trim());
@@ -193,6 +218,14 @@ async fn child_manifest(
     .map_err(|e| e.to_string())?;
     let child = crate::attenuation::attenuate(parent, parsed, shared.durability)
         .map_err(|refusal| format!("child manifest refused: {refusal}"))?;
+    let child = Arc::new(child);
+    if inline {
+        let mut kept = settings.children.locked();
+        if kept.len() >= MAX_KEPT_CHILD_MANIFESTS {
+            kept.clear();
+        }
+        kept.insert(manifest.into(), (shared.durability, child.clone()));
+    }
     Ok((child, root))
 }
 
