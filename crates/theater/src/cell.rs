@@ -171,6 +171,9 @@ pub(crate) struct Inner {
     pub(crate) child_work: Option<Work>,
     /// Whether the hibernation sweeper has an entry for it.
     pub(crate) idle_queued: bool,
+    /// Whether a task is on its way to run it. The actor stays parked (and can hibernate to
+    /// make room) until that task is polled, not from the moment a message arrives.
+    pub(crate) scheduled: bool,
 }
 
 /// One actor's entry in the runtime.
@@ -289,12 +292,10 @@ impl Shared {
         inner.mailbox_bytes += bytes;
         inner.mailbox.push_back(envelope);
         self.busy.add();
-        if let Slot::Parked(_) = inner.slot {
-            let Slot::Parked(actor) = std::mem::replace(&mut inner.slot, Slot::Busy) else {
-                unreachable!()
-            };
+        if matches!(inner.slot, Slot::Parked(_)) && !inner.scheduled {
+            inner.scheduled = true;
             drop(inner);
-            tokio::spawn(run(self.clone(), cell.clone(), actor));
+            tokio::spawn(start(self.clone(), cell.clone()));
         }
         Ok(())
     }
@@ -329,6 +330,23 @@ impl Shared {
             });
         }
     }
+}
+
+/// A task scheduled by [`Shared::enqueue`]: takes the actor out of its cell now that it runs,
+/// unless someone else (a stop) took it meanwhile, who then sees the mailbox.
+async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
+    let actor = {
+        let mut inner = cell.inner.locked();
+        inner.scheduled = false;
+        if !matches!(inner.slot, Slot::Parked(_)) {
+            return;
+        }
+        let Slot::Parked(actor) = std::mem::replace(&mut inner.slot, Slot::Busy) else {
+            unreachable!()
+        };
+        actor
+    };
+    run(shared, cell, actor).await;
 }
 
 /// How many envelopes a task handles before letting other tasks run.
@@ -373,6 +391,24 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
                 }
                 envelope
             }
+        };
+        // A place among the calls under way (see `call_places`); an actor that must wait for
+        // one gives its instance up first.
+        let _place = match &shared.call_places {
+            None => None,
+            Some(places) => Some(match places.clone().try_acquire_owned() {
+                Ok(place) => place,
+                Err(_) => {
+                    if actor.is_live() {
+                        actor.hibernate();
+                    }
+                    places
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed")
+                }
+            }),
         };
         // Boxed: the call's future is large, and this keeps `run`'s own future (moved into
         // every spawned task) small.

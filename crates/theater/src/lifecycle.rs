@@ -198,6 +198,7 @@ pub(crate) async fn spawn(
             state_waiters: Vec::new(),
             child_work: None,
             idle_queued: false,
+            scheduled: false,
         }),
         space: Default::default(),
         kill: Default::default(),

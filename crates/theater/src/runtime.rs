@@ -226,7 +226,20 @@ pub(crate) struct Shared {
     pub(crate) channels: Channels,
     pub(crate) message_prefix: u32,
     pub(crate) message_counter: AtomicU64,
+    /// Places for calls under way, with hibernation on (see [`call_places`]).
+    pub(crate) call_places: Option<Arc<tokio::sync::Semaphore>>,
     _ticker: EpochTicker,
+}
+
+/// How many message-handling calls may be under way at once: most of the pool, leaving the
+/// rest for what those calls start (a child's `init` runs inside its parent's call, and takes
+/// no place). A call that yields (its time slice ended, or it waits) keeps its instance; if
+/// every slot were held by calls that yielded, waiting for the instance one of them needs
+/// (its child's), nothing could go on. Capping the calls under way keeps slots for the
+/// instances they wait on, and an actor waiting for a place holds no instance: it hibernates
+/// first.
+fn call_places(max_instances: u32) -> usize {
+    (max_instances as usize - max_instances as usize / 8).max(1)
 }
 
 impl Shared {
@@ -500,6 +513,11 @@ impl Runtime {
             channels: Channels::default(),
             message_prefix: uuid::Uuid::new_v4().as_u128() as u32,
             message_counter: AtomicU64::new(0),
+            call_places: config.hibernate_after.map(|_| {
+                Arc::new(tokio::sync::Semaphore::new(call_places(
+                    config.engine.max_instances,
+                )))
+            }),
             _ticker: EpochTicker::start(engine),
         };
         let shared = Arc::new(shared);

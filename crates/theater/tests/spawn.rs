@@ -451,6 +451,45 @@ async fn a_spawn_at_a_full_pool_hibernates_the_actor_idle_longest() {
     assert!(woken >= 1, "the first actor was never hibernated and woken");
 }
 
+/// The skynet tree (see `actors/skynet`), `levels` deep, in a runtime of `slots` instances.
+async fn skynet(levels: u32, slots: u32) -> Result<u64, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        on_log: Arc::new(|_| {}),
+        ..Default::default()
+    };
+    config.engine.max_instances = slots;
+    let runtime = Runtime::new(config).unwrap();
+    let grants = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n[child]\nrestart = \"temporary\"\n";
+    let child = format!(
+        "name = \"skynet\"\nversion = \"0.1.0\"\ncomponent = {:?}\n{grants}",
+        test_actors::SKYNET
+    );
+    let root = runtime
+        .spawn(manifest(test_actors::SKYNET, grants))
+        .await
+        .unwrap();
+    let answer = root
+        .request_within(
+            format!("skynet 0 {levels}\n{child}").into_bytes(),
+            std::time::Duration::from_secs(120),
+        )
+        .await
+        .map(|a| String::from_utf8(a).unwrap().parse().unwrap());
+    runtime.shutdown().await.unwrap();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_of_supervisors_far_wider_than_the_pool_completes() {
+    // 1,111 actors, 111 of them parents spawning at once, in 8 instances: every slot could be
+    // held by a parent waiting for the instance its child's `init` needs. Calls under way are
+    // capped below the pool, actors waiting for a place or a run hold no instance, and spawns
+    // make room by hibernating.
+    assert_eq!(skynet(3, 8).await, Ok(499_500));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_instance_pool_is_a_clear_error_and_frees_up() {
     let dir = tempfile::tempdir().unwrap();
