@@ -325,7 +325,7 @@ impl Shared {
             let work = self.busy.begin();
             let (shared, cell) = (self.clone(), cell.clone());
             tokio::spawn(async move {
-                run(shared, cell, actor).await;
+                run(shared, cell, actor, None).await;
                 drop(work);
             });
         }
@@ -335,6 +335,15 @@ impl Shared {
 /// A task scheduled by [`Shared::enqueue`]: takes the actor out of its cell now that it runs,
 /// unless someone else (a stop) took it meanwhile, who then sees the mailbox.
 async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
+    // A place first, while the actor is still parked: waiting, it holds no instance it could
+    // not give up (see `call_places`).
+    let place = match &shared.call_places {
+        Some(places) => Some(match places.clone().try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => places.clone().acquire_owned().await.expect("never closed"),
+        }),
+        None => None,
+    };
     let actor = {
         let mut inner = cell.inner.locked();
         inner.scheduled = false;
@@ -346,17 +355,39 @@ async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
         };
         actor
     };
-    run(shared, cell, actor).await;
+    run(shared, cell, actor, place).await;
 }
 
 /// How many envelopes a task handles before letting other tasks run.
 const YIELD_EVERY: u32 = 32;
 
 /// Handles `cell`'s envelopes one at a time until its mailbox is empty, then parks the actor.
-pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) {
+/// Holds a place among the actors running (see `call_places`) throughout: `place`, or one it
+/// takes, giving its instance up first if it must wait.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    cell: Arc<Cell>,
+    mut actor: Actor,
+    place: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let place = match (place, &shared.call_places) {
+        (Some(place), _) => Some(place),
+        (None, None) => None,
+        (None, Some(places)) => Some(match places.clone().try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                if actor.is_live() {
+                    actor.hibernate();
+                }
+                places.clone().acquire_owned().await.expect("never closed")
+            }
+        }),
+    };
     let mut handled = 0u32;
     loop {
         if let Some(data) = actor.ctx_mut().shutdown_requested.take() {
+            // An exit waits on children, which may need places to finish their calls.
+            drop(place);
             return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Shutdown(data)).await;
         }
         let next = {
@@ -382,6 +413,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
         };
         let envelope = match next {
             Next::Stop(stop) => {
+                drop(place);
                 return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Stopped(stop)).await;
             }
             Next::Park => return shared.park_or_run(&cell, actor),
@@ -391,24 +423,6 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
                 }
                 envelope
             }
-        };
-        // A place among the calls under way (see `call_places`); an actor that must wait for
-        // one gives its instance up first.
-        let _place = match &shared.call_places {
-            None => None,
-            Some(places) => Some(match places.clone().try_acquire_owned() {
-                Ok(place) => place,
-                Err(_) => {
-                    if actor.is_live() {
-                        actor.hibernate();
-                    }
-                    places
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed")
-                }
-            }),
         };
         // Boxed: the call's future is large, and this keeps `run`'s own future (moved into
         // every spawned task) small.
@@ -421,6 +435,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cell: Arc<Cell>, mut actor: Actor) 
                 Some(stop) => ExitHow::Stopped(stop),
                 None => ExitHow::Trapped(trap),
             };
+            drop(place);
             return crate::lifecycle::exit(&shared, &cell, actor, how).await;
         }
         // A snapshot drops the instance as hibernation does; a runtime that promises never to

@@ -226,18 +226,18 @@ pub(crate) struct Shared {
     pub(crate) channels: Channels,
     pub(crate) message_prefix: u32,
     pub(crate) message_counter: AtomicU64,
-    /// Places for calls under way, with hibernation on (see [`call_places`]).
+    /// Places for actors running, with hibernation on (see [`call_places`]).
     pub(crate) call_places: Option<Arc<tokio::sync::Semaphore>>,
     _ticker: EpochTicker,
 }
 
-/// How many message-handling calls may be under way at once: most of the pool, leaving the
-/// rest for what those calls start (a child's `init` runs inside its parent's call, and takes
-/// no place). A call that yields (its time slice ended, or it waits) keeps its instance; if
-/// every slot were held by calls that yielded, waiting for the instance one of them needs
-/// (its child's), nothing could go on. Capping the calls under way keeps slots for the
-/// instances they wait on, and an actor waiting for a place holds no instance: it hibernates
-/// first.
+/// How many actors may be running (handling their mailboxes) at once: most of the pool,
+/// leaving the rest for what their calls start (a child's `init` runs inside its parent's
+/// call, and takes no place). A call that yields (its time slice ended, or it waits) keeps its
+/// instance; if every slot were held by calls that yielded, waiting for the instance one of
+/// them needs (its child's), nothing could go on. Capping the actors running keeps slots for
+/// the instances they wait on; an actor waiting for a place stays parked, or hibernates, and
+/// holds no instance.
 fn call_places(max_instances: u32) -> usize {
     (max_instances as usize - max_instances as usize / 8).max(1)
 }
