@@ -9,22 +9,28 @@
 # Erlang. The JSON lines are also kept in target/bench/results.jsonl.
 #
 # Workloads: spawn (idle actors), fork-join (spawn + stop), ping-pong (request and send),
-# counting, thread ring, skynet (Erlang only until the scheduler issue defines Theater's), the
-# recording overhead (the recorded / unrecorded column), every-event group commit and chain
-# verification against the BLAKE3 floor.
+# counting, thread ring, skynet (a tree of actors spawned by their parents), density (resident
+# bytes per hibernated actor) and wake latency, the recording overhead (the recorded /
+# unrecorded column), every-event group commit and chain verification against the BLAKE3 floor.
+#
+# Skynet and density are sized apart from the scale: THEATER_BENCH_SKYNET_LEVELS (default 5
+# here, 111,111 actors; 6 is the full 1,111,111) and THEATER_BENCH_DENSITY_ACTORS (default
+# 100000 here; the full run is 1000000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds=${1:-3}
 export THEATER_BENCH_SCALE=${THEATER_BENCH_SCALE:-0.3}
 export THEATER_BENCH_ACTORS=${THEATER_BENCH_ACTORS:-10000}
+export THEATER_BENCH_SKYNET_LEVELS=${THEATER_BENCH_SKYNET_LEVELS:-5}
+export THEATER_BENCH_DENSITY_ACTORS=${THEATER_BENCH_DENSITY_ACTORS:-100000}
 out=target/bench/results.jsonl
 mkdir -p target/bench
 : >"$out"
 
 scripts/setup-guest-toolchain.sh >&2
 echo "building the benchmarks (release)..." >&2
-cargo bench -q -p theater --bench spawn --bench messaging --no-run >&2
+cargo bench -q -p theater --bench spawn --bench messaging --bench skynet --bench density --no-run >&2
 cargo bench -q -p theater-chain --bench chain --no-run >&2
 
 erlang=
@@ -49,7 +55,13 @@ for round in $(seq "$rounds"); do
         run cargo bench -q -p theater --bench spawn -- "$mode"
     done
     [ -n "$erlang" ] && run escript bench/erlang/spawn.escript
+    for mode in recorded unrecorded; do
+        run cargo bench -q -p theater --bench skynet -- "$mode"
+    done
     [ -n "$erlang" ] && run escript bench/erlang/skynet.escript
+    for mode in recorded unrecorded; do
+        run cargo bench -q -p theater --bench density -- "$mode"
+    done
     THEATER_BENCH_EVENTS=$(python3 -c "print(max(1000, int(200000 * $THEATER_BENCH_SCALE)))") \
         run cargo bench -q -p theater-chain --bench chain
 done

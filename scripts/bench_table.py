@@ -3,8 +3,8 @@
 
     scripts/bench_table.py [--json] [FILE ...]      (reads stdin without files)
 
-Every line that is a JSON object with "bench" and "mode" counts; anything else is ignored, so
-raw `cargo bench` output can be piped in. A line's main figure is the key its "figure" names,
+Every line that is a JSON object with "bench" and "mode" counts, unless it has "failed" (said on
+stderr); anything else is ignored, so raw `cargo bench` output can be piped in. A line's main figure is the key its "figure" names,
 or else the first of FIGURES it has. Lines repeat across rounds: each (bench, mode) cell is the
 median of its rounds. One row per bench, in first-seen order; one column per mode (recorded,
 unrecorded, erlang first, then any others as seen); then ratios of recorded to unrecorded and
@@ -20,7 +20,7 @@ import statistics
 import sys
 
 FIGURES = ["round_trip_us", "messages_per_second", "hop_us", "per_child_us", "us_per_spawn",
-           "events_per_second", "seconds_per_gib", "seconds"]
+           "events_per_second", "seconds_per_gib", "bytes_per_actor", "wake_us", "seconds"]
 RATES = {"messages_per_second", "events_per_second"}  # higher is better; the rest are times
 PREFERRED_MODES = ["recorded", "unrecorded", "erlang", "floor"]
 # "floor": the least any implementation could do (verification: one BLAKE3 per event).
@@ -46,6 +46,10 @@ def read(paths):
         except ValueError:
             continue
         if not isinstance(record, dict) or "bench" not in record or "mode" not in record:
+            continue
+        # A run that failed (a skynet tree that did not complete) has no figure to count.
+        if "failed" in record:
+            print(f"{record['bench']} {record['mode']} failed: {record['failed']}", file=sys.stderr)
             continue
         figure = figure_of(record)
         if figure is None:

@@ -20,17 +20,6 @@ fn main() {
     common::run_modes(MODES, run_mode);
 }
 
-/// Resident memory of this process, in bytes.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 fn run_mode(mode: &str) {
     let mode = mode.to_owned();
     let actors: usize = std::env::var("THEATER_BENCH_ACTORS")
@@ -62,7 +51,7 @@ fn run_mode(mode: &str) {
             handles.push(runtime.spawn(manifest.clone()).await.unwrap());
         }
         runtime.flush().await.unwrap();
-        let rss_before = rss_bytes();
+        let rss_before = common::rss_bytes();
 
         let start = Instant::now();
         for _ in 0..actors {
@@ -74,7 +63,7 @@ fn run_mode(mode: &str) {
         if hibernating {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        let rss_after = rss_bytes();
+        let rss_after = common::rss_bytes();
         let events = actors as f64 * EVENTS_PER_SPAWN;
         println!(
             "{{\"bench\":\"spawn\",\"mode\":\"{mode}\",\"actors\":{actors},\"us_per_spawn\":{:.2},\"spawns_per_sec\":{:.0},\"events_per_sec\":{:.0},\"events_committed_per_sec\":{:.0},\"rss_bytes_per_idle_actor\":{},\"live_actors\":{}}}",

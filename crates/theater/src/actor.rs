@@ -487,7 +487,9 @@ impl Actor {
     /// Drops the instance, freeing its pool slot, and keeps the context.
     pub(crate) fn hibernate(&mut self) {
         if let Body::Live(live) = std::mem::replace(&mut self.body, Body::Moving) {
-            self.body = Body::Hibernated(Box::new(live.store.into_data()));
+            let mut ctx = Box::new(live.store.into_data());
+            ctx.chain.release_buffers();
+            self.body = Body::Hibernated(ctx);
         } else {
             unreachable!("only a live actor hibernates");
         }

@@ -71,6 +71,11 @@ impl ChainRecorder {
         self.head
     }
 
+    /// Frees the encoding buffer: a hibernating actor keeps nothing it can make again.
+    pub(crate) fn release_buffers(&mut self) {
+        self.scratch = Vec::new();
+    }
+
     /// Whether events are kept at all; callers skip building events when not.
     pub(crate) fn is_on(&self) -> bool {
         !matches!(self.source, ChainSource::Off)

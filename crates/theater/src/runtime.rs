@@ -231,15 +231,15 @@ pub(crate) struct Shared {
     _ticker: EpochTicker,
 }
 
-/// How many actors may be running (handling their mailboxes) at once: most of the pool,
-/// leaving the rest for what their calls start (a child's `init` runs inside its parent's
-/// call, and takes no place). A call that yields (its time slice ended, or it waits) keeps its
-/// instance; if every slot were held by calls that yielded, waiting for the instance one of
-/// them needs (its child's), nothing could go on. Capping the actors running keeps slots for
-/// the instances they wait on; an actor waiting for a place stays parked, or hibernates, and
-/// holds no instance.
+/// How many actors may be running (handling their mailboxes) at once: half the pool, so that
+/// each can have one more instance for what its call starts (a child's `init` runs inside its
+/// parent's call, and takes no place). A call that yields (its time slice ended, or it waits)
+/// keeps its instance; if every slot were held by calls that yielded, each waiting for the
+/// instance its child needs, nothing could go on, and a wait for a slot that others keep
+/// taking first can outlast its bound. Capping the actors running keeps a slot for each; an
+/// actor waiting for a place stays parked, or hibernates, and holds no instance.
 fn call_places(max_instances: u32) -> usize {
-    (max_instances as usize - max_instances as usize / 8).max(1)
+    (max_instances as usize / 2).max(1)
 }
 
 impl Shared {

@@ -25,6 +25,17 @@ pub fn manifest(name: &str, component: &str, extra: &str) -> Manifest {
     .unwrap()
 }
 
+/// Resident memory of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
 /// Runs the mode named on the command line, or, with none, every mode in a fresh process of
 /// its own, so that one mode's memory and threads do not blur the next.
 pub fn run_modes(modes: &[&str], run_mode: fn(&str)) {
