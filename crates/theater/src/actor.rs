@@ -107,6 +107,9 @@ pub struct ActorCtx {
     /// Epoch ticks the current call has run for, and how many it may.
     ticks: u64,
     max_ticks: u64,
+    /// Its place among the actors running (`call_places`), while its mailbox is being
+    /// handled; lent back while a call waits on another actor (see [`ActorCtx::lend_place`]).
+    pub(crate) place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl ActorCtx {
@@ -151,6 +154,7 @@ impl ActorCtx {
                 .trap_on_grow_failure(true)
                 .build(),
             ticks: 0,
+            place: None,
             max_ticks: manifest
                 .limits
                 .max_call_cpu_ms
@@ -166,6 +170,25 @@ impl ActorCtx {
             actor_name: &self.name,
             message,
         });
+    }
+
+    /// Gives its place among the running actors back while its call waits on another actor
+    /// (a request, a channel being opened): the one it waits on may need a place to answer,
+    /// and every place could be held by actors waiting so. Returns whether it had one.
+    pub(crate) fn lend_place(&mut self) -> bool {
+        self.place.take().is_some()
+    }
+
+    /// After [`ActorCtx::lend_place`]: takes a place again if one is free at once. Otherwise
+    /// the call goes on without (it holds its instance and must not wait for a place in the
+    /// middle of a call), and its run waits for one before its next message.
+    pub(crate) fn reclaim_place(&mut self, lent: bool) {
+        if !lent {
+            return;
+        }
+        if let Some(places) = self.shared.upgrade().and_then(|s| s.call_places.clone()) {
+            self.place = places.try_acquire_owned().ok();
+        }
     }
 
     /// The runtime, while it exists.

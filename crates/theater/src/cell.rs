@@ -362,33 +362,35 @@ async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
 const YIELD_EVERY: u32 = 32;
 
 /// Handles `cell`'s envelopes one at a time until its mailbox is empty, then parks the actor.
-/// Holds a place among the actors running (see `call_places`) throughout: `place`, or one it
-/// takes, giving its instance up first if it must wait.
+/// Holds a place among the actors running (see `call_places`) throughout, in its context:
+/// `place`, or one it waits for (giving its instance up first) before each message.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     cell: Arc<Cell>,
     mut actor: Actor,
     place: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
-    let place = match (place, &shared.call_places) {
-        (Some(place), _) => Some(place),
-        (None, None) => None,
-        (None, Some(places)) => Some(match places.clone().try_acquire_owned() {
-            Ok(place) => place,
-            Err(_) => {
-                if actor.is_live() {
-                    actor.hibernate();
-                }
-                places.clone().acquire_owned().await.expect("never closed")
-            }
-        }),
-    };
+    actor.ctx_mut().place = place;
     let mut handled = 0u32;
     loop {
         if let Some(data) = actor.ctx_mut().shutdown_requested.take() {
             // An exit waits on children, which may need places to finish their calls.
-            drop(place);
+            actor.ctx_mut().place = None;
             return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Shutdown(data)).await;
+        }
+        if let Some(places) = &shared.call_places
+            && actor.ctx().place.is_none()
+        {
+            let place = match places.clone().try_acquire_owned() {
+                Ok(place) => place,
+                Err(_) => {
+                    if actor.is_live() {
+                        actor.hibernate();
+                    }
+                    places.clone().acquire_owned().await.expect("never closed")
+                }
+            };
+            actor.ctx_mut().place = Some(place);
         }
         let next = {
             let mut inner = cell.inner.locked();
@@ -413,10 +415,13 @@ pub(crate) async fn run(
         };
         let envelope = match next {
             Next::Stop(stop) => {
-                drop(place);
+                actor.ctx_mut().place = None;
                 return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Stopped(stop)).await;
             }
-            Next::Park => return shared.park_or_run(&cell, actor),
+            Next::Park => {
+                actor.ctx_mut().place = None;
+                return shared.park_or_run(&cell, actor);
+            }
             Next::Deliver(envelope, was_full) => {
                 if was_full {
                     cell.space.notify_waiters();
@@ -435,7 +440,7 @@ pub(crate) async fn run(
                 Some(stop) => ExitHow::Stopped(stop),
                 None => ExitHow::Trapped(trap),
             };
-            drop(place);
+            actor.ctx_mut().place = None;
             return crate::lifecycle::exit(&shared, &cell, actor, how).await;
         }
         // A snapshot drops the instance as hibernation does; a runtime that promises never to

@@ -294,3 +294,46 @@ async fn a_hibernated_actor_wakes_with_a_fresh_instance_for_its_next_message() {
     // The state survived hibernation.
     assert!(journal(&a).await.starts_with("before,again,"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requesters_waiting_on_an_idle_actor_do_not_hold_every_place() {
+    // Eight instances: four actors may run at once. Four clients each wait on a request the
+    // gate deferred, so the gate is idle. A client waiting for its answer must not keep the
+    // place the gate needs to run (it lends it), or nothing could reach the gate until the
+    // requests time out.
+    let h = common::harness_with(|c| {
+        c.engine.max_instances = 8;
+        c.hibernate_after = Some(std::time::Duration::from_secs(3600));
+    });
+    let gate = common::puppet(&h, "gate.toml", "").await;
+    let mut asks = tokio::task::JoinSet::new();
+    for i in 0..4 {
+        let client = common::puppet(
+            &h,
+            &format!("c{i}.toml"),
+            "[messaging]\nrequest_timeout_ms = 20000\n",
+        )
+        .await;
+        let gate = gate.id().to_owned();
+        asks.spawn(async move { common::ask(&client, &format!("request {gate} defer")).await });
+    }
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deferred = loop {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the gate never held all four requests"
+        );
+        let listed = common::ask(&gate, "outstanding").await.unwrap();
+        let ids: Vec<String> = listed.split_whitespace().map(str::to_owned).collect();
+        if ids.len() == 4 {
+            break ids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    for id in &deferred {
+        assert_eq!(common::ok(&gate, &format!("respond {id} done")).await, "");
+    }
+    while let Some(answer) = asks.join_next().await {
+        assert_eq!(answer.unwrap().unwrap(), "ok done");
+    }
+}

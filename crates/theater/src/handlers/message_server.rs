@@ -68,9 +68,12 @@ fn request(
     Box::pin(async move {
         let (me, shared, id, timeout) = outgoing(store.data_mut())?;
         let max_answer = store.data().manifest.messaging.max_message_bytes;
-        Ok((shared
+        let lent = store.data_mut().lend_place();
+        let answer = shared
             .request(Some(&me), &target, msg, id, timeout, max_answer.into())
-            .await,))
+            .await;
+        store.data_mut().reclaim_place(lent);
+        Ok((answer,))
     })
 }
 
@@ -80,7 +83,9 @@ fn open_channel(
 ) -> HostFuture<'_, Answer<String>> {
     Box::pin(async move {
         let (me, shared, id, timeout) = outgoing(store.data_mut())?;
+        let lent = store.data_mut().lend_place();
         let result = shared.open_channel(&me, &target, msg, id, timeout).await;
+        store.data_mut().reclaim_place(lent);
         Ok((result.map(|c| c.to_string()),))
     })
 }
