@@ -33,10 +33,7 @@ fn main() {
 
 fn run_mode(mode: &str) {
     let mode = mode.to_owned();
-    let actors: usize = std::env::var("THEATER_BENCH_DENSITY_ACTORS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+    let actors: usize = common::env_or("THEATER_BENCH_DENSITY_ACTORS", 1_000_000);
     let data_dir = tempfile::tempdir().unwrap();
     let recorded = mode == "recorded";
     let config = RuntimeConfig {

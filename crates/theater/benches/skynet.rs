@@ -28,10 +28,7 @@ const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype 
 
 fn run_mode(mode: &str) {
     let mode = mode.to_owned();
-    let levels: u32 = std::env::var("THEATER_BENCH_SKYNET_LEVELS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(6);
+    let levels: u32 = common::env_or("THEATER_BENCH_SKYNET_LEVELS", 6);
     let data_dir = tempfile::tempdir().unwrap();
     let recorded = mode == "recorded";
     let config = RuntimeConfig {

@@ -22,10 +22,7 @@ fn main() {
 
 fn run_mode(mode: &str) {
     let mode = mode.to_owned();
-    let actors: usize = std::env::var("THEATER_BENCH_ACTORS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
+    let actors: usize = common::env_or("THEATER_BENCH_ACTORS", 10_000);
     let data_dir = tempfile::tempdir().unwrap();
     let persisted = mode.starts_with("recorded");
     let hibernating = mode.ends_with("hibernating");

@@ -13,6 +13,14 @@ pub fn scaled(n: u64) -> u64 {
     ((n as f64 * scale) as u64).max(1)
 }
 
+/// The environment variable `name`, parsed, or `default` when it is unset or unparsable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// An inline manifest for `component` with these extra lines.
 pub fn manifest(name: &str, component: &str, extra: &str) -> Manifest {
     let text = format!("name = {name:?}\nversion = \"0.1.0\"\ncomponent = {component:?}\n{extra}");
