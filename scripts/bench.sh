@@ -45,23 +45,23 @@ run() {
     "$@" 2>/dev/null | grep '^{' | tee -a "$out"
 }
 
+# Runs Theater's benchmark BENCH recorded then unrecorded, then its Erlang twin ESCRIPT if any.
+theater_then_erlang() {
+    local bench=$1 escript=${2:-}
+    for mode in recorded unrecorded; do
+        run cargo bench -q -p theater --bench "$bench" -- "$mode"
+    done
+    if [ -n "$erlang" ] && [ -n "$escript" ]; then
+        run escript "bench/erlang/$escript"
+    fi
+}
+
 for round in $(seq "$rounds"); do
     echo "round $round of $rounds" >&2
-    for mode in recorded unrecorded; do
-        run cargo bench -q -p theater --bench messaging -- "$mode"
-    done
-    [ -n "$erlang" ] && run escript bench/erlang/messaging.escript
-    for mode in recorded unrecorded; do
-        run cargo bench -q -p theater --bench spawn -- "$mode"
-    done
-    [ -n "$erlang" ] && run escript bench/erlang/spawn.escript
-    for mode in recorded unrecorded; do
-        run cargo bench -q -p theater --bench skynet -- "$mode"
-    done
-    [ -n "$erlang" ] && run escript bench/erlang/skynet.escript
-    for mode in recorded unrecorded; do
-        run cargo bench -q -p theater --bench density -- "$mode"
-    done
+    theater_then_erlang messaging messaging.escript
+    theater_then_erlang spawn spawn.escript
+    theater_then_erlang skynet skynet.escript
+    theater_then_erlang density
     THEATER_BENCH_EVENTS=$(python3 -c "print(max(1000, int(200000 * $THEATER_BENCH_SCALE)))") \
         run cargo bench -q -p theater-chain --bench chain
 done

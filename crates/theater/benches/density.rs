@@ -35,20 +35,11 @@ fn run_mode(mode: &str) {
     let mode = mode.to_owned();
     let actors: usize = common::env_or("THEATER_BENCH_DENSITY_ACTORS", 1_000_000);
     let data_dir = tempfile::tempdir().unwrap();
-    let recorded = mode == "recorded";
     let config = RuntimeConfig {
-        data_dir: recorded.then(|| data_dir.path().to_owned()),
-        record: recorded,
-        durability: theater::chain::Durability::Batched,
         hibernate_after: Some(Duration::from_millis(100)),
-        on_log: Arc::new(|line| eprintln!("{}: {}", line.actor_name, line.message)),
-        ..Default::default()
+        ..common::config(&mode, data_dir.path())
     };
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let bench = tokio.spawn(async move {
+    common::on_worker(None, async move {
         let runtime = Arc::new(Runtime::new(config).unwrap());
         let manifest = common::manifest("dense", test_actors::BENCH_ACTOR, GRANTS);
         // Warm up: compile, link, and the runtime's own tables.
@@ -112,7 +103,6 @@ fn run_mode(mode: &str) {
             runtime.shutdown().await.unwrap();
         }
     });
-    tokio.block_on(bench).unwrap();
 }
 
 /// Waits until every idle actor has hibernated and every event is committed.

@@ -62,13 +62,7 @@ fn run_mode(mode: &str) {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(2);
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
-    // Driven from a worker task, as an actor would be, not from the block_on thread.
-    let bench = tokio.spawn(async move {
+    common::on_worker(Some(workers), async move {
         let runtime = Runtime::new(config).unwrap();
         let a = bench_actor(&runtime, "a").await;
         let b = bench_actor(&runtime, "b").await;
@@ -117,5 +111,4 @@ fn run_mode(mode: &str) {
 
         runtime.shutdown().await.unwrap();
     });
-    tokio.block_on(bench).unwrap();
 }

@@ -11,10 +11,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use theater::{Runtime, RuntimeConfig};
+use theater::Runtime;
 
 const MODES: &[&str] = &["recorded", "unrecorded"];
 
@@ -30,19 +29,8 @@ fn run_mode(mode: &str) {
     let mode = mode.to_owned();
     let levels: u32 = common::env_or("THEATER_BENCH_SKYNET_LEVELS", 6);
     let data_dir = tempfile::tempdir().unwrap();
-    let recorded = mode == "recorded";
-    let config = RuntimeConfig {
-        data_dir: recorded.then(|| data_dir.path().to_owned()),
-        record: recorded,
-        durability: theater::chain::Durability::Batched,
-        on_log: Arc::new(|line| eprintln!("{}: {}", line.actor_name, line.message)),
-        ..Default::default()
-    };
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let bench = tokio.spawn(async move {
+    let config = common::config(&mode, data_dir.path());
+    common::on_worker(None, async move {
         let runtime = Runtime::new(config).unwrap();
         let child = format!(
             "name = \"skynet\"\nversion = \"0.1.0\"\ncomponent = {:?}\n{GRANTS}",
@@ -85,7 +73,6 @@ fn run_mode(mode: &str) {
         }
         runtime.shutdown().await.unwrap();
     });
-    tokio.block_on(bench).unwrap();
 }
 
 /// This process's peak resident memory (`VmHWM`), in bytes.

@@ -34,12 +34,7 @@ fn run_mode(mode: &str) {
         ..Default::default()
     };
     config.engine.max_instances = actors as u32 + 100;
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // Spawn from a worker task, as a supervising actor would, not from the block_on thread.
-    let bench = tokio.spawn(async move {
+    common::on_worker(None, async move {
         let runtime = Runtime::new(config).unwrap();
         let manifest = common::manifest("minimal", test_actors::MINIMAL, "");
         // Warm up: compile, link, and touch the code paths once.
@@ -67,14 +62,17 @@ fn run_mode(mode: &str) {
             spawned.as_secs_f64() * 1e6 / actors as f64,
             actors as f64 / spawned.as_secs_f64(),
             events / spawned.as_secs_f64(),
-            if persisted { events / committed.as_secs_f64() } else { 0.0 },
+            if persisted {
+                events / committed.as_secs_f64()
+            } else {
+                0.0
+            },
             rss_after.saturating_sub(rss_before) / actors as u64,
             runtime.actor_count(),
         );
         drop(handles);
         runtime.shutdown().await.unwrap();
     });
-    tokio.block_on(bench).unwrap();
 }
 
 /// spawn, instance, call-start, call-end (the minimal actor makes no host calls).

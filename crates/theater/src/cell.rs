@@ -338,10 +338,7 @@ async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
     // A place first, while the actor is still parked: waiting, it holds no instance it could
     // not give up (see `call_places`).
     let place = match &shared.call_places {
-        Some(places) => Some(match places.clone().try_acquire_owned() {
-            Ok(place) => place,
-            Err(_) => places.clone().acquire_owned().await.expect("never closed"),
-        }),
+        Some(places) => Some(take_place(places, || {}).await),
         None => None,
     };
     let actor = {
@@ -356,6 +353,23 @@ async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
         actor
     };
     run(shared, cell, actor, place).await;
+}
+
+/// A place among the running actors (see `call_places`): at once if one is free, else once
+/// one frees up, after `before_waiting` (which gives up what waiting must not hold).
+async fn take_place(
+    places: &Arc<tokio::sync::Semaphore>,
+    before_waiting: impl FnOnce(),
+) -> tokio::sync::OwnedSemaphorePermit {
+    if let Ok(place) = places.clone().try_acquire_owned() {
+        return place;
+    }
+    before_waiting();
+    places
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed")
 }
 
 /// How many envelopes a task handles before letting other tasks run.
@@ -381,15 +395,12 @@ pub(crate) async fn run(
         if let Some(places) = &shared.call_places
             && actor.ctx().place.is_none()
         {
-            let place = match places.clone().try_acquire_owned() {
-                Ok(place) => place,
-                Err(_) => {
-                    if actor.is_live() {
-                        actor.hibernate();
-                    }
-                    places.clone().acquire_owned().await.expect("never closed")
+            let place = take_place(places, || {
+                if actor.is_live() {
+                    actor.hibernate();
                 }
-            };
+            })
+            .await;
             actor.ctx_mut().place = Some(place);
         }
         let next = {

@@ -2,7 +2,11 @@
 
 #![allow(dead_code)] // Each benchmark uses a different part.
 
-use theater::{Manifest, ManifestOrigin};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use theater::{Manifest, ManifestOrigin, RuntimeConfig};
 
 /// `n` times `THEATER_BENCH_SCALE` (default 1), at least 1.
 pub fn scaled(n: u64) -> u64 {
@@ -42,6 +46,31 @@ pub fn rss_bytes() -> u64 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// The runtime configuration of a `recorded` mode (chains persisted in `data_dir`, `batched`)
+/// or an `unrecorded` one (no chain), with log lines on stderr.
+pub fn config(mode: &str, data_dir: &Path) -> RuntimeConfig {
+    let recorded = mode == "recorded";
+    RuntimeConfig {
+        data_dir: recorded.then(|| data_dir.to_owned()),
+        record: recorded,
+        durability: theater::chain::Durability::Batched,
+        on_log: Arc::new(|line| eprintln!("{}: {}", line.actor_name, line.message)),
+        ..Default::default()
+    }
+}
+
+/// Runs `bench` on a multi-threaded tokio runtime (`workers` threads, or one per core), from a
+/// worker task, as an actor would be driven, not from the `block_on` thread.
+pub fn on_worker(workers: Option<usize>, bench: impl Future<Output = ()> + Send + 'static) {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    let tokio = builder.enable_all().build().unwrap();
+    let bench = tokio.spawn(bench);
+    tokio.block_on(bench).unwrap();
 }
 
 /// Runs the mode named on the command line, or, with none, every mode in a fresh process of
