@@ -17,6 +17,7 @@ use crate::commit::{HeadProof, sign_commit};
 use crate::encoding::{Reader, Writer};
 use crate::hash::Hash;
 use crate::sign::{KeyError, NodeKey, PublicKey, Signature};
+use theater_store::ContentHash;
 
 /// The database file inside a data dir.
 pub const DB_FILE: &str = "theater.db";
@@ -142,7 +143,24 @@ enum Command {
     Flush(Ack),
     /// A flush whose commit is fsynced (`every-event` durability).
     Sync(Ack),
+    /// A content-store blob (see [`theater_store::BlobWriter`]); `cost` is its queue room.
+    Blob {
+        hash: ContentHash,
+        data: Arc<[u8]>,
+        cost: u64,
+    },
 }
+
+/// Content-store blobs handed to the writer and not committed yet.
+#[derive(Default)]
+struct QueuedBlobs {
+    /// Not taken by the writer yet.
+    new: Vec<(ContentHash, Arc<[u8]>)>,
+    /// Every blob queued and not yet committed (or given up), for readers.
+    unwritten: HashMap<ContentHash, Arc<[u8]>>,
+}
+
+type BlobQueue = Arc<Mutex<QueuedBlobs>>;
 
 /// A chain's appends on their way to the writer, without a channel: the appender adds each
 /// event's bytes to one buffer, and the writer takes the whole buffer every round. So an
@@ -601,6 +619,7 @@ pub struct ChainWriter {
     /// Set when the writer is dropped.
     closing: Arc<std::sync::atomic::AtomicBool>,
     dirty: DirtyList,
+    blobs: BlobQueue,
     path: PathBuf,
     public_key: PublicKey,
 }
@@ -616,6 +635,7 @@ impl ChainWriter {
         let key = NodeKey::load_or_create(data_dir)?;
         let public_key = key.public();
         let conn = open_for_write(&path)?;
+        theater_store::create_tables(&conn).map_err(sqlite_err(&path))?;
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('node_public_key', ?1)",
             [&public_key.0[..]],
@@ -633,9 +653,11 @@ impl ChainWriter {
         let quota = Arc::new(Mutex::new(None));
         let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let dirty = DirtyList::default();
+        let blobs = BlobQueue::default();
         let thread = {
             let writer = WriterThread {
                 dirty: dirty.clone(),
+                blobs: blobs.clone(),
                 quota: quota.clone(),
                 closing: closing.clone(),
                 rounds: rounds.clone(),
@@ -659,6 +681,7 @@ impl ChainWriter {
             quota,
             closing,
             dirty,
+            blobs,
             path,
             public_key,
         })
@@ -824,6 +847,26 @@ impl ChainWriter {
     }
 }
 
+/// The runtime's content store commits its blobs here, in the chains' transactions: it never
+/// fights this writer for the database's lock, and a blob (an initial state, a snapshot, a
+/// component) commits no later than the events recorded after it, which name it by hash.
+impl theater_store::BlobWriter for ChainWriter {
+    fn queue_blob(&self, hash: ContentHash, data: Arc<[u8]>) -> Result<(), String> {
+        // Waits only while the writer's queue is full, as an append does.
+        self.room
+            .take_blocking(Room::cost_of(data.len()))
+            .map_err(|e| e.to_string())?;
+        let mut blobs = locked(&self.blobs);
+        blobs.unwritten.insert(hash, data.clone());
+        blobs.new.push((hash, data));
+        Ok(())
+    }
+
+    fn queued_blob(&self, hash: &ContentHash) -> Option<Arc<[u8]>> {
+        locked(&self.blobs).unwritten.get(hash).cloned()
+    }
+}
+
 impl Drop for ChainWriter {
     /// Commits everything queued, then stops the thread.
     fn drop(&mut self) {
@@ -848,6 +891,7 @@ const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct WriterThread {
     dirty: DirtyList,
+    blobs: BlobQueue,
     quota: Arc<Mutex<Option<Option<u64>>>>,
     closing: Arc<std::sync::atomic::AtomicBool>,
     rounds: tokio::sync::watch::Sender<u64>,
@@ -898,6 +942,8 @@ impl WriterThread {
             }
             // After the channel: a flush seen there covers the appends made before it.
             self.take_dirty(&mut batch);
+            // After the events: a blob queued before an event taken here commits with it.
+            self.take_blobs(&mut batch);
             if batch.is_empty() {
                 self.rounds.send_modify(|r| *r += 1);
                 continue;
@@ -918,9 +964,12 @@ impl WriterThread {
             }
             // An fsync happens only for a commit that writes: a sync whose events went out in
             // an earlier, unsynced commit must still write something, so that they are synced.
-            let writes = batch
-                .iter()
-                .any(|c| matches!(c, Command::Append { .. } | Command::Unit { .. }));
+            let writes = batch.iter().any(|c| {
+                matches!(
+                    c,
+                    Command::Append { .. } | Command::Unit { .. } | Command::Blob { .. }
+                )
+            });
             match commit_batch(&self.conn, &batch, &self.key, wants_sync && !writes) {
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
@@ -944,6 +993,7 @@ impl WriterThread {
                             // This batch and whatever is still queued behind it.
                             batch.extend(rx.try_iter());
                             self.take_dirty(&mut batch);
+                            self.take_blobs(&mut batch);
                             self.give_up(batch);
                             return;
                         }
@@ -960,6 +1010,16 @@ impl WriterThread {
         for pending in std::mem::take(&mut *locked(&self.dirty)) {
             pending.take(batch);
         }
+    }
+
+    /// Moves the blobs queued since the last round into `batch`.
+    fn take_blobs(&self, batch: &mut Vec<Command>) {
+        let new = std::mem::take(&mut locked(&self.blobs).new);
+        batch.extend(new.into_iter().map(|(hash, data)| Command::Blob {
+            cost: Room::cost_of(data.len()),
+            hash,
+            data,
+        }));
     }
 
     fn set_quota(&self, bytes: Option<u64>) {
@@ -993,6 +1053,10 @@ impl WriterThread {
                 Command::Unit { cost, .. } => freed += cost,
                 Command::Flush(ack) | Command::Sync(ack) => ack(Ok(())),
                 Command::Register(_) => {}
+                Command::Blob { hash, cost, .. } => {
+                    freed += cost;
+                    locked(&self.blobs).unwritten.remove(&hash);
+                }
             }
         }
         self.room.give_back(freed);
@@ -1037,6 +1101,10 @@ impl WriterThread {
                 Command::Unit { cost, .. } => freed += cost,
                 Command::Flush(ack) | Command::Sync(ack) => ack(Err(why.clone())),
                 Command::Register(_) => {}
+                Command::Blob { hash, cost, .. } => {
+                    freed += cost;
+                    locked(&self.blobs).unwritten.remove(&hash);
+                }
             }
         }
         self.room.give_back(freed);
@@ -1131,6 +1199,7 @@ fn commit_batch(
                         )?;
                     }
                 }
+                Command::Blob { hash, data, .. } => theater_store::insert_blob(&tx, hash, data)?,
                 Command::Flush(_) | Command::Sync(_) => {}
             }
         }

@@ -683,3 +683,54 @@ fn appending_after_the_writer_is_gone_is_an_error_not_a_silent_loss() {
         other => panic!("expected an error at once, got {other:?}"),
     }
 }
+
+/// The runtime calls `ContentStore::put` on its async workers. With the chain writer as the
+/// store's writer, a put never waits for the database's write lock (SQLite's busy handler would
+/// sleep the worker for milliseconds at a time, or fail after its timeout), and what it put is
+/// readable at once and committed by the next flush.
+#[test]
+fn a_blob_put_through_the_chain_writer_never_waits_for_the_database_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
+    let store = theater_store::ContentStore::open(dir.path())
+        .unwrap()
+        .writing_through(writer.clone());
+    // Another connection holds the write lock, as the writer's own transactions do.
+    let other = rusqlite::Connection::open(db_path(dir.path())).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let hash = store
+        .put(b"initial state")
+        .expect("queued for the writer, not written under the lock");
+    assert_eq!(hash, Hash::of(b"initial state").0);
+    assert_eq!(store.get(&hash).unwrap().unwrap(), b"initial state");
+    assert!(store.contains(&hash).unwrap());
+    other.execute_batch("ROLLBACK").unwrap();
+
+    // A chain whose first event names the blob: one flush commits both.
+    write_chain(&writer, "a", 2);
+    writer.flush().unwrap();
+    let fresh = theater_store::ContentStore::open(dir.path()).unwrap();
+    assert_eq!(fresh.get(&hash).unwrap().unwrap(), b"initial state");
+    assert_eq!(verify_stored(dir.path(), "a").unwrap().len, 2);
+}
+
+/// Without a writer the store writes itself; putting the same bytes twice is one blob either
+/// way, and a blob put through the writer and then put directly is not duplicated.
+#[test]
+fn blobs_put_either_way_are_one_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
+    let through = theater_store::ContentStore::open(dir.path())
+        .unwrap()
+        .writing_through(writer.clone());
+    let a = through.put(b"x").unwrap();
+    assert_eq!(through.put(b"x").unwrap(), a);
+    writer.flush().unwrap();
+    let direct = theater_store::ContentStore::open(dir.path()).unwrap();
+    assert_eq!(direct.put(b"x").unwrap(), a);
+    let rows: i64 = rusqlite::Connection::open(db_path(dir.path()))
+        .unwrap()
+        .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+}

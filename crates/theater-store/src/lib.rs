@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -26,17 +26,60 @@ pub type ContentHash = [u8; 32];
 pub const DB_FILE: &str = "theater.db";
 
 #[derive(Debug, thiserror::Error)]
-#[error("content store {path}: {source}")]
-pub struct StoreError {
-    path: PathBuf,
-    #[source]
-    source: rusqlite::Error,
+pub enum StoreError {
+    #[error("content store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database's writer (see [`BlobWriter`]) refused the blob.
+    #[error("content store {path}: {message}")]
+    Writer { path: PathBuf, message: String },
+}
+
+/// The tables this store keeps in the shared database.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS blobs (
+        hash BLOB PRIMARY KEY,
+        data BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS labels (
+        label TEXT PRIMARY KEY,
+        hash  BLOB NOT NULL
+    ) WITHOUT ROWID;";
+
+/// Creates this store's tables in `conn` if they are missing. For a writer that commits blobs
+/// on the store's behalf (see [`BlobWriter`]).
+pub fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)
+}
+
+/// Stores one blob within a writer's transaction; a blob already there is left as it is.
+pub fn insert_blob(conn: &Connection, hash: &ContentHash, data: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?1, ?2)")?
+        .execute(params![&hash[..], data])
+        .map(drop)
+}
+
+/// The database's one writer, when another component owns it (the runtime's chain writer).
+/// The store then hands new blobs to it instead of writing them itself: a caller never waits
+/// for the database's write lock (SQLite's busy handler sleeps the thread for milliseconds,
+/// and the runtime calls `put` on its async workers), and a blob commits no later than the
+/// events recorded after it.
+pub trait BlobWriter: Send + Sync {
+    /// Queues `data` under `hash`; it commits with the writer's next batch.
+    fn queue_blob(&self, hash: ContentHash, data: Arc<[u8]>) -> Result<(), String>;
+    /// A blob queued but not committed yet, so that a reader finds what was just put.
+    fn queued_blob(&self, hash: &ContentHash) -> Option<Arc<[u8]>>;
 }
 
 /// Blobs by hash and labels, in `DATA_DIR/theater.db`.
 pub struct ContentStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Where new blobs go, if the database has another writer; else `conn` writes them.
+    writer: Option<Arc<dyn BlobWriter>>,
     /// Hashes this store put or found lately. Blobs are never deleted, so a hash here needs no
     /// query: a supervisor spawning many children with one initial state stores it once.
     recent: Mutex<HashSet<ContentHash>>,
@@ -49,7 +92,7 @@ impl ContentStore {
     /// Opens the store in `data_dir`, creating the dir, database and tables if needed.
     pub fn open(data_dir: &Path) -> Result<ContentStore, StoreError> {
         let path = data_dir.join(DB_FILE);
-        let err = |source| StoreError {
+        let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
@@ -59,50 +102,51 @@ impl ContentStore {
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS blobs (
-                 hash BLOB PRIMARY KEY,
-                 data BLOB NOT NULL
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS labels (
-                 label TEXT PRIMARY KEY,
-                 hash  BLOB NOT NULL
-             ) WITHOUT ROWID;",
-        )
-        .map_err(err)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .and_then(|()| create_tables(&conn))
+            .map_err(err)?;
         Ok(ContentStore {
             conn: Mutex::new(conn),
             path,
+            writer: None,
             recent: Mutex::default(),
         })
     }
 
+    /// Sends new blobs through `writer`, the database's one writer, from now on.
+    pub fn writing_through(mut self, writer: Arc<dyn BlobWriter>) -> ContentStore {
+        self.writer = Some(writer);
+        self
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError {
+        StoreError::Sqlite {
             path: self.path.clone(),
             source,
         }
     }
 
-    /// Stores `data` (once; storing the same bytes again is free) and returns its hash.
+    /// Stores `data` (once; storing the same bytes again is free) and returns its hash. With
+    /// a [`BlobWriter`], the blob is queued and this never waits for the database's lock.
     pub fn put(&self, data: &[u8]) -> Result<ContentHash, StoreError> {
         let hash = *blake3::hash(data).as_bytes();
         if locked(&self.recent).contains(&hash) {
             return Ok(hash);
         }
-        let conn = locked(&self.conn);
-        let known: bool = conn
-            .prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")
-            .and_then(|mut s| s.exists([&hash[..]]))
-            .map_err(|e| self.err(e))?;
-        if !known {
-            conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![&hash[..], data]))
-                .map_err(|e| self.err(e))?;
+        // A read: in WAL mode it never waits for the writer.
+        if !self.contains(&hash)? {
+            match &self.writer {
+                Some(writer) => {
+                    writer
+                        .queue_blob(hash, data.into())
+                        .map_err(|message| StoreError::Writer {
+                            path: self.path.clone(),
+                            message,
+                        })?
+                }
+                None => insert_blob(&locked(&self.conn), &hash, data).map_err(|e| self.err(e))?,
+            }
         }
-        drop(conn);
         let mut recent = locked(&self.recent);
         if recent.len() >= MAX_RECENT {
             recent.clear();
@@ -112,6 +156,9 @@ impl ContentStore {
     }
 
     pub fn get(&self, hash: &ContentHash) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(queued) = self.writer.as_ref().and_then(|w| w.queued_blob(hash)) {
+            return Ok(Some(queued.to_vec()));
+        }
         let conn = locked(&self.conn);
         conn.prepare_cached("SELECT data FROM blobs WHERE hash = ?1")
             .and_then(|mut s| s.query_row([&hash[..]], |r| r.get(0)).optional())
@@ -119,6 +166,13 @@ impl ContentStore {
     }
 
     pub fn contains(&self, hash: &ContentHash) -> Result<bool, StoreError> {
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.queued_blob(hash).is_some())
+        {
+            return Ok(true);
+        }
         let conn = locked(&self.conn);
         conn.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")
             .and_then(|mut s| s.exists([&hash[..]]))

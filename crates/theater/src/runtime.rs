@@ -471,10 +471,13 @@ impl Runtime {
         let engine =
             build_engine(&config.engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let (writer, content) = match &config.data_dir {
-            Some(dir) => (
-                Some(Arc::new(ChainWriter::open(dir)?)),
-                Some(theater_store::ContentStore::open(dir)?),
-            ),
+            Some(dir) => {
+                let writer = Arc::new(ChainWriter::open(dir)?);
+                // Blobs commit through the chain writer: a spawn never waits for the lock.
+                let content =
+                    theater_store::ContentStore::open(dir)?.writing_through(writer.clone());
+                (Some(writer), Some(content))
+            }
             None => (None, None),
         };
         let dir_lock = match &config.data_dir {
