@@ -41,7 +41,8 @@ fn run_mode(mode: &str) {
     };
     common::on_worker(None, async move {
         let runtime = Arc::new(Runtime::new(config).unwrap());
-        let manifest = common::manifest("dense", test_actors::BENCH_ACTOR, GRANTS);
+        // One manifest for all, as a host spawning many of one kind would pass it.
+        let manifest = Arc::new(common::manifest("dense", test_actors::BENCH_ACTOR, GRANTS));
         // Warm up: compile, link, and the runtime's own tables.
         for _ in 0..100 {
             runtime.spawn(manifest.clone()).await.unwrap();

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use theater_chain::ShutdownReason;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 
 use crate::actor::{Actor, ActorCtx, Deferred, Delivery, Outcome, Reply, State, Trap};
 use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
@@ -195,9 +195,12 @@ pub(crate) struct Cell {
     pub(crate) kill: Notify,
     /// Signalled whenever the actor stops being busy.
     pub(crate) settled: Notify,
-    pub(crate) exit: watch::Sender<Option<ActorExit>>,
+    /// How it ended, once it is removed; `settled` is signalled then. (Not a `watch`
+    /// channel: that is some 370 bytes per actor, alive or not.)
+    pub(crate) exit: std::sync::OnceLock<ActorExit>,
     /// Its children, if it may have any (the `supervisor` handler is granted).
-    pub(crate) supervision: Option<tokio::sync::Mutex<Supervision<Arc<str>>>>,
+    /// Boxed: most actors supervise no one, and it is large.
+    pub(crate) supervision: Option<Box<tokio::sync::Mutex<Supervision<Arc<str>>>>>,
     /// Children whose `spawn` is under way (their `init` runs): stopped with the others if
     /// this actor exits meanwhile.
     pub(crate) starting: Mutex<Vec<Arc<str>>>,
@@ -660,5 +663,26 @@ fn trapped<R>(outcome: Outcome<R>) -> Result<(), Trap> {
     match outcome {
         Outcome::Trapped(trap) => Err(trap),
         _ => Ok(()),
+    }
+}
+#[cfg(test)]
+mod tests {
+    /// Every actor, hibernated or not, holds a cell: a field that makes it bigger costs a
+    /// million-actor runtime that many times over. Raise these bounds only on purpose.
+    #[test]
+    fn an_actors_fixed_record_stays_small() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<super::Cell>() <= 608,
+            "Cell: {}",
+            size_of::<super::Cell>()
+        );
+        assert!(
+            size_of::<super::Inner>() <= 224,
+            "Inner: {}",
+            size_of::<super::Inner>()
+        );
+        let ctx = size_of::<crate::actor::ActorCtx>();
+        assert!(ctx <= 520, "ActorCtx: {ctx}");
     }
 }

@@ -203,9 +203,12 @@ pub(crate) async fn spawn(
         space: Default::default(),
         kill: Default::default(),
         settled: Default::default(),
-        exit: tokio::sync::watch::channel(None).0,
-        supervision: supervises
-            .then(|| tokio::sync::Mutex::new(Supervision::new(manifest.supervision))),
+        exit: Default::default(),
+        supervision: supervises.then(|| {
+            Box::new(tokio::sync::Mutex::new(Supervision::new(
+                manifest.supervision,
+            )))
+        }),
         starting: Default::default(),
         restarting: Default::default(),
         exiting: Default::default(),
@@ -318,7 +321,8 @@ fn remove(shared: &Arc<Shared>, cell: &Arc<Cell>, exit: ActorExit, announce: boo
     if announce {
         shared.lifecycle(cell, event);
     }
-    cell.exit.send_replace(Some(exit));
+    // Removal happens once: the first exit is the one that stands.
+    let _ = cell.exit.set(exit);
     cell.space.notify_waiters();
     cell.settled.notify_waiters();
     drop(work);

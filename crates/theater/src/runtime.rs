@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use theater_chain::{ChainWriter, Durability};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 
 use crate::actor::State;
 use crate::cell::{Cell, Slot, Start, StopCause, StopRequest};
@@ -356,7 +356,6 @@ pub enum ActorExit {
 pub struct ActorHandle {
     cell: Arc<Cell>,
     shared: Arc<Shared>,
-    exit: watch::Receiver<Option<ActorExit>>,
 }
 
 impl std::fmt::Debug for ActorHandle {
@@ -370,11 +369,7 @@ impl std::fmt::Debug for ActorHandle {
 
 impl ActorHandle {
     pub(crate) fn new(cell: Arc<Cell>, shared: Arc<Shared>) -> Self {
-        ActorHandle {
-            exit: cell.exit.subscribe(),
-            cell,
-            shared,
-        }
+        ActorHandle { cell, shared }
     }
 
     pub fn id(&self) -> &str {
@@ -387,15 +382,20 @@ impl ActorHandle {
 
     /// How the actor ended, if it has.
     pub fn exit(&self) -> Option<ActorExit> {
-        self.exit.borrow().clone()
+        self.cell.exit.get().cloned()
     }
 
     /// Waits until the actor has ended.
     pub async fn exited(&self) -> ActorExit {
-        let mut rx = self.exit.clone();
-        match rx.wait_for(Option::is_some).await {
-            Ok(exit) => exit.clone().expect("waited for Some"),
-            Err(_) => ActorExit::Stopped,
+        loop {
+            // Registered before looking, so that a removal in between still wakes this.
+            let settled = self.cell.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if let Some(exit) = self.cell.exit.get() {
+                return exit.clone();
+            }
+            settled.await;
         }
     }
 
@@ -530,21 +530,25 @@ impl Runtime {
         Ok(Runtime { shared })
     }
 
-    /// Spawns a root actor and returns once its `init` has returned.
-    pub async fn spawn(&self, manifest: Manifest) -> Result<ActorHandle, SpawnError> {
+    /// Spawns a root actor and returns once its `init` has returned. To spawn many actors from
+    /// one manifest, pass an `Arc<Manifest>`: they share it instead of holding a copy each.
+    pub async fn spawn(
+        &self,
+        manifest: impl Into<Arc<Manifest>>,
+    ) -> Result<ActorHandle, SpawnError> {
         self.spawn_with(manifest, None).await
     }
 
     /// Spawns a root actor with an initial state that overrides the manifest's `init_state`.
     pub async fn spawn_with(
         &self,
-        manifest: Manifest,
+        manifest: impl Into<Arc<Manifest>>,
         init_state: Option<Vec<u8>>,
     ) -> Result<ActorHandle, SpawnError> {
         let cell = lifecycle::spawn(
             &self.shared,
             SpawnRequest {
-                manifest: Arc::new(manifest),
+                manifest: manifest.into(),
                 parent: None,
                 start: Start::Init(init_state),
                 id: None,
