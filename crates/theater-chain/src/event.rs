@@ -4,11 +4,13 @@ use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::Hash;
 
 /// The version byte that starts every event this build writes. Version 3 added host-call
-/// result kind 3 ([`HostResult::Error`]).
-pub const EVENT_ENCODING_VERSION: u8 = 3;
+/// result kind 3 ([`HostResult::Error`]); version 4, a spawn's manifest by hash
+/// ([`RecordedManifest::Hash`]).
+pub const EVENT_ENCODING_VERSION: u8 = 4;
 
 /// The oldest event encoding version this build still reads, so that older chains keep
-/// verifying and replaying. Version 2 is version 3 without result kind 3.
+/// verifying and replaying. Version 2 is version 3 without result kind 3; both record a
+/// spawn's manifest as text.
 pub const OLDEST_EVENT_ENCODING_VERSION: u8 = 2;
 
 /// An interface, function or export name. The runtime's are `&'static str` (borrowed, so
@@ -73,11 +75,57 @@ pub struct Spawn {
     pub name: String,
     /// BLAKE3 of the component's bytes, which the content store keeps under this hash.
     pub component: Hash,
-    /// The manifest's full text.
-    pub manifest: String,
+    pub manifest: RecordedManifest,
     pub parent: Option<String>,
     /// BLAKE3 of the state passed to `init` (kept in the content store), if any.
     pub initial_state: Option<Hash>,
+}
+
+/// A spawn's manifest as its chain records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedManifest {
+    /// The whole text: where there is no content store to keep it (chains in memory), and
+    /// in every chain written before encoding version 4.
+    Text(String),
+    /// BLAKE3 of the text, which the content store keeps under this hash. A supervisor's
+    /// children spawned from one manifest record its 32 bytes, not its text each.
+    Hash(Hash),
+}
+
+impl RecordedManifest {
+    /// The text, if recorded inline.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            RecordedManifest::Text(text) => Some(text),
+            RecordedManifest::Hash(_) => None,
+        }
+    }
+
+    /// The content-store hash, if recorded by hash.
+    pub fn hash(&self) -> Option<Hash> {
+        match self {
+            RecordedManifest::Text(_) => None,
+            RecordedManifest::Hash(hash) => Some(*hash),
+        }
+    }
+}
+
+impl From<String> for RecordedManifest {
+    fn from(text: String) -> Self {
+        RecordedManifest::Text(text)
+    }
+}
+
+impl From<&str> for RecordedManifest {
+    fn from(text: &str) -> Self {
+        RecordedManifest::Text(text.to_owned())
+    }
+}
+
+/// How version 4 writes a spawn's manifest.
+mod manifest_form {
+    pub const TEXT: u8 = 0;
+    pub const HASH: u8 = 1;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +349,8 @@ impl Event {
         FIXED
             + match &self.kind {
                 EventKind::Spawn(s) => {
-                    s.actor_id.len() + s.name.len() + s.manifest.len() + opt(&s.parent)
+                    let manifest = s.manifest.text().map_or(0, str::len);
+                    s.actor_id.len() + s.name.len() + manifest + opt(&s.parent)
                 }
                 EventKind::CallStart(c) => {
                     c.export.len() + c.params.len() + opt(&c.message_id) + opt(&c.sender)
@@ -338,7 +387,16 @@ impl Event {
                 w.str(&s.actor_id);
                 w.str(&s.name);
                 w.hash(&s.component);
-                w.str(&s.manifest);
+                match &s.manifest {
+                    RecordedManifest::Text(text) => {
+                        w.u8(manifest_form::TEXT);
+                        w.str(text);
+                    }
+                    RecordedManifest::Hash(hash) => {
+                        w.u8(manifest_form::HASH);
+                        w.hash(hash);
+                    }
+                }
                 w.opt(s.parent.as_deref(), |w, p| w.str(p));
                 w.opt(s.initial_state.as_ref(), |w, h| w.hash(h));
             }
@@ -461,7 +519,19 @@ impl Event {
                 actor_id: r.str("actor id")?,
                 name: r.str("name")?,
                 component: r.hash("component hash")?,
-                manifest: r.str("manifest")?,
+                manifest: if version < 4 {
+                    RecordedManifest::Text(r.str("manifest")?)
+                } else {
+                    match r.u8("manifest form")? {
+                        manifest_form::TEXT => RecordedManifest::Text(r.str("manifest")?),
+                        manifest_form::HASH => RecordedManifest::Hash(r.hash("manifest hash")?),
+                        other => {
+                            return Err(r.error(format!(
+                                "manifest form must be 0 (text) or 1 (hash), found {other}"
+                            )));
+                        }
+                    }
+                },
                 parent: r.opt("parent", |r| r.str("parent"))?,
                 initial_state: r.opt("initial state", |r| r.hash("initial state"))?,
             }),

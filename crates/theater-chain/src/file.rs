@@ -98,15 +98,26 @@ impl ChainFile {
         }
     }
 
-    /// The hashes of the content the chain refers to: its component, its initial state and
-    /// the states its snapshots name.
+    /// The hash its `spawn` event records for its manifest, if it records one (not the text).
+    pub fn manifest_hash(&self) -> Option<Hash> {
+        let first = crate::Event::decode(&self.events.first()?.bytes).ok()?;
+        match first.kind {
+            crate::EventKind::Spawn(s) => s.manifest.hash(),
+            _ => None,
+        }
+    }
+
+    /// The hashes of the content the chain refers to: its component, its manifest (when
+    /// recorded by hash), its initial state and the states its snapshots name.
     pub fn referenced_blobs(&self) -> Vec<Hash> {
         let mut hashes: Vec<Hash> = self
             .events
             .iter()
             .filter_map(|e| crate::Event::decode(&e.bytes).ok())
             .flat_map(|e| match e.kind {
-                crate::EventKind::Spawn(s) => vec![Some(s.component), s.initial_state],
+                crate::EventKind::Spawn(s) => {
+                    vec![Some(s.component), s.initial_state, s.manifest.hash()]
+                }
                 crate::EventKind::Snapshot { state } => vec![state],
                 _ => Vec::new(),
             })

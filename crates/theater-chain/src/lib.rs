@@ -48,7 +48,8 @@ pub use commit::{HeadProof, MAX_PATH, MerkleStep, commit_message, sign_commit};
 pub use encoding::DecodeError;
 pub use event::{
     CallEnd, CallStart, EVENT_ENCODING_VERSION, Event, EventKind, HostCall, HostResult,
-    InstanceReason, Name, OLDEST_EVENT_ENCODING_VERSION, Recovery, ShutdownReason, Spawn, TrapKind,
+    InstanceReason, Name, OLDEST_EVENT_ENCODING_VERSION, RecordedManifest, Recovery,
+    ShutdownReason, Spawn, TrapKind,
 };
 pub use file::{ChainFile, FILE_VERSION, FileError, FileSignatures, MAGIC, Verified};
 pub use hash::Hash;

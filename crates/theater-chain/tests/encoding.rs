@@ -41,7 +41,7 @@ proptest! {
 
     #[test]
     fn version_2_events_decode_and_their_chains_verify((id, events) in chain()) {
-        let events: Vec<Event> = events.into_iter().map(without_error_results).collect();
+        let events: Vec<Event> = events.into_iter().map(without_error_results).map(with_manifest_text).collect();
         let file = version_2_file(&id, &events);
         let back = ChainFile::decode(&file.encode()).unwrap();
         prop_assert_eq!(back.verify().unwrap().head.len, events.len() as u64);
@@ -87,7 +87,7 @@ fn spawn_event() -> Event {
             actor_id: "a".into(),
             name: "n".into(),
             component: Hash::of(b"c"),
-            manifest: String::new(),
+            manifest: String::new().into(),
             parent: None,
             initial_state: None,
         }),
@@ -141,15 +141,40 @@ fn without_error_results(mut e: Event) -> Event {
     e
 }
 
-/// A signed file of `events` as a version 2 writer stored them: the version byte is the only
-/// difference, and the links and signature cover those stored bytes.
+/// The same event with a manifest recorded by hash replaced by text: before version 4 a
+/// manifest is always text.
+fn with_manifest_text(mut e: Event) -> Event {
+    if let EventKind::Spawn(s) = &mut e.kind
+        && let RecordedManifest::Hash(h) = s.manifest
+    {
+        s.manifest = RecordedManifest::Text(h.to_hex());
+    }
+    e
+}
+
+/// `e` as a writer of encoding `version` (2 or 3) stored it: the version byte and, for a
+/// spawn, no manifest form byte before its text.
+fn encode_as(e: &Event, version: u8) -> Vec<u8> {
+    let mut bytes = e.encode();
+    bytes[0] = version;
+    if let EventKind::Spawn(s) = &e.kind {
+        assert!(s.manifest.text().is_some(), "versions 2 and 3 record text");
+        // version, timestamp, tag, actor id, name, component hash: then the form byte.
+        let form = 1 + 8 + 1 + (4 + s.actor_id.len()) + (4 + s.name.len()) + 32;
+        assert_eq!(bytes.remove(form), 0);
+    }
+    bytes
+}
+
+/// A signed file of `events` as a version 2 writer stored them: the encoding differs only in
+/// the version byte and a spawn's manifest, and the links and signature cover those stored
+/// bytes.
 fn version_2_file(actor_id: &str, events: &[Event]) -> ChainFile {
     let mut head = ChainHead::default();
     let stored = events
         .iter()
         .map(|e| {
-            let mut bytes = e.encode();
-            bytes[0] = 2;
+            let bytes = encode_as(e, 2);
             let hash = Hash::link(&head.head, &bytes);
             head = ChainHead {
                 len: head.len + 1,
@@ -189,7 +214,7 @@ fn a_host_error_round_trips_as_result_kind_3() {
     let e = host_error("disk full");
     let bytes = e.encode();
     assert_eq!(bytes[0], EVENT_ENCODING_VERSION);
-    assert_eq!(EVENT_ENCODING_VERSION, 3);
+    assert_eq!(EVENT_ENCODING_VERSION, 4);
     assert_eq!(OLDEST_EVENT_ENCODING_VERSION, 2);
     // ... params, then kind 3, the message as a `string`, then no message id.
     let tail = [&[3u8, 9, 0, 0, 0][..], b"disk full", &[0]].concat();
@@ -212,7 +237,7 @@ fn result_kind_3_in_a_version_2_event_is_refused() {
 #[test]
 fn unknown_event_versions_are_refused() {
     let mut bytes = host_error("x").encode();
-    for version in [0, 1, 4, 255] {
+    for version in [0, 1, 5, 255] {
         bytes[0] = version;
         let err = Event::decode(&bytes).unwrap_err();
         assert!(
@@ -221,6 +246,38 @@ fn unknown_event_versions_are_refused() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_manifest_by_hash_round_trips_and_an_unknown_form_is_refused() {
+    let mut e = spawn_event();
+    let EventKind::Spawn(s) = &mut e.kind else {
+        unreachable!()
+    };
+    s.manifest = RecordedManifest::Hash(Hash::of(b"name = \"n\""));
+    let mut bytes = e.encode();
+    assert_eq!(Event::decode(&bytes).unwrap(), e);
+    // version, timestamp, tag, "a", "n", component: then the form byte.
+    let form = 1 + 8 + 1 + 5 + 5 + 32;
+    assert_eq!(bytes[form], 1);
+    bytes[form] = 2;
+    let err = Event::decode(&bytes).unwrap_err();
+    assert!(
+        err.what
+            .starts_with("manifest form must be 0 (text) or 1 (hash), found 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_version_3_spawn_decodes_with_its_manifest_as_text() {
+    let mut e = spawn_event();
+    let EventKind::Spawn(s) = &mut e.kind else {
+        unreachable!()
+    };
+    s.manifest = "name = \"n\"".into();
+    let decoded = Event::decode(&encode_as(&e, 3)).unwrap();
+    assert_eq!(decoded, e);
 }
 
 #[test]

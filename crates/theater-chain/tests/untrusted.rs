@@ -185,7 +185,7 @@ fn spawn_of(id: &str) -> Event {
             actor_id: id.into(),
             name: "n".into(),
             component: Hash::of(b"c"),
-            manifest: String::new(),
+            manifest: String::new().into(),
             parent: None,
             initial_state: None,
         }),

@@ -512,12 +512,12 @@ fn replay_against_a_changed_build_names_the_divergence() {
         "{err}"
     );
 
-    // An exported file carries the component and initial state: it replays on its own,
-    // with an empty data dir, as a third party would run it.
+    // An exported file carries the component, the manifest and the initial state: it replays
+    // on its own, with an empty data dir, as a third party would run it.
     let file = data.path().join("dice.chain");
     let out = run(theater(data.path()).args(["export", &id, "-o"]).arg(&file));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("with 2 blobs"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("with 3 blobs"), "{}", stderr(&out));
     let elsewhere = tempfile::tempdir().unwrap();
     let out = run(theater(&elsewhere.path().join("empty"))
         .arg("replay")

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use theater_chain::{EventKind, Hash, InstanceReason, ShutdownReason, Spawn};
+use theater_chain::{EventKind, Hash, InstanceReason, RecordedManifest, ShutdownReason, Spawn};
 use theater_files::Root;
 
 use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State, now_ms};
@@ -146,8 +146,14 @@ pub(crate) async fn spawn(
             EventKind::Recovery(recover.event.clone())
         }
         None => {
-            // Keep what replay needs: the component's bytes and the initial state, by hash.
+            // Keep what replay needs: the component's bytes, the manifest and the initial
+            // state, by hash. Without a content store the manifest is recorded whole.
+            let mut recorded = RecordedManifest::Text(manifest.text.clone());
             if let Some(content) = &shared.content {
+                let hash = content
+                    .put(manifest.text.as_bytes())
+                    .map_err(|e| fail(e.to_string()))?;
+                recorded = RecordedManifest::Hash(Hash(hash));
                 if let Some(bytes) = prepared.loaded.bytes_to_store() {
                     content.put(&bytes).map_err(|e| fail(e.to_string()))?;
                 }
@@ -159,7 +165,7 @@ pub(crate) async fn spawn(
                 actor_id: id.to_string(),
                 name: manifest.name.clone(),
                 component: prepared.loaded.hash,
-                manifest: manifest.text.clone(),
+                manifest: recorded,
                 parent: request.parent.as_deref().map(str::to_owned),
                 initial_state: initial.as_deref().map(Hash::of),
             })

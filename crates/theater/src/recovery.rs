@@ -140,12 +140,12 @@ impl Runtime {
             .manifest_dir
             .as_deref()
             .map_or_else(|| PathBuf::from("."), PathBuf::from);
-        let mut manifest = Manifest::parse_with(
-            &spawn.manifest,
-            ManifestOrigin::Inline { base_dir },
-            &shared.handlers,
-        )
-        .map_err(|e| format!("its recorded manifest: {e}"))?;
+        let text = crate::replay::manifest_text(&spawn.manifest, |hash| {
+            shared.content.as_ref()?.get(&hash.0).ok().flatten()
+        })?;
+        let mut manifest =
+            Manifest::parse_with(&text, ManifestOrigin::Inline { base_dir }, &shared.handlers)
+                .map_err(|e| format!("its recorded manifest: {e}"))?;
         // A child is held within its (recovered) parent's grants, as when it was spawned.
         let parent_cell = match info.parent.as_deref() {
             // Its parent may have ended during this recovery (its `init` ran again and shut

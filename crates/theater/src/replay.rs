@@ -377,15 +377,50 @@ enum Body {
     Moving,
 }
 
-/// `spawn`'s manifest as recorded.
+/// `spawn`'s manifest as recorded: its text, or the text its hash names in `sources`.
 fn recorded_manifest(
     spawn: &theater_chain::Spawn,
+    sources: &ReplaySources,
     handlers: &crate::handlers::Registry,
-) -> Result<Manifest, crate::ManifestError> {
+) -> Result<Manifest, String> {
+    let text = manifest_text(&spawn.manifest, |hash| (sources.blobs)(hash))?;
     let origin = ManifestOrigin::Inline {
         base_dir: ".".into(),
     };
-    Manifest::parse_with(&spawn.manifest, origin, handlers)
+    Manifest::parse_with(&text, origin, handlers).map_err(|e| e.to_string())
+}
+
+/// A recorded manifest's text. One recorded by hash is looked up with `blob` and must hash
+/// to it: a chain file's blobs, or a data dir's, are not trusted to match.
+pub(crate) fn manifest_text(
+    recorded: &theater_chain::RecordedManifest,
+    blob: impl FnOnce(&Hash) -> Option<Vec<u8>>,
+) -> Result<String, String> {
+    let hash = match recorded {
+        theater_chain::RecordedManifest::Text(text) => return Ok(text.clone()),
+        theater_chain::RecordedManifest::Hash(hash) => hash,
+    };
+    let bytes = blob(hash).ok_or_else(|| {
+        format!(
+            "its manifest {} is not in the content store (or the chain file's blobs)",
+            hash.to_hex()
+        )
+    })?;
+    if Hash::of(&bytes) != *hash {
+        return Err(format!(
+            "the content stored as manifest {} does not hash to it",
+            hash.to_hex()
+        ));
+    }
+    if bytes.len() as u64 > crate::manifest::MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "its manifest {} is {} bytes, more than a manifest may be ({})",
+            hash.to_hex(),
+            bytes.len(),
+            crate::manifest::MAX_MANIFEST_BYTES
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("its manifest {} is not UTF-8", hash.to_hex()))
 }
 
 /// `manifest` held within the manifest of `parent` and its ancestors, as at its spawn, read
@@ -409,7 +444,7 @@ fn held_within_ancestors(
     let EventKind::Spawn(spawn) = Event::decode(&stored.first()?.bytes).ok()?.kind else {
         return None;
     };
-    let theirs = recorded_manifest(&spawn, handlers).ok()?;
+    let theirs = recorded_manifest(&spawn, sources, handlers).ok()?;
     let theirs = held_within_ancestors(
         sources,
         theirs,
@@ -451,7 +486,7 @@ pub(crate) async fn replay_to_end(
         return Err(input("the chain is empty".into()));
     };
     let spawn = spawn.clone();
-    let recorded = recorded_manifest(&spawn, &options.handlers)
+    let recorded = recorded_manifest(&spawn, &sources, &options.handlers)
         .map_err(|e| input(format!("the recorded manifest: {e}")))?;
     // A child ran with its manifest held within its parent's: its memory limit, say, may
     // have been the parent's, smaller than the default it left unset.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{
     ask, chain_of, dice_manifest, harness, harness_with, journal, ok, puppet, puppet_manifest,
 };
-use theater::chain::{ChainReader, EventKind, Hash, InstanceReason};
+use theater::chain::{ChainReader, Event, EventKind, Hash, InstanceReason};
 use theater::replay::{ReplayError, ReplayOptions, ReplaySources, ReplaySummary, replay_chain};
 
 async fn replay_with(
@@ -249,11 +249,44 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
         .unwrap()
         .chain(a.id())
         .unwrap();
-    let nowhere = ReplaySources::new(|_| None, |_| Err("none".into()));
-    let err = replay_chain(a.id(), events, nowhere, ReplayOptions::default())
+    let nowhere = || ReplaySources::new(|_| None, |_| Err("none".into()));
+    let EventKind::Spawn(spawn) = &Event::decode(&events[0].bytes).unwrap().kind else {
+        panic!()
+    };
+    let manifest = spawn.manifest.hash().expect("recorded by hash");
+    let text = theater_store::ContentStore::open(h.dir.path())
+        .unwrap()
+        .get(&manifest.0)
+        .unwrap()
+        .unwrap();
+    let only_manifest = nowhere().with_blobs([(manifest, text)].into());
+    let err = replay_chain(
+        a.id(),
+        events.clone(),
+        only_manifest,
+        ReplayOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("pass --component"), "{err}");
+
+    // The manifest is recorded by hash: without it there is nothing to replay with, and
+    // content that does not hash to it is refused, not parsed.
+    let err = replay_chain(a.id(), events.clone(), nowhere(), ReplayOptions::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("pass --component"), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "its manifest {} is not in the content store",
+            manifest.to_hex()
+        )),
+        "{err}"
+    );
+    let forged = nowhere().with_blobs([(manifest, b"name = \"other\"".to_vec())].into());
+    let err = replay_chain(a.id(), events, forged, ReplayOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not hash to it"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,7 +80,18 @@ async fn hello_runs_init_and_its_chain_records_every_crossing() {
         spawn.initial_state,
         Some(theater::chain::Hash::of(b"tests"))
     );
-    assert!(spawn.manifest.contains("init_state = \"greeting.txt\""));
+    // The manifest is recorded by hash; its text is in the content store.
+    let manifest = spawn.manifest.hash().expect("recorded by hash");
+    let text = theater_store::ContentStore::open(h.dir.path())
+        .unwrap()
+        .get(&manifest.0)
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8(text)
+            .unwrap()
+            .contains("init_state = \"greeting.txt\"")
+    );
     // get-chain is recorded as a reference to the 4 events before it, not as a copy.
     let EventKind::HostCall(get_chain) = &events[4].kind else {
         panic!()

@@ -81,7 +81,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
                 actor_id: "a".into(),
                 name,
                 component: Hash::of(b"c"),
-                manifest,
+                manifest: manifest.into(),
                 parent,
                 initial_state: None,
             })

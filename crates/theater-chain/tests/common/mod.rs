@@ -21,7 +21,10 @@ pub fn spawn() -> impl Strategy<Value = EventKind> {
         text(),
         text(),
         hash(),
-        text(),
+        prop_oneof![
+            text().prop_map(RecordedManifest::Text),
+            hash().prop_map(RecordedManifest::Hash)
+        ],
         prop::option::of(text()),
         prop::option::of(hash()),
     )

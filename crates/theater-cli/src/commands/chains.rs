@@ -49,8 +49,8 @@ pub struct ExportArgs {
     /// The file to write (the format is in docs/chain-format.md)
     #[arg(short, long)]
     output: PathBuf,
-    /// Leave out the component and recorded states (smaller; replaying the file then needs
-    /// `--component` and the data dir)
+    /// Leave out the component and recorded states, keeping only the manifest (smaller;
+    /// replaying the file then needs `--component` and the data dir)
     #[arg(long)]
     without_blobs: bool,
 }
@@ -170,10 +170,16 @@ pub fn events(args: EventsArgs, data_dir: PathBuf) -> Result<ExitCode> {
 
 pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
     let mut chain = load_chain(&args.actor, &data_dir)?;
-    if !args.without_blobs {
-        // What a replay of the file alone needs, as far as this data dir has it.
+    // What a replay of the file alone needs, as far as this data dir has it. The manifest
+    // (small) always goes: without it the file does not say what ran.
+    let wanted = if args.without_blobs {
+        chain.file.manifest_hash().into_iter().collect()
+    } else {
+        chain.file.referenced_blobs()
+    };
+    if !wanted.is_empty() {
         let content = theater_store::ContentStore::open(&data_dir)?;
-        for hash in chain.file.referenced_blobs() {
+        for hash in wanted {
             if let Some(bytes) = content.get(&hash.0)? {
                 chain.file.blobs.push((hash, bytes));
             }
@@ -341,7 +347,8 @@ fn event_json(index: usize, stored: &StoredEvent, event: &Event) -> Value {
     let fields = match &event.kind {
         EventKind::Spawn(s) => json!({
             "actor_id": s.actor_id, "name": s.name, "component": s.component.to_hex(),
-            "parent": s.parent, "initial_state": hex_opt(&s.initial_state), "manifest": s.manifest,
+            "parent": s.parent, "initial_state": hex_opt(&s.initial_state),
+            "manifest": s.manifest.text(), "manifest_hash": hex_opt(&s.manifest.hash()),
         }),
         EventKind::Instance { component, reason } => json!({
             "component": component.to_hex(), "reason": reason.name(),
