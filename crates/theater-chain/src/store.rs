@@ -158,6 +158,8 @@ struct QueuedBlobs {
     new: Vec<(ContentHash, Arc<[u8]>)>,
     /// Every blob queued and not yet committed (or given up), for readers.
     unwritten: HashMap<ContentHash, Arc<[u8]>>,
+    /// How many times the writer gave up a batch holding blobs (see `BlobWriter::losses`).
+    lost: u64,
 }
 
 type BlobQueue = Arc<Mutex<QueuedBlobs>>;
@@ -300,6 +302,11 @@ impl Room {
         let _guard = locked(&self.used);
         self.freed.notify_all();
         self.freed_async.notify_waiters();
+    }
+
+    /// Takes room without waiting, past the bound if need be (see `queue_blob`).
+    fn force(&self, bytes: u64) {
+        *locked(&self.used) += bytes;
     }
 
     fn try_take(&self, bytes: u64) -> bool {
@@ -852,10 +859,14 @@ impl ChainWriter {
 /// component) commits no later than the events recorded after it, which name it by hash.
 impl theater_store::BlobWriter for ChainWriter {
     fn queue_blob(&self, hash: ContentHash, data: Arc<[u8]>) -> Result<(), String> {
-        // Waits only while the writer's queue is full, as an append does.
-        self.room
-            .take_blocking(Room::cost_of(data.len()))
-            .map_err(|e| e.to_string())?;
+        if self.room.is_closed() {
+            return Err(writer_gone().to_string());
+        }
+        // Counted but never waited for: the caller may be an async worker, and blocking it
+        // could stall the very tasks that free room. The event that names the blob comes
+        // next and waits for room as every append does, so the queue overshoots by at most
+        // one blob per actor spawning or snapshotting.
+        self.room.force(Room::cost_of(data.len()));
         let mut blobs = locked(&self.blobs);
         blobs.unwritten.insert(hash, data.clone());
         blobs.new.push((hash, data));
@@ -864,6 +875,10 @@ impl theater_store::BlobWriter for ChainWriter {
 
     fn queued_blob(&self, hash: &ContentHash) -> Option<Arc<[u8]>> {
         locked(&self.blobs).unwritten.get(hash).cloned()
+    }
+
+    fn losses(&self) -> u64 {
+        locked(&self.blobs).lost
     }
 }
 
@@ -1103,7 +1118,10 @@ impl WriterThread {
                 Command::Register(_) => {}
                 Command::Blob { hash, cost, .. } => {
                     freed += cost;
-                    locked(&self.blobs).unwritten.remove(&hash);
+                    let mut blobs = locked(&self.blobs);
+                    blobs.unwritten.remove(&hash);
+                    // The content store stops trusting what it remembers putting.
+                    blobs.lost += 1;
                 }
             }
         }

@@ -734,3 +734,53 @@ fn blobs_put_either_way_are_one_blob() {
         .unwrap();
     assert_eq!(rows, 1);
 }
+
+/// A put never waits for the writer's queue either: the runtime puts on its async workers, and
+/// a worker blocked there could stall the tasks that would free the queue. Here the writer
+/// cannot commit (another connection holds the lock) while more than the whole queue's worth
+/// of blobs is put.
+#[test]
+fn puts_past_a_full_writer_queue_return_and_commit_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
+    let store = theater_store::ContentStore::open(dir.path())
+        .unwrap()
+        .writing_through(writer.clone());
+    let other = rusqlite::Connection::open(db_path(dir.path())).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blobs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 30 << 20]).collect();
+    let hashes: Vec<_> = blobs.iter().map(|b| store.put(b).unwrap()).collect();
+    other.execute_batch("ROLLBACK").unwrap();
+    writer.flush().unwrap();
+    let fresh = theater_store::ContentStore::open(dir.path()).unwrap();
+    for (hash, blob) in hashes.iter().zip(&blobs) {
+        assert_eq!(fresh.get(hash).unwrap().as_ref(), Some(blob));
+    }
+}
+
+/// A blob in a batch the writer gives up on is not committed. The store must not go on
+/// believing it stored it: the next put of the same bytes queues them again, so that later
+/// events never name a blob that is not there.
+#[test]
+fn a_blob_the_writer_gave_up_on_is_put_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
+    let store = theater_store::ContentStore::open(dir.path())
+        .unwrap()
+        .writing_through(writer.clone());
+    // The table disappears after the put looked for the blob and before the writer commits
+    // it: an error no retry can cure, so the writer gives the batch up.
+    let other = rusqlite::Connection::open(db_path(dir.path())).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; DROP TABLE blobs;")
+        .unwrap();
+    let hash = store.put(b"state").unwrap();
+    other.execute_batch("COMMIT").unwrap();
+    assert!(writer.flush().is_err(), "the batch holding the blob failed");
+    theater_store::create_tables(&other).unwrap();
+
+    assert_eq!(store.put(b"state").unwrap(), hash);
+    writer.flush().unwrap();
+    let fresh = theater_store::ContentStore::open(dir.path()).unwrap();
+    assert_eq!(fresh.get(&hash).unwrap().unwrap(), b"state");
+}

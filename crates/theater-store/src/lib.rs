@@ -33,7 +33,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The database's writer (see [`BlobWriter`]) refused the blob.
+    /// A blob refused: over [`MAX_BLOB_BYTES`], or by the database's writer (see
+    /// [`BlobWriter`]).
     #[error("content store {path}: {message}")]
     Writer { path: PathBuf, message: String },
 }
@@ -72,7 +73,15 @@ pub trait BlobWriter: Send + Sync {
     fn queue_blob(&self, hash: ContentHash, data: Arc<[u8]>) -> Result<(), String>;
     /// A blob queued but not committed yet, so that a reader finds what was just put.
     fn queued_blob(&self, hash: &ContentHash) -> Option<Arc<[u8]>>;
+    /// Counts the blobs the writer gave up on (a commit that cannot succeed): when it
+    /// changes, the store forgets which hashes it put lately and checks the database again.
+    fn losses(&self) -> u64;
 }
+
+/// The largest blob the store takes, well under SQLite's own limit (10^9 bytes by default),
+/// which would fail the writer's whole transaction. Components (256 MiB) and `init_state`
+/// files (64 MiB) are smaller; a state this large is refused with this error.
+pub const MAX_BLOB_BYTES: usize = 512 << 20;
 
 /// Blobs by hash and labels, in `DATA_DIR/theater.db`.
 pub struct ContentStore {
@@ -80,6 +89,8 @@ pub struct ContentStore {
     path: PathBuf,
     /// Where new blobs go, if the database has another writer; else `conn` writes them.
     writer: Option<Arc<dyn BlobWriter>>,
+    /// The writer's [`BlobWriter::losses`] when `recent` was last trusted.
+    losses_seen: std::sync::atomic::AtomicU64,
     /// Hashes this store put or found lately. Blobs are never deleted, so a hash here needs no
     /// query: a supervisor spawning many children with one initial state stores it once.
     recent: Mutex<HashSet<ContentHash>>,
@@ -109,6 +120,7 @@ impl ContentStore {
             conn: Mutex::new(conn),
             path,
             writer: None,
+            losses_seen: Default::default(),
             recent: Mutex::default(),
         })
     }
@@ -129,7 +141,23 @@ impl ContentStore {
     /// Stores `data` (once; storing the same bytes again is free) and returns its hash. With
     /// a [`BlobWriter`], the blob is queued and this never waits for the database's lock.
     pub fn put(&self, data: &[u8]) -> Result<ContentHash, StoreError> {
+        if data.len() > MAX_BLOB_BYTES {
+            return Err(StoreError::Writer {
+                path: self.path.clone(),
+                message: format!(
+                    "a blob of {} bytes is over the content store's limit of {MAX_BLOB_BYTES}",
+                    data.len()
+                ),
+            });
+        }
         let hash = *blake3::hash(data).as_bytes();
+        if let Some(writer) = &self.writer {
+            let losses = writer.losses();
+            let seen = &self.losses_seen;
+            if seen.swap(losses, std::sync::atomic::Ordering::Relaxed) != losses {
+                locked(&self.recent).clear();
+            }
+        }
         if locked(&self.recent).contains(&hash) {
             return Ok(hash);
         }

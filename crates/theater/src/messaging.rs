@@ -204,29 +204,27 @@ impl Shared {
                 cell.messaging.max_message_bytes
             ));
         }
-        let mut envelope = Envelope {
+        let envelope = Envelope {
             id,
             sender: sender.cloned(),
             message,
         };
+        // The fast path registers for nothing: most mailboxes have room.
+        let Some(mut envelope) = self.offer(cell, envelope)? else {
+            return Ok(());
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut waiting = None;
         loop {
+            // Registered for room before trying again, so that room made after the refusal
+            // above (or the last wake) is not missed.
             let room = cell.space.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.enqueue(cell, envelope, false) {
-                Ok(()) => return Ok(()),
-                Err(Refused::Gone) => return Err(stopped(cell)),
-                Err(Refused::Full(back)) => envelope = back,
-                Err(Refused::OverBudget) => {
-                    return Err(format!(
-                        "the runtime's mailboxes hold its whole budget of {} bytes already (theater run --mailbox-budget-mb); actor {} cannot take the message now",
-                        self.mailboxes.limit,
-                        cell.label()
-                    ));
-                }
-            }
+            envelope = match self.offer(cell, envelope)? {
+                None => return Ok(()),
+                Some(back) => back,
+            };
             // Waiting for room is waiting on the receiver, so it takes part in cycle checks.
             if waiting.is_none()
                 && let Some(sender) = sender
@@ -245,6 +243,25 @@ impl Shared {
                     timeout.as_millis()
                 ));
             }
+        }
+    }
+
+    /// Puts `envelope` in `cell`'s mailbox if it has room: `None` once delivered, the envelope
+    /// back if the mailbox is full, or why it cannot be delivered at all.
+    fn offer(
+        self: &Arc<Self>,
+        cell: &Arc<Cell>,
+        envelope: Envelope,
+    ) -> Result<Option<Envelope>, String> {
+        match self.enqueue(cell, envelope, false) {
+            Ok(()) => Ok(None),
+            Err(Refused::Full(back)) => Ok(Some(back)),
+            Err(Refused::Gone) => Err(stopped(cell)),
+            Err(Refused::OverBudget) => Err(format!(
+                "the runtime's mailboxes hold its whole budget of {} bytes already (theater run --mailbox-budget-mb); actor {} cannot take the message now",
+                self.mailboxes.limit,
+                cell.label()
+            )),
         }
     }
 
