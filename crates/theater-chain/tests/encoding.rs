@@ -248,13 +248,18 @@ fn unknown_event_versions_are_refused() {
     }
 }
 
+/// [`spawn_event`] recording `manifest`.
+fn spawn_recording(manifest: RecordedManifest) -> Event {
+    let mut e = spawn_event();
+    if let EventKind::Spawn(s) = &mut e.kind {
+        s.manifest = manifest;
+    }
+    e
+}
+
 #[test]
 fn a_manifest_by_hash_round_trips_and_an_unknown_form_is_refused() {
-    let mut e = spawn_event();
-    let EventKind::Spawn(s) = &mut e.kind else {
-        unreachable!()
-    };
-    s.manifest = RecordedManifest::Hash(Hash::of(b"name = \"n\""));
+    let e = spawn_recording(RecordedManifest::Hash(Hash::of(b"name = \"n\"")));
     let mut bytes = e.encode();
     assert_eq!(Event::decode(&bytes).unwrap(), e);
     // version, timestamp, tag, "a", "n", component: then the form byte.
@@ -271,11 +276,7 @@ fn a_manifest_by_hash_round_trips_and_an_unknown_form_is_refused() {
 
 #[test]
 fn a_version_3_spawn_decodes_with_its_manifest_as_text() {
-    let mut e = spawn_event();
-    let EventKind::Spawn(s) = &mut e.kind else {
-        unreachable!()
-    };
-    s.manifest = "name = \"n\"".into();
+    let e = spawn_recording("name = \"n\"".into());
     let decoded = Event::decode(&encode_as(&e, 3)).unwrap();
     assert_eq!(decoded, e);
 }

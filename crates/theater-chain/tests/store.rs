@@ -684,17 +684,27 @@ fn appending_after_the_writer_is_gone_is_an_error_not_a_silent_loss() {
     }
 }
 
+/// A data dir whose content store writes through its chain writer, as the runtime's does.
+fn store_through_writer() -> (
+    tempfile::TempDir,
+    Arc<ChainWriter>,
+    theater_store::ContentStore,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
+    let store = theater_store::ContentStore::open(dir.path())
+        .unwrap()
+        .writing_through(writer.clone());
+    (dir, writer, store)
+}
+
 /// The runtime calls `ContentStore::put` on its async workers. With the chain writer as the
 /// store's writer, a put never waits for the database's write lock (SQLite's busy handler would
 /// sleep the worker for milliseconds at a time, or fail after its timeout), and what it put is
 /// readable at once and committed by the next flush.
 #[test]
 fn a_blob_put_through_the_chain_writer_never_waits_for_the_database_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
-    let store = theater_store::ContentStore::open(dir.path())
-        .unwrap()
-        .writing_through(writer.clone());
+    let (dir, writer, store) = store_through_writer();
     // Another connection holds the write lock, as the writer's own transactions do.
     let other = rusqlite::Connection::open(db_path(dir.path())).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -718,11 +728,7 @@ fn a_blob_put_through_the_chain_writer_never_waits_for_the_database_lock() {
 /// way, and a blob put through the writer and then put directly is not duplicated.
 #[test]
 fn blobs_put_either_way_are_one_blob() {
-    let dir = tempfile::tempdir().unwrap();
-    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
-    let through = theater_store::ContentStore::open(dir.path())
-        .unwrap()
-        .writing_through(writer.clone());
+    let (dir, writer, through) = store_through_writer();
     let a = through.put(b"x").unwrap();
     assert_eq!(through.put(b"x").unwrap(), a);
     writer.flush().unwrap();
@@ -741,11 +747,7 @@ fn blobs_put_either_way_are_one_blob() {
 /// of blobs is put.
 #[test]
 fn puts_past_a_full_writer_queue_return_and_commit_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
-    let store = theater_store::ContentStore::open(dir.path())
-        .unwrap()
-        .writing_through(writer.clone());
+    let (dir, writer, store) = store_through_writer();
     let other = rusqlite::Connection::open(db_path(dir.path())).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let blobs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 30 << 20]).collect();
@@ -763,11 +765,7 @@ fn puts_past_a_full_writer_queue_return_and_commit_later() {
 /// events never name a blob that is not there.
 #[test]
 fn a_blob_the_writer_gave_up_on_is_put_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let writer = Arc::new(ChainWriter::open(dir.path()).unwrap());
-    let store = theater_store::ContentStore::open(dir.path())
-        .unwrap()
-        .writing_through(writer.clone());
+    let (dir, writer, store) = store_through_writer();
     // The table disappears after the put looked for the blob and before the writer commits
     // it: an error no retry can cure, so the writer gives the batch up.
     let other = rusqlite::Connection::open(db_path(dir.path())).unwrap();

@@ -254,11 +254,7 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
         panic!()
     };
     let manifest = spawn.manifest.hash().expect("recorded by hash");
-    let text = theater_store::ContentStore::open(h.dir.path())
-        .unwrap()
-        .get(&manifest.0)
-        .unwrap()
-        .unwrap();
+    let text = common::blob(h.dir.path(), &manifest);
     let only_manifest = nowhere().with_blobs([(manifest, text)].into());
     let err = replay_chain(
         a.id(),

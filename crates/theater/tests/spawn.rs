@@ -82,11 +82,7 @@ async fn hello_runs_init_and_its_chain_records_every_crossing() {
     );
     // The manifest is recorded by hash; its text is in the content store.
     let manifest = spawn.manifest.hash().expect("recorded by hash");
-    let text = theater_store::ContentStore::open(h.dir.path())
-        .unwrap()
-        .get(&manifest.0)
-        .unwrap()
-        .unwrap();
+    let text = common::blob(h.dir.path(), &manifest);
     assert!(
         String::from_utf8(text)
             .unwrap()
@@ -124,8 +120,7 @@ async fn component_bytes_are_kept_in_the_content_store() {
     let EventKind::Spawn(spawn) = &chain_of(h.dir.path(), actor.id())[0].kind else {
         panic!()
     };
-    let store = theater_store::ContentStore::open(h.dir.path()).unwrap();
-    let bytes = store.get(&spawn.component.0).unwrap().unwrap();
+    let bytes = common::blob(h.dir.path(), &spawn.component);
     assert_eq!(bytes, std::fs::read(test_actors::PROBE).unwrap());
 }
 

@@ -100,6 +100,16 @@ pub async fn journal(actor: &ActorHandle) -> String {
 }
 
 /// The persisted chain of `id`, verified, decoded.
+/// The bytes the data dir's content store keeps under `hash`.
+#[allow(dead_code)] // Not every test binary reads blobs.
+pub fn blob(data_dir: &Path, hash: &theater::chain::Hash) -> Vec<u8> {
+    theater_store::ContentStore::open(data_dir)
+        .unwrap()
+        .get(&hash.0)
+        .unwrap()
+        .expect("the blob is in the content store")
+}
+
 pub fn chain_of(data_dir: &Path, id: &str) -> Vec<Event> {
     let reader = ChainReader::open(data_dir).unwrap();
     let (info, events) = reader.chain(id).unwrap();
