@@ -529,6 +529,8 @@ fn replay_against_a_changed_build_names_the_divergence() {
         .args(["export", &id, "--without-blobs", "-o"])
         .arg(&bare));
     assert!(out.status.success(), "{}", stderr(&out));
+    // The manifest, recorded by hash, still goes: the file says what ran.
+    assert!(stderr(&out).contains("with 1 blob ("), "{}", stderr(&out));
     let out = run(theater(&elsewhere.path().join("empty"))
         .arg("replay")
         .arg(&bare));

@@ -180,8 +180,15 @@ pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
     if !wanted.is_empty() {
         let content = theater_store::ContentStore::open(&data_dir)?;
         for hash in wanted {
-            if let Some(bytes) = content.get(&hash.0)? {
-                chain.file.blobs.push((hash, bytes));
+            match content.get(&hash.0)? {
+                Some(bytes) => chain.file.blobs.push((hash, bytes)),
+                None if Some(hash) == chain.file.manifest_hash() => {
+                    crate::output::status(&format!(
+                        "warning: this data dir's content store has no manifest {}; the file cannot be replayed without it",
+                        hash.to_hex()
+                    ));
+                }
+                None => {}
             }
         }
     }
@@ -194,11 +201,12 @@ pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
     };
     let blobs: usize = file.blobs.iter().map(|(_, b)| b.len()).sum();
     crate::output::status(&format!(
-        "exported {} events of {} ({}){signed}, with {} blobs ({} KiB), to {}",
+        "exported {} events of {} ({}){signed}, with {} blob{} ({} KiB), to {}",
         file.events.len(),
         chain.name,
         file.actor_id,
         file.blobs.len(),
+        if file.blobs.len() == 1 { "" } else { "s" },
         blobs.div_ceil(1024),
         args.output.display()
     ));
