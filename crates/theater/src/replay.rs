@@ -406,18 +406,19 @@ pub(crate) fn manifest_text(
             hash.to_hex()
         )
     })?;
-    if Hash::of(&bytes) != *hash {
-        return Err(format!(
-            "the content stored as manifest {} does not hash to it",
-            hash.to_hex()
-        ));
-    }
+    // The size first: a blob too big to be a manifest is not worth hashing.
     if bytes.len() as u64 > crate::manifest::MAX_MANIFEST_BYTES {
         return Err(format!(
             "its manifest {} is {} bytes, more than a manifest may be ({})",
             hash.to_hex(),
             bytes.len(),
             crate::manifest::MAX_MANIFEST_BYTES
+        ));
+    }
+    if Hash::of(&bytes) != *hash {
+        return Err(format!(
+            "the content stored as manifest {} does not hash to it",
+            hash.to_hex()
         ));
     }
     String::from_utf8(bytes).map_err(|_| format!("its manifest {} is not UTF-8", hash.to_hex()))

@@ -172,8 +172,9 @@ pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
     let mut chain = load_chain(&args.actor, &data_dir)?;
     // What a replay of the file alone needs, as far as this data dir has it. The manifest
     // (small) always goes: without it the file does not say what ran.
+    let manifest = chain.file.manifest_hash();
     let wanted = if args.without_blobs {
-        chain.file.manifest_hash().into_iter().collect()
+        manifest.into_iter().collect()
     } else {
         chain.file.referenced_blobs()
     };
@@ -182,7 +183,7 @@ pub fn export(args: ExportArgs, data_dir: PathBuf) -> Result<ExitCode> {
         for hash in wanted {
             match content.get(&hash.0)? {
                 Some(bytes) => chain.file.blobs.push((hash, bytes)),
-                None if Some(hash) == chain.file.manifest_hash() => {
+                None if Some(hash) == manifest => {
                     crate::output::status(&format!(
                         "warning: this data dir's content store has no manifest {}; the file cannot be replayed without it",
                         hash.to_hex()
