@@ -17,12 +17,13 @@ use wasmtime::component::TypedFunc;
 use wasmtime::component::{ComponentNamedList, ComponentType, Func, Instance, Lift, Lower};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
-use crate::component::{Export, Prepared, one_line};
+use crate::component::{Export, Prepared};
 use crate::engine::EPOCH_TICK;
-use crate::handlers::{ExitKind, StateScope};
+use crate::error::one_line;
+use crate::family::{ExitKind, StateScope};
 use crate::manifest::Manifest;
 use crate::recording::ChainRecorder;
-use crate::runtime::{LogLine, LogSink, Shared};
+use crate::shared::{LogLine, LogSink, Shared};
 
 pub(crate) type State = Option<Vec<u8>>;
 
@@ -102,7 +103,7 @@ pub struct ActorCtx {
     handler_states: Vec<Box<dyn Any + Send>>,
     on_log: LogSink,
     /// How many log lines it may still print now (`theater:simple/runtime.log`).
-    pub(crate) log_budget: crate::handlers::LogBudget,
+    pub(crate) log_budget: crate::log_rate::LogBudget,
     limits: StoreLimits,
     /// Epoch ticks the current call has run for, and how many it may.
     ticks: u64,
@@ -263,7 +264,7 @@ impl ActorCtx {
     pub(crate) fn handlers_exit(&mut self, how: ExitKind) {
         let held_back = self.log_budget.held_back();
         if held_back > 0 {
-            self.log(&crate::handlers::held_back_notice(held_back));
+            self.log(&crate::log_rate::held_back_notice(held_back));
         }
         let states = std::mem::take(&mut self.handler_states);
         for (grant, mut state) in self.manifest.handlers.iter().zip(states) {

@@ -13,7 +13,7 @@ use std::fmt::Display;
 
 use theater_chain::Durability;
 
-use crate::handlers::Refusal;
+use crate::family::Refusal;
 use crate::manifest::HandlerGrant;
 use crate::manifest::{ComponentSource, Manifest};
 use crate::supervision::RestartType;

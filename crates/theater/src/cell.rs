@@ -17,7 +17,7 @@ use crate::actor::{Actor, ActorCtx, Deferred, Delivery, Outcome, Reply, State, T
 use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
 use crate::component::{Export, Prepared};
 use crate::manifest::{Manifest, MessagingSettings};
-use crate::runtime::{ActorExit, Shared, Work, short_id};
+use crate::shared::{ActorExit, Shared, Work, short_id};
 use crate::supervision::Supervision;
 use crate::sync::LockExt;
 

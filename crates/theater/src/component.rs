@@ -13,9 +13,10 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 
 use crate::actor::ActorCtx;
 use crate::error::SpawnError;
-use crate::handlers::{HostLinker, Registry, TYPE_ONLY_INTERFACES};
+use crate::error::one_line;
 use crate::manifest::{ComponentSource, MAX_COMPONENT_BYTES, Manifest};
 use crate::memo::ByIdentity;
+use crate::plugin::{HostLinker, Registry, TYPE_ONLY_INTERFACES};
 use crate::sync::LockExt;
 
 /// The interface every actor exports and the function the runtime calls first.
@@ -209,6 +210,9 @@ impl ComponentCache {
         manifest: &Manifest,
         loaded: Arc<LoadedComponent>,
     ) -> Result<Arc<Prepared>, SpawnError> {
+        // Before the cache: a link made for one manifest is reused for another only if both
+        // name the runtime's own families.
+        self.registered(manifest)?;
         let mut grants: Vec<&'static str> = manifest.granted().collect();
         grants.sort_unstable();
         let key = (loaded.hash, grants);
@@ -320,6 +324,30 @@ impl ComponentCache {
         Ok(loaded)
     }
 
+    /// Refuses a grant of a family this runtime was not given. The runtime links only its
+    /// own families: a manifest parsed with another registry may name one it lacks, or another
+    /// family of the same name, whose settings its host functions would not understand.
+    fn registered(&self, manifest: &Manifest) -> Result<(), SpawnError> {
+        for grant in &manifest.handlers {
+            let unregistered = |why| SpawnError::Unregistered {
+                actor: manifest.name.clone(),
+                handler: grant.name(),
+                why,
+            };
+            let family = self.handlers.family(grant.name()).ok_or_else(|| {
+                unregistered(
+                    "is not registered with this runtime: add it to `RuntimeConfig::handlers`",
+                )
+            })?;
+            if !std::ptr::addr_eq(Arc::as_ptr(family), Arc::as_ptr(&grant.family)) {
+                return Err(unregistered(
+                    "is another family than the one of that name registered with this runtime: parse the manifest with the runtime's registry",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn link(
         &self,
         manifest: &Manifest,
@@ -378,10 +406,11 @@ impl ComponentCache {
                     handler: grant.name(),
                 });
             }
-            grant
-                .family
-                .link(&mut host)
-                .map_err(|e| internal(manifest, e))?;
+            let family = self
+                .handlers
+                .family(grant.name())
+                .expect("checked by `registered`");
+            family.link(&mut host).map_err(|e| internal(manifest, e))?;
         }
         let pre = linker
             .instantiate_pre(component)
@@ -427,23 +456,6 @@ fn check_is_component(bytes: &[u8]) -> Result<(), String> {
         return Err("a core WebAssembly module, not a component: build the actor with `theater build` (or `wasm-tools component new`)".into());
     }
     Ok(())
-}
-
-/// An error and its causes on one line.
-pub(crate) fn one_line(e: &wasmtime::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        let text = text.lines().next().unwrap_or("").trim();
-        if text.is_empty() || out.contains(text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(text);
-    }
-    out
 }
 
 /// A cached artifact's body, if the file is there and whole: its last 32 bytes are the BLAKE3

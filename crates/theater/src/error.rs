@@ -35,10 +35,18 @@ pub enum SpawnError {
         actor: String,
         handler: &'static str,
     },
+    /// The manifest grants a handler family the runtime was not given, or another family of
+    /// that name (it was parsed with another registry).
+    #[error("actor {actor}: handler type \"{handler}\" {why}")]
+    Unregistered {
+        actor: String,
+        handler: &'static str,
+        why: &'static str,
+    },
     #[error("actor {actor}: spawn refused: {refusal}")]
     Refused {
         actor: String,
-        refusal: crate::handlers::Refusal,
+        refusal: crate::family::Refusal,
     },
     #[error("actor {actor}: {message}")]
     InitState { actor: String, message: String },
@@ -86,4 +94,21 @@ pub enum RuntimeError {
         "another theater process is running on {0}: resume only after it has exited, or its actors would be run twice"
     )]
     InUse(String),
+}
+
+/// An error and its causes on one line.
+pub(crate) fn one_line(e: &wasmtime::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.lines().next().unwrap_or("").trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text);
+    }
+    out
 }

@@ -20,12 +20,13 @@ use theater_files::Root;
 use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State, now_ms};
 use crate::bindings::theater::simple::types::{WitActorError, WitErrorType};
 use crate::cell::{Cell, ExitHow, Exited, Inner, Message, Slot, Start, StopCause, StopRequest};
-use crate::component::{Export, one_line};
+use crate::component::Export;
 use crate::error::SpawnError;
-use crate::handlers::{ExitKind, Grant};
+use crate::error::one_line;
+use crate::family::{ExitKind, Grant};
 use crate::manifest::{MAX_INIT_STATE_BYTES, Manifest};
 use crate::recording::{ChainRecorder, ChainSource};
-use crate::runtime::{ActorExit, Lifecycle, LifecycleEvent, Shared};
+use crate::shared::{ActorExit, Lifecycle, LifecycleEvent, Shared};
 use crate::supervision::{ChildExit, RestartFrom, Supervision, SupervisorSpec};
 use crate::sync::LockExt;
 
@@ -685,7 +686,7 @@ fn supervise<'a>(
 }
 
 fn parent_log(shared: &Shared, parent: &Cell, message: &str) {
-    (shared.on_log)(&crate::runtime::LogLine {
+    (shared.on_log)(&crate::shared::LogLine {
         actor_id: &parent.id,
         actor_name: &parent.name,
         message,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::handlers::{AnySettings, Family, Grant, Registry, SettingsInput};
+use crate::family::{AnySettings, Families, Family, Grant, SettingsInput};
 use crate::supervision::{RestartFrom, RestartType, Strategy, SupervisorSpec};
 
 /// Memory an actor may use when its manifest sets no `[limits] memory_mb`.
@@ -292,14 +292,12 @@ const TABLE_KEYS: &[&str] = &[
 ];
 
 impl Manifest {
-    /// Reads and validates the manifest file at `path`, with the built-in handler types.
-    pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        Self::from_file_with(path, &Registry::builtin())
-    }
+    // The public constructors (`from_file`, `parse` and their `_with` forms) are in
+    // `crate::handlers`, which knows the built-in handler types; these take any registry.
 
-    /// Reads and validates the manifest file at `path`, with the handler types of `registry`.
-    /// The file must be a regular file of at most [`MAX_MANIFEST_BYTES`].
-    pub fn from_file_with(path: &Path, registry: &Registry) -> Result<Manifest, ManifestError> {
+    /// Reads and validates the manifest file at `path`. The file must be a regular file of at
+    /// most [`MAX_MANIFEST_BYTES`].
+    pub(crate) fn read(path: &Path, families: &dyn Families) -> Result<Manifest, ManifestError> {
         let fail = |message: String| ManifestError {
             origin: path.display().to_string(),
             line: None,
@@ -308,20 +306,14 @@ impl Manifest {
         let bytes = theater_files::read_file(path, MAX_MANIFEST_BYTES, "manifest")
             .map_err(|e| fail(format!("cannot read it: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|_| fail("it is not UTF-8 text".into()))?;
-        Self::parse_with(&text, ManifestOrigin::File(path.to_owned()), registry)
+        Self::parse_in(&text, ManifestOrigin::File(path.to_owned()), families)
     }
 
-    /// Parses manifest text with the built-in handler types.
-    pub fn parse(text: &str, origin: ManifestOrigin) -> Result<Manifest, ManifestError> {
-        Self::parse_with(text, origin, &Registry::builtin())
-    }
-
-    /// Parses manifest text with the handler types of `registry`; relative paths resolve
-    /// against `origin`'s directory.
-    pub fn parse_with(
+    /// Parses manifest text; relative paths resolve against `origin`'s directory.
+    pub(crate) fn parse_in(
         text: &str,
         origin: ManifestOrigin,
-        registry: &Registry,
+        families: &dyn Families,
     ) -> Result<Manifest, ManifestError> {
         let fail = |line: Option<usize>, message: String| ManifestError {
             origin: origin.describe(),
@@ -353,7 +345,7 @@ impl Manifest {
                     format!("handler {}: {m}", i + 1),
                 )
             };
-            let family = parse_handler(table, registry).map_err(at)?;
+            let family = parse_handler(table, families).map_err(at)?;
             if handlers.iter().any(|g| g.name() == family.name()) {
                 return Err(at(format!(
                     "handler type {:?} is listed twice: merge its settings into one table",
@@ -370,7 +362,7 @@ impl Manifest {
             handlers.push(HandlerGrant { family, settings });
         }
         // Handlers every actor has come first, with default settings unless listed.
-        for family in registry.always_granted().rev() {
+        for family in families.always_granted().into_iter().rev() {
             if !handlers.iter().any(|g| g.name() == family.name()) {
                 let empty = toml::Table::new();
                 let input = SettingsInput {
@@ -380,13 +372,7 @@ impl Manifest {
                 let settings = family
                     .parse(&input)
                     .map_err(|m| fail(None, format!("handler {:?}: {m}", family.name())))?;
-                handlers.insert(
-                    0,
-                    HandlerGrant {
-                        family: family.clone(),
-                        settings,
-                    },
-                );
+                handlers.insert(0, HandlerGrant { family, settings });
             }
         }
 
@@ -612,8 +598,8 @@ fn parse_component(value: &str, base_dir: &Path) -> Result<ComponentSource, Stri
     Ok(ComponentSource::Path(base_dir.join(value)))
 }
 
-fn parse_handler(table: &toml::Table, registry: &Registry) -> Result<Arc<dyn Family>, String> {
-    let names = registry.names();
+fn parse_handler(table: &toml::Table, families: &dyn Families) -> Result<Arc<dyn Family>, String> {
+    let names = families.names();
     let Some(ty) = table.get("type") else {
         return Err(format!(
             "missing field `type` (one of: {})",
@@ -623,7 +609,7 @@ fn parse_handler(table: &toml::Table, registry: &Registry) -> Result<Arc<dyn Fam
     let Some(ty) = ty.as_str() else {
         return Err("`type` must be a string".into());
     };
-    let family = registry.family(ty).ok_or_else(|| {
+    let family = families.family(ty).ok_or_else(|| {
         format!(
             "unknown handler type {ty:?}{}",
             did_you_mean(ty, &names)
@@ -647,7 +633,7 @@ fn parse_handler(table: &toml::Table, registry: &Registry) -> Result<Arc<dyn Fam
             )
         });
     }
-    Ok(family.clone())
+    Ok(family)
 }
 
 /// Rewrites serde's messages into one line and adds a suggestion for misspelt keys.

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::actor::Reply;
 use crate::cell::{Cell, Envelope, Message, Refused};
 use crate::deadlock::Cycle;
-use crate::runtime::{Shared, Work, short_id};
+use crate::shared::{Shared, Work, short_id};
 use crate::sync::LockExt;
 
 /// Open channels, by id.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::replay::ReplayLog;
+use crate::replay_log::ReplayLog;
 use crate::sync::LockExt;
 use theater_chain::{
     ChainAppender, ChainHead, ChainReader, ChainWriter, Durability, Event, EventKind, Hash,

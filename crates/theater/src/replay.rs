@@ -14,79 +14,26 @@
 //! looping guest does not hang a replay. A call the chain ends inside of (the runtime was killed
 //! during it) is not re-run either: nothing it did was kept.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
 use theater_chain::{
-    ChainHead, Durability, Event, EventKind, Hash, HostCall, HostResult, InstanceReason,
-    StoredEvent, TrapKind, Verifier,
+    Durability, Event, EventKind, Hash, InstanceReason, StoredEvent, TrapKind, Verifier,
 };
 
 use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State};
 use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
-use crate::component::{ComponentCache, Export, Prepared, one_line};
+use crate::component::{ComponentCache, Export, Prepared};
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
-use crate::handlers::Rebuild;
+use crate::error::one_line;
 use crate::manifest::{MAX_COMPONENT_BYTES, Manifest, ManifestOrigin};
 use crate::recording::{ChainRecorder, ChainSource};
-use crate::sync::LockExt;
+use crate::replay_log::ReplayLog;
+pub use crate::replay_log::{Divergence, ReplayError, ReplaySources};
 
 /// Instances a replay needs at once: one, and one more while it is replaced.
 const MAX_INSTANCES: u32 = 2;
-
-/// Where a replay finds what a chain refers to by hash or by actor id.
-pub struct ReplaySources {
-    blobs: BlobLookup,
-    chains: ChainLookup,
-}
-
-type BlobLookup = Box<dyn Fn(&Hash) -> Option<Vec<u8>> + Send + Sync>;
-type ChainLookup = Box<dyn Fn(&str) -> Result<Vec<StoredEvent>, String> + Send + Sync>;
-
-impl ReplaySources {
-    /// `blobs`: content by BLAKE3 hash (the component, recorded states). `chains`: other actors'
-    /// chains, for results recorded as references to them (`get-child-events`).
-    pub fn new(
-        blobs: impl Fn(&Hash) -> Option<Vec<u8>> + Send + Sync + 'static,
-        chains: impl Fn(&str) -> Result<Vec<StoredEvent>, String> + Send + Sync + 'static,
-    ) -> ReplaySources {
-        ReplaySources {
-            blobs: Box::new(blobs),
-            chains: Box::new(chains),
-        }
-    }
-
-    /// The content store and chains of a data dir.
-    pub fn data_dir(dir: &Path) -> ReplaySources {
-        let content = theater_store::ContentStore::open(dir).ok();
-        let dir = dir.to_owned();
-        ReplaySources::new(
-            move |hash| content.as_ref()?.get(&hash.0).ok().flatten(),
-            move |id| {
-                theater_chain::ChainReader::open(&dir)
-                    .and_then(|r| r.chain(id))
-                    .map(|(_, events)| events)
-                    .map_err(|e| e.to_string())
-            },
-        )
-    }
-
-    /// Looks in `first`, then in `self`.
-    pub fn with_blobs(self, first: HashMap<Hash, Vec<u8>>) -> ReplaySources {
-        let rest = self.blobs;
-        ReplaySources {
-            blobs: Box::new(move |hash| first.get(hash).cloned().or_else(|| rest(hash))),
-            chains: self.chains,
-        }
-    }
-
-    fn blob(&self, hash: &Hash) -> Option<Vec<u8>> {
-        (self.blobs)(hash).filter(|b| Hash::of(b) == *hash)
-    }
-}
 
 /// The most memory a replayed actor may have, whatever its recorded manifest says.
 pub const REPLAY_MAX_MEMORY_MB: u32 = 4096;
@@ -107,7 +54,7 @@ pub struct ReplayOptions {
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
     /// The handler types the recorded manifest may name (the built-in ones by default; a
     /// program with its own handlers passes its registry).
-    pub handlers: crate::handlers::Registry,
+    pub handlers: crate::plugin::Registry,
 }
 
 /// What a replay that matched the chain did.
@@ -140,235 +87,6 @@ pub struct ReplaySummary {
     pub elapsed: Duration,
 }
 
-/// The first point where the replay did something other than what the chain recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Divergence {
-    /// The index of the recorded event that was not matched.
-    pub index: u64,
-    /// The export call it happened in (its `call-start`, with params and state hash).
-    pub call: Option<(u64, String)>,
-    /// The recorded event; `None` if the chain had ended.
-    pub expected: Option<String>,
-    /// What the replay did instead.
-    pub actual: String,
-}
-
-impl std::fmt::Display for Divergence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "replay diverged at event {}", self.index)?;
-        if let Some((index, call)) = &self.call {
-            write!(f, " in the call at event {index}, {call}")?;
-        }
-        match &self.expected {
-            Some(expected) => write!(f, "; expected {expected}; replay did {}", self.actual),
-            None => write!(f, "; the chain ends there, but replay did {}", self.actual),
-        }
-    }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ReplayError {
-    #[error("{0}")]
-    Diverged(Box<Divergence>),
-    /// The chain, or something it refers to, cannot be replayed.
-    #[error("{0}")]
-    Input(String),
-}
-
-/// A recorded chain being replayed, and how far the replay has matched it.
-pub(crate) struct ReplayLog {
-    stored: Vec<StoredEvent>,
-    events: Vec<Event>,
-    /// Replaying a different build: instance events name another component.
-    new_component: bool,
-    sources: ReplaySources,
-    cursor: Mutex<Cursor>,
-}
-
-#[derive(Default)]
-struct Cursor {
-    /// The next recorded event to match.
-    next: usize,
-    /// The call being replayed: its call-start's index.
-    call: Option<usize>,
-    host_calls: u64,
-    failure: Option<ReplayError>,
-}
-
-impl ReplayLog {
-    fn position(&self) -> usize {
-        self.cursor.locked().next
-    }
-
-    fn skip_to(&self, next: usize) {
-        self.cursor.locked().next = next;
-    }
-
-    fn head_at(&self, len: usize) -> ChainHead {
-        ChainHead {
-            len: len as u64,
-            head: len
-                .checked_sub(1)
-                .map_or(Hash::GENESIS, |i| self.stored[i].hash),
-        }
-    }
-
-    /// Matches the replay's next event against the recorded one; returns the chain head after
-    /// it. A mismatch is kept as the replay's failure and fails the call in progress.
-    pub(crate) fn accept(&self, kind: EventKind) -> wasmtime::Result<ChainHead> {
-        let mut cursor = self.cursor.locked();
-        if cursor.failure.is_some() {
-            wasmtime::bail!("replay diverged");
-        }
-        let index = cursor.next;
-        let expected = self.events.get(index).map(|e| &e.kind);
-        if expected.is_some_and(|e| self.same(e, &kind)) {
-            cursor.next += 1;
-            match kind {
-                EventKind::CallStart(_) => cursor.call = Some(index),
-                EventKind::HostCall(_) => cursor.host_calls += 1,
-                _ => {}
-            }
-            return Ok(self.head_at(cursor.next));
-        }
-        let divergence = Divergence {
-            index: index as u64,
-            call: cursor.call.map(|c| (c as u64, self.describe(c))),
-            expected: expected.map(|e| format!("{} {}", e.type_name(), crate::describe::event(e))),
-            actual: format!("{} {}", kind.type_name(), crate::describe::event(&kind)),
-        };
-        cursor.failure = Some(ReplayError::Diverged(Box::new(divergence)));
-        wasmtime::bail!("replay diverged at event {index}")
-    }
-
-    fn same(&self, recorded: &EventKind, replayed: &EventKind) -> bool {
-        match (recorded, replayed) {
-            (EventKind::Instance { reason: a, .. }, EventKind::Instance { reason: b, .. })
-                if self.new_component =>
-            {
-                a == b
-            }
-            (a, b) => a == b,
-        }
-    }
-
-    fn describe(&self, index: usize) -> String {
-        crate::describe::event(&self.events[index].kind)
-    }
-
-    /// The recorded host call, if the chain's next event is `call` (same function and params).
-    pub(crate) fn next_host_call(&self, call: &HostCall) -> Option<HostCall> {
-        let cursor = self.cursor.locked();
-        match self.events.get(cursor.next).map(|e| &e.kind) {
-            Some(EventKind::HostCall(h))
-                if cursor.failure.is_none()
-                    && h.interface == call.interface
-                    && h.function == call.function
-                    && h.params == call.params =>
-            {
-                Some(h.clone())
-            }
-            _ => None,
-        }
-    }
-
-    /// The value a recorded host call returned to the guest.
-    pub(crate) fn rebuild_result<R: DeserializeOwned>(
-        &self,
-        call: &HostCall,
-        rebuild: Option<Rebuild<R>>,
-    ) -> wasmtime::Result<R> {
-        let index = self.position();
-        let name = format!("{}.{}", call.interface, call.function);
-        let chain = match &call.result {
-            HostResult::Value(bytes) => {
-                return crate::payload::decode(bytes).map_err(|e| {
-                    self.fail(format!(
-                        "event {index}: the recorded result of {name} does not decode as this build's type: {}",
-                        one_line(&e)
-                    ))
-                });
-            }
-            HostResult::ChainRef { len, head } => {
-                self.prefix(&self.stored, "this chain", *len, head, index)?
-            }
-            HostResult::Error(message) => {
-                return Err(self.fail(format!(
-                    "event {index}: {name} failed in the host ({message}); the guest trapped"
-                )));
-            }
-            HostResult::ActorChainRef {
-                actor_id,
-                len,
-                head,
-            } => {
-                let other = (self.sources.chains)(actor_id).map_err(|e| {
-                    self.fail(format!(
-                        "event {index}: {name} returned actor {actor_id}'s chain, which this replay cannot read ({e}); replay from the data dir that holds it"
-                    ))
-                })?;
-                self.prefix(
-                    &other,
-                    &format!("actor {actor_id}'s chain"),
-                    *len,
-                    head,
-                    index,
-                )?
-            }
-        };
-        let rebuild = rebuild.ok_or_else(|| {
-            self.fail(format!(
-                "event {index}: {name} has a chain reference as its result, which it never records"
-            ))
-        })?;
-        Ok(rebuild(chain))
-    }
-
-    /// The first `len` events of `chain`, which must end at `head`.
-    fn prefix(
-        &self,
-        chain: &[StoredEvent],
-        what: &str,
-        len: u64,
-        head: &Hash,
-        index: usize,
-    ) -> wasmtime::Result<Vec<(StoredEvent, Event)>> {
-        let len = len as usize;
-        let found = len
-            .checked_sub(1)
-            .and_then(|i| chain.get(i))
-            .map_or(Hash::GENESIS, |e| e.hash);
-        if len > chain.len() || found != *head {
-            return Err(self.fail(format!(
-                "event {index} refers to the first {len} events of {what}, ending at {head}, which it does not have"
-            )));
-        }
-        chain[..len]
-            .iter()
-            .map(|s| Ok((s.clone(), Event::decode(&s.bytes)?)))
-            .collect::<Result<_, theater_chain::DecodeError>>()
-            .map_err(|e| self.fail(format!("event {index}: {what}: {e}")))
-    }
-
-    /// Stops the replay with `message` (the chain cannot be replayed past here).
-    fn fail(&self, message: String) -> wasmtime::Error {
-        let mut cursor = self.cursor.locked();
-        cursor
-            .failure
-            .get_or_insert(ReplayError::Input(message.clone()));
-        wasmtime::format_err!("{message}")
-    }
-
-    fn take_failure(&self) -> Option<ReplayError> {
-        self.cursor.locked().failure.take()
-    }
-
-    /// The recorded events the replay has matched so far.
-    pub(crate) fn recorded_so_far(&self) -> Vec<StoredEvent> {
-        self.stored[..self.position()].to_vec()
-    }
-}
-
 /// The replayed actor between events.
 enum Body {
     Instance(Actor),
@@ -381,13 +99,13 @@ enum Body {
 fn recorded_manifest(
     spawn: &theater_chain::Spawn,
     sources: &ReplaySources,
-    handlers: &crate::handlers::Registry,
+    handlers: &crate::plugin::Registry,
 ) -> Result<Manifest, String> {
     let text = manifest_text(&spawn.manifest, |hash| (sources.blobs)(hash))?;
     let origin = ManifestOrigin::Inline {
         base_dir: ".".into(),
     };
-    Manifest::parse_with(&text, origin, handlers).map_err(|e| e.to_string())
+    Manifest::parse_in(&text, origin, handlers).map_err(|e| e.to_string())
 }
 
 /// A recorded manifest's text. One recorded by hash is looked up with `blob` and must hash
@@ -431,7 +149,7 @@ fn held_within_ancestors(
     sources: &ReplaySources,
     manifest: Manifest,
     parent: Option<&str>,
-    handlers: &crate::handlers::Registry,
+    handlers: &crate::plugin::Registry,
     depth: u32,
 ) -> Option<Manifest> {
     let Some(parent) = parent else {
@@ -567,16 +285,13 @@ pub(crate) async fn replay_to_end(
             (index + 1, Some(blob))
         }
     };
-    let log = Arc::new(ReplayLog {
+    let log = Arc::new(ReplayLog::new(
         stored,
         events,
-        new_component: options.component.is_some(),
+        options.component.is_some(),
         sources,
-        cursor: Mutex::new(Cursor {
-            next: start,
-            ..Default::default()
-        }),
-    });
+        start,
+    ));
     let mut chain = ChainRecorder::new(ChainSource::Replay(log.clone()), Durability::Batched);
     chain.continue_from(log.head_at(start));
     let ctx = ActorCtx::for_replay(actor_id.into(), Arc::new(manifest), chain);
@@ -607,7 +322,7 @@ pub(crate) async fn replay_to_end(
     let (_, state) = replayer.take_body();
     let mut summary = replayer.summary;
     summary.events = replayer.log.events.len() as u64;
-    summary.host_calls = replayer.log.cursor.locked().host_calls;
+    summary.host_calls = replayer.log.host_calls();
     summary.final_state = state.as_deref().map(Hash::of);
     summary.elapsed = started.elapsed();
     Ok((summary, state))

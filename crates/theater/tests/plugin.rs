@@ -311,3 +311,64 @@ async fn a_panic_in_a_handler_fails_that_call_and_the_runtime_keeps_working() {
     fresh.send(b"1".to_vec()).await.unwrap();
     assert_eq!(fresh.request(b"".to_vec()).await.unwrap(), b"1");
 }
+
+/// A runtime links only the handler families it was given: a manifest parsed with a richer
+/// registry (another program's, or a hostile one's) does not bring its families along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_cannot_bring_a_handler_the_runtime_was_not_given() {
+    let registry = Registry::builtin()
+        .with(TallyHandler {
+            exits: Arc::new(AtomicUsize::new(0)),
+        })
+        .unwrap();
+    let manifest = tally_manifest(&registry, "[[handler]]\ntype = \"tally\"\nmax = 100\n").unwrap();
+    let h = common::harness();
+    let err = h.runtime.spawn(manifest.clone()).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("handler type \"tally\" is not registered with this runtime"),
+        "{message}"
+    );
+    assert!(message.contains("RuntimeConfig::handlers"), "{message}");
+    assert_eq!(h.runtime.actor_count(), 0);
+    // A runtime given the family runs the same manifest.
+    let h = harness_with(|config| config.handlers = registry.clone());
+    let tally = h.runtime.spawn(manifest).await.unwrap();
+    tally.send(b"2".to_vec()).await.unwrap();
+    assert_eq!(tally.request(b"".to_vec()).await.unwrap(), b"2");
+}
+
+/// Two families of one name: a manifest parsed with one is refused by a runtime given the
+/// other, whose host functions would not understand its settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_parsed_with_another_family_of_the_same_name_is_refused() {
+    let tally = || TallyHandler {
+        exits: Arc::new(AtomicUsize::new(0)),
+    };
+    let theirs = Registry::builtin().with(tally()).unwrap();
+    let ours = Registry::builtin().with(tally()).unwrap();
+    let manifest = tally_manifest(&theirs, "[[handler]]\ntype = \"tally\"\nmax = 100\n").unwrap();
+    let h = harness_with(|config| config.handlers = ours.clone());
+    // The runtime's own manifest first, so that a link for this component and these grants
+    // is cached: the refusal must not depend on the cache.
+    let own = tally_manifest(&ours, "[[handler]]\ntype = \"tally\"\nmax = 100\n").unwrap();
+    h.runtime.spawn(own).await.unwrap();
+    let message = h.runtime.spawn(manifest).await.unwrap_err().to_string();
+    assert!(
+        message.contains("handler type \"tally\" is another family than the one of that name registered with this runtime"),
+        "{message}"
+    );
+    // Built-in families are shared by every registry made from the built-in one: a manifest
+    // read with the built-in registry runs on this runtime.
+    let minimal = Manifest::parse(
+        &format!(
+            "name = \"m\"\nversion = \"1\"\ncomponent = {:?}\n",
+            test_actors::MINIMAL
+        ),
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+    )
+    .unwrap();
+    h.runtime.spawn(minimal).await.unwrap();
+}

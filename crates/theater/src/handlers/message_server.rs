@@ -38,7 +38,7 @@ fn link(linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
 }
 
 /// The caller's id, the runtime, a fresh message id (noted for the chain) and its timeout.
-type Outgoing = (Arc<str>, Arc<crate::runtime::Shared>, Arc<str>, Duration);
+type Outgoing = (Arc<str>, Arc<crate::shared::Shared>, Arc<str>, Duration);
 
 fn outgoing(ctx: &mut ActorCtx) -> wasmtime::Result<Outgoing> {
     let shared = ctx.shared()?;
@@ -179,7 +179,7 @@ fn cancel_request(
 ) -> HostFuture<'_, Answer<()>> {
     Box::pin(async move {
         let ctx = store.data_mut();
-        let label = format!("{} ({})", ctx.name, crate::runtime::short_id(&ctx.id));
+        let label = format!("{} ({})", ctx.name, crate::shared::short_id(&ctx.id));
         let result = match take_reply(ctx, &id) {
             Some((reply, _)) => {
                 reply.fail(format!("actor {label} cancelled request {id}"));

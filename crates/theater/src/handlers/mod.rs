@@ -1,14 +1,8 @@
-//! Host capabilities as plug-ins.
+//! The handler families this build ships, each one module on the plug-in API of
+//! `crate::plugin`, and the manifest as this build reads it (with these families).
 //!
-//! A handler family is one module that implements [`Handler`]: its settings (parsed strictly
-//! from its `[[handler]]` table), the interfaces it provides, how it links them, and how a
-//! child's settings are held within its parent's ([`Handler::attenuate`]). The runtime core
-//! names no handler: it knows them through a [`Registry`], and [`Registry::builtin`] is the one
-//! list of the families this build ships. An embedding program adds its own with
-//! [`Registry::with`].
-//!
-//! Every host function is registered through [`InterfaceBuilder::func`], the one place that
-//! records host calls in the chain. A handler never records by hand.
+//! Adding a family is a module here and a line in [`Registry::builtin`]. An embedding program
+//! adds its own with [`Registry::with`].
 
 mod environment;
 mod message_server;
@@ -17,309 +11,20 @@ mod runtime;
 mod supervisor;
 mod timing;
 
-pub use environment::EnvironmentSettings;
-pub use random::MAX_RANDOM_BYTES;
-pub use runtime::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_LINE_BYTES};
-pub(crate) use runtime::{LogBudget, held_back_notice};
-pub use supervisor::SupervisorSettings;
-
-use std::any::Any;
-use std::fmt::Debug;
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use theater_chain::{Event, EventKind, HostCall, HostResult, StoredEvent};
-use wasmtime::component::{ComponentNamedList, Lift, Linker, LinkerInstance, Lower};
-use wasmtime::{AsContextMut, StoreContextMut};
-
-use crate::actor::ActorCtx;
-use crate::replay::ReplayLog;
-
-/// The WIT package every built-in interface lives in.
-pub const PACKAGE: &str = "theater:simple";
-
-/// Interfaces that hold only types. Linked (empty) for every actor; they need no grant.
-pub const TYPE_ONLY_INTERFACES: &[&str] = &[
-    "theater:simple/types",
-    "theater:simple/http-types",
-    "theater:simple/websocket-types",
-];
-
-/// One key of a handler's `[[handler]]` table and how a child's value is held within its
-/// parent's. `docs/manifest.md` lists these; a test checks that every key has a rule.
-#[derive(Debug, Clone, Copy)]
-pub struct SettingKey {
-    pub key: &'static str,
-    /// The attenuation rule, in words.
-    pub rule: &'static str,
-}
-
-/// What a handler's settings parser is given.
-pub struct SettingsInput<'a> {
-    /// The `[[handler]]` table, without `type`. Keys other than the handler's
-    /// [`Handler::keys`] were refused already.
-    pub table: &'a toml::Table,
-    /// The directory the manifest's relative paths resolve against.
-    pub base_dir: &'a Path,
-}
-
-/// A child's grant that is not within its parent's: a `spawn` error naming the handler and key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} `{key}`: {message}")]
-pub struct Refusal {
-    /// `handler "environment"`, `[limits]`, and so on.
-    pub what: String,
-    pub key: String,
-    pub message: String,
-}
-
-impl Refusal {
-    /// A refusal of `key` in the `[[handler]]` table of `handler`.
-    pub fn handler(handler: &str, key: &str, message: impl Into<String>) -> Refusal {
-        Refusal {
-            what: format!("handler {handler:?}"),
-            key: key.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-/// What a grant lets other parts of the runtime (and other handlers) rely on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grant {
-    /// The actor may spawn and supervise children.
-    Children,
-    /// Files beneath this directory.
-    Directory(PathBuf),
-    /// These network hosts.
-    Hosts(Vec<String>),
-}
-
-/// How long a handler's per-actor state lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateScope {
-    /// As long as the actor: kept while it hibernates, made anew on a restart.
-    Actor,
-    /// As long as one instance: made anew at every fresh instance (wake, restart, recovery),
-    /// like the guest's own memory.
-    Instance,
-}
-
-/// How an actor's run ended, for [`Handler::on_exit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitKind {
-    /// It asked to stop, or was stopped.
-    Stopped,
-    /// It trapped or failed to start.
-    Failed,
-}
-
-/// One handler family. Implement it in one module, add it to a [`Registry`], and actors whose
-/// manifest has `[[handler]] type = NAME` are linked with its interfaces.
-pub trait Handler: Send + Sync + 'static {
-    /// Its settings, parsed from its `[[handler]]` table.
-    type Settings: Clone + Debug + Send + Sync + 'static;
-    /// Per-actor state the host functions keep (`()` for none).
-    type State: Send + 'static;
-
-    /// The manifest's `type`.
-    fn name(&self) -> &'static str;
-    /// The imported interfaces it provides.
-    fn interfaces(&self) -> &'static [&'static str];
-    /// The keys its table may have besides `type`, each with its attenuation rule.
-    fn keys(&self) -> &'static [SettingKey] {
-        &[]
-    }
-    /// Parses its table. Unknown keys were refused already; an error names the key.
-    fn parse(&self, input: &SettingsInput<'_>) -> Result<Self::Settings, String>;
-    /// A child's settings held within its parent's: the child's, narrowed where it left
-    /// something unset, or a refusal naming the key it asked too much of.
-    fn attenuate(
-        &self,
-        parent: &Self::Settings,
-        child: Self::Settings,
-    ) -> Result<Self::Settings, Refusal>;
-    /// Registers its host functions, each through [`InterfaceBuilder::func`].
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()>;
-
-    /// Whether this build implements it (a type the API names but this build does not
-    /// provide yet is refused at spawn, naming it).
-    fn implemented(&self) -> bool {
-        true
-    }
-    /// Whether every actor has it, listed in its manifest or not (with default settings).
-    fn always_granted(&self) -> bool {
-        false
-    }
-    /// What the grant lets others rely on.
-    fn grants(&self, _settings: &Self::Settings) -> Vec<Grant> {
-        Vec::new()
-    }
-    /// The actor's state for this handler, made when the actor starts (and again per
-    /// [`Handler::state_scope`]). It also runs in replays, where host functions do not: it
-    /// must not touch the world.
-    fn new_state(&self, settings: &Self::Settings) -> Self::State;
-    fn state_scope(&self) -> StateScope {
-        StateScope::Actor
-    }
-    /// Called once when the actor's run ends (stop, shutdown, trap, failed start): release what
-    /// the state holds.
-    fn on_exit(&self, _state: &mut Self::State, _how: ExitKind) {}
-    /// Called when a runtime brings the actor back after a crash, before its first call.
-    fn on_recover(&self, _settings: &Self::Settings, _state: &mut Self::State) {}
-    /// Whether an actor with this grant keeps the run going while idle (a server waiting for
-    /// connections, a process): the runtime is not quiescent while such an actor lives.
-    fn keeps_run_alive(&self, _settings: &Self::Settings) -> bool {
-        false
-    }
-}
-
-/// A handler family with its types erased, as the registry and manifests hold it.
-pub(crate) trait Family: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    fn interfaces(&self) -> &'static [&'static str];
-    fn keys(&self) -> &'static [SettingKey];
-    fn parse(&self, input: &SettingsInput<'_>) -> Result<AnySettings, String>;
-    fn attenuate(&self, parent: &AnySettings, child: &AnySettings) -> Result<AnySettings, Refusal>;
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()>;
-    fn implemented(&self) -> bool;
-    fn always_granted(&self) -> bool;
-    fn grants(&self, settings: &AnySettings) -> Vec<Grant>;
-    fn new_state(&self, settings: &AnySettings) -> Box<dyn Any + Send>;
-    fn state_scope(&self) -> StateScope;
-    fn on_exit(&self, state: &mut (dyn Any + Send), how: ExitKind);
-    fn on_recover(&self, settings: &AnySettings, state: &mut (dyn Any + Send));
-    fn keeps_run_alive(&self, settings: &AnySettings) -> bool;
-}
-
-pub(crate) type AnySettings = Arc<dyn Any + Send + Sync>;
-
-fn typed<S: 'static>(settings: &AnySettings) -> &S {
-    settings
-        .downcast_ref::<S>()
-        .expect("a family is only given the settings it parsed")
-}
-
-impl<H: Handler> Family for H {
-    fn name(&self) -> &'static str {
-        Handler::name(self)
-    }
-    fn interfaces(&self) -> &'static [&'static str] {
-        Handler::interfaces(self)
-    }
-    fn keys(&self) -> &'static [SettingKey] {
-        Handler::keys(self)
-    }
-    fn parse(&self, input: &SettingsInput<'_>) -> Result<AnySettings, String> {
-        Ok(Arc::new(Handler::parse(self, input)?))
-    }
-    fn attenuate(&self, parent: &AnySettings, child: &AnySettings) -> Result<AnySettings, Refusal> {
-        let child = typed::<H::Settings>(child).clone();
-        Ok(Arc::new(Handler::attenuate(
-            self,
-            typed::<H::Settings>(parent),
-            child,
-        )?))
-    }
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
-        Handler::link(self, linker)
-    }
-    fn implemented(&self) -> bool {
-        Handler::implemented(self)
-    }
-    fn always_granted(&self) -> bool {
-        Handler::always_granted(self)
-    }
-    fn grants(&self, settings: &AnySettings) -> Vec<Grant> {
-        Handler::grants(self, typed(settings))
-    }
-    fn new_state(&self, settings: &AnySettings) -> Box<dyn Any + Send> {
-        Box::new(Handler::new_state(self, typed(settings)))
-    }
-    fn state_scope(&self) -> StateScope {
-        Handler::state_scope(self)
-    }
-    fn on_exit(&self, state: &mut (dyn Any + Send), how: ExitKind) {
-        if let Some(state) = state.downcast_mut::<H::State>() {
-            Handler::on_exit(self, state, how);
-        }
-    }
-    fn on_recover(&self, settings: &AnySettings, state: &mut (dyn Any + Send)) {
-        if let Some(state) = state.downcast_mut::<H::State>() {
-            Handler::on_recover(self, typed(settings), state);
-        }
-    }
-    fn keeps_run_alive(&self, settings: &AnySettings) -> bool {
-        Handler::keeps_run_alive(self, typed(settings))
-    }
-}
-
-/// A handler family with no settings and no per-actor state: its name, its interfaces and how
-/// to link them. A child that has it has it as its parent does.
-pub(crate) struct Plain {
-    pub(crate) name: &'static str,
-    pub(crate) interfaces: &'static [&'static str],
-    /// `None`: a type the API names whose host functions this build does not provide yet. Its
-    /// manifest entry parses (so manifests written for it are valid) and spawning refuses it
-    /// by name.
-    pub(crate) link: Option<fn(&mut HostLinker<'_>) -> wasmtime::Result<()>>,
-    pub(crate) always_granted: bool,
-}
-
-impl Plain {
-    /// A type the API names that this build does not implement yet.
-    const fn planned(name: &'static str, interfaces: &'static [&'static str]) -> Plain {
-        Plain {
-            name,
-            interfaces,
-            link: None,
-            always_granted: false,
-        }
-    }
-}
-
-impl Handler for Plain {
-    type Settings = ();
-    type State = ();
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn interfaces(&self) -> &'static [&'static str] {
-        self.interfaces
-    }
-    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
-        Ok(())
-    }
-    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
-        Ok(())
-    }
-    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
-        match self.link {
-            Some(link) => link(linker),
-            None => wasmtime::bail!(
-                "handler type {:?} is part of the API but this build does not implement it yet",
-                self.name
-            ),
-        }
-    }
-    fn implemented(&self) -> bool {
-        self.link.is_some()
-    }
-    fn always_granted(&self) -> bool {
-        self.always_granted
-    }
-    fn new_state(&self, (): &()) {}
-}
-
-/// The handler families a runtime knows, by manifest `type`.
-#[derive(Clone)]
-pub struct Registry {
-    families: Arc<Vec<Arc<dyn Family>>>,
-}
+pub use crate::family::{ExitKind, Grant, Refusal, SettingKey, SettingsInput, StateScope};
+pub use crate::log_rate::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_LINE_BYTES};
+use crate::manifest::{Manifest, ManifestError, ManifestOrigin};
+use crate::plugin::Plain;
+pub use crate::plugin::{
+    Handler, HostFuture, HostLinker, InterfaceBuilder, PACKAGE, RecordAs, Registry,
+    TYPE_ONLY_INTERFACES,
+};
+pub use environment::EnvironmentSettings;
+pub use random::MAX_RANDOM_BYTES;
+pub use supervisor::SupervisorSettings;
 
 impl Registry {
     /// The families this build ships. Adding one is a module and a line here.
@@ -328,98 +33,21 @@ impl Registry {
         BUILTIN
             .get_or_init(|| {
                 let planned = |name, interfaces| Arc::new(Plain::planned(name, interfaces));
-                Registry {
-                    families: Arc::new(vec![
-                        Arc::new(runtime::HANDLER),
-                        Arc::new(message_server::HANDLER),
-                        Arc::new(supervisor::SupervisorHandler),
-                        planned("store", &["theater:simple/store"]),
-                        Arc::new(timing::HANDLER),
-                        Arc::new(random::HANDLER),
-                        Arc::new(environment::EnvironmentHandler),
-                        planned("filesystem", &["theater:simple/filesystem"]),
-                        planned("process", &["theater:simple/process"]),
-                        planned("http-client", &["theater:simple/http-client"]),
-                        planned("http-framework", &["theater:simple/http-framework"]),
-                    ]),
-                }
+                Registry::of(vec![
+                    Arc::new(runtime::HANDLER),
+                    Arc::new(message_server::HANDLER),
+                    Arc::new(supervisor::SupervisorHandler),
+                    planned("store", &["theater:simple/store"]),
+                    Arc::new(timing::HANDLER),
+                    Arc::new(random::HANDLER),
+                    Arc::new(environment::EnvironmentHandler),
+                    planned("filesystem", &["theater:simple/filesystem"]),
+                    planned("process", &["theater:simple/process"]),
+                    planned("http-client", &["theater:simple/http-client"]),
+                    planned("http-framework", &["theater:simple/http-framework"]),
+                ])
             })
             .clone()
-    }
-
-    /// This registry and `handler`. Refuses a name or an interface another family has.
-    pub fn with<H: Handler>(self, handler: H) -> Result<Registry, String> {
-        let name = Handler::name(&handler);
-        if self.family(name).is_some() {
-            return Err(format!("a handler type {name:?} is registered already"));
-        }
-        if let Some(taken) = Handler::interfaces(&handler)
-            .iter()
-            .find(|i| self.granting(i).is_some() || TYPE_ONLY_INTERFACES.contains(i))
-        {
-            return Err(format!(
-                "handler type {name:?}: interface {taken} is provided already"
-            ));
-        }
-        let mut families = (*self.families).clone();
-        families.push(Arc::new(handler));
-        Ok(Registry {
-            families: Arc::new(families),
-        })
-    }
-
-    pub(crate) fn family(&self, name: &str) -> Option<&Arc<dyn Family>> {
-        self.families.iter().find(|f| f.name() == name)
-    }
-
-    /// The families every actor has.
-    pub(crate) fn always_granted(&self) -> impl DoubleEndedIterator<Item = &Arc<dyn Family>> {
-        self.families.iter().filter(|f| f.always_granted())
-    }
-
-    /// The family that provides `interface`, if any.
-    pub(crate) fn granting(&self, interface: &str) -> Option<&Arc<dyn Family>> {
-        self.families
-            .iter()
-            .find(|f| f.interfaces().contains(&interface))
-    }
-
-    /// Every manifest `type`, in registry order.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.families.iter().map(|f| f.name()).collect()
-    }
-
-    /// The interfaces of `name`, if it is registered.
-    pub fn interfaces(&self, name: &str) -> Option<&'static [&'static str]> {
-        self.family(name).map(|f| f.interfaces())
-    }
-
-    /// Whether this build provides `name`'s host functions.
-    pub fn is_implemented(&self, name: &str) -> bool {
-        self.family(name).is_some_and(|f| f.implemented())
-    }
-
-    /// The settings keys of `name`, with their attenuation rules.
-    pub fn keys(&self, name: &str) -> &'static [SettingKey] {
-        self.family(name).map_or(&[], |f| f.keys())
-    }
-
-    /// The `(interface, function)` pairs `name` registers, for checking them against the WIT.
-    pub fn registered_functions(
-        &self,
-        name: &str,
-    ) -> wasmtime::Result<Vec<(&'static str, &'static str)>> {
-        let family = self
-            .family(name)
-            .ok_or_else(|| wasmtime::format_err!("no handler type {name:?}"))?;
-        let engine = wasmtime::Engine::default();
-        let mut linker = Linker::new(&engine);
-        let mut host = HostLinker {
-            linker: &mut linker,
-            registered: Vec::new(),
-        };
-        family.link(&mut host)?;
-        Ok(host.registered)
     }
 }
 
@@ -429,204 +57,30 @@ impl Default for Registry {
     }
 }
 
-impl Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.names()).finish()
-    }
-}
-
-/// Where a handler registers its interfaces.
-pub struct HostLinker<'l> {
-    pub(crate) linker: &'l mut Linker<ActorCtx>,
-    pub(crate) registered: Vec<(&'static str, &'static str)>,
-}
-
-impl<'l> HostLinker<'l> {
-    /// The functions of `interface`, each registered through the recording wrapper.
-    pub fn interface(&mut self, interface: &'static str) -> wasmtime::Result<InterfaceBuilder<'_>> {
-        Ok(InterfaceBuilder {
-            interface,
-            instance: self.linker.instance(interface)?,
-            registered: &mut self.registered,
-        })
-    }
-}
-
-/// What a host function returns to the wrapper: a future borrowing the store.
-pub type HostFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
-
-/// Turns a chain's events back into a host function's result (replay of a chain reference).
-pub(crate) type Rebuild<R> = fn(Vec<(StoredEvent, Event)>) -> R;
-
-/// How a host call's result is recorded.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum RecordAs {
-    /// The result itself, in the payload encoding.
-    Value,
-    /// A reference to the chain as it was before the call (length and head), for results that
-    /// are derived from the chain and would otherwise copy it into itself.
-    ChainRef,
-}
-
-// A host function may also leave a different record in `ActorCtx::note` (a reference to
-// another actor's chain) and the id of the message it sent.
-
-/// Registers the functions of one interface.
-pub struct InterfaceBuilder<'a> {
-    interface: &'static str,
-    instance: LinkerInstance<'a, ActorCtx>,
-    registered: &'a mut Vec<(&'static str, &'static str)>,
-}
-
-impl InterfaceBuilder<'_> {
-    /// Registers `f` as `function`, wrapped so that every call is recorded as a host-call event
-    /// (interface, function, params, result) after it returns. A host error is recorded too
-    /// (the guest traps on it). In a replay `f` does not run: the wrapper returns the result,
-    /// or the error, the chain recorded.
-    pub fn func<P, R>(
-        &mut self,
-        function: &'static str,
-        record_as: RecordAs,
-        f: for<'s> fn(StoreContextMut<'s, ActorCtx>, P) -> HostFuture<'s, R>,
-    ) -> wasmtime::Result<()>
-    where
-        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
-        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
-        self.register(function, record_as, f, None)
+impl Manifest {
+    /// Reads and validates the manifest file at `path`, with the built-in handler types.
+    pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
+        Manifest::read(path, &Registry::builtin())
     }
 
-    /// Like [`InterfaceBuilder::func`], for a function whose result may be recorded as a
-    /// reference to a chain (`get-chain`, `get-child-events`): `rebuild` turns that chain's
-    /// events back into the result during a replay.
-    pub(crate) fn func_from_chain<P, R>(
-        &mut self,
-        function: &'static str,
-        record_as: RecordAs,
-        f: for<'s> fn(StoreContextMut<'s, ActorCtx>, P) -> HostFuture<'s, R>,
-        rebuild: Rebuild<R>,
-    ) -> wasmtime::Result<()>
-    where
-        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
-        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
-        self.register(function, record_as, f, Some(rebuild))
+    /// Reads and validates the manifest file at `path`, with the handler types of `registry`.
+    /// The file must be a regular file of at most [`crate::manifest::MAX_MANIFEST_BYTES`].
+    pub fn from_file_with(path: &Path, registry: &Registry) -> Result<Manifest, ManifestError> {
+        Manifest::read(path, registry)
     }
 
-    fn register<P, R>(
-        &mut self,
-        function: &'static str,
-        record_as: RecordAs,
-        f: for<'s> fn(StoreContextMut<'s, ActorCtx>, P) -> HostFuture<'s, R>,
-        rebuild: Option<Rebuild<R>>,
-    ) -> wasmtime::Result<()>
-    where
-        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
-        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
-        let interface = self.interface;
-        self.instance.func_wrap_async(
-            function,
-            move |mut store: StoreContextMut<'_, ActorCtx>, params: P| {
-                Box::new(async move {
-                    if !store.data().chain.is_on() {
-                        let result = catch_panic(function, f(store.as_context_mut(), params)).await;
-                        store.data_mut().note = Default::default();
-                        return result;
-                    }
-                    let encoded_params = crate::payload::encode(&params)?;
-                    let mut call = HostCall {
-                        interface: interface.into(),
-                        function: function.into(),
-                        params: encoded_params,
-                        result: HostResult::Value(Vec::new()),
-                        message_id: None,
-                    };
-                    if let Some(log) = store.data().chain.replaying().cloned() {
-                        return replay_host_call(store, &log, call, rebuild).await;
-                    }
-                    let before = store.data().chain.head();
-                    let outcome = catch_panic(function, f(store.as_context_mut(), params)).await;
-                    let note = std::mem::take(&mut store.data_mut().note);
-                    call.message_id = note.message_id.map(|id| id.to_string());
-                    call.result = match (&outcome, note.result, record_as) {
-                        // Recorded, so that a replay traps at the same point.
-                        (Err(e), _, _) => HostResult::Error(crate::component::one_line(e)),
-                        (Ok(_), Some(result), _) => result,
-                        (Ok(result), None, RecordAs::Value) => {
-                            HostResult::Value(crate::payload::encode(result)?)
-                        }
-                        (Ok(_), None, RecordAs::ChainRef) => HostResult::ChainRef {
-                            len: before.len,
-                            head: before.head,
-                        },
-                    };
-                    store
-                        .data_mut()
-                        .chain
-                        .record(EventKind::HostCall(call))
-                        .await?;
-                    outcome
-                })
-            },
-        )?;
-        self.registered.push((interface, function));
-        Ok(())
+    /// Parses manifest text with the built-in handler types.
+    pub fn parse(text: &str, origin: ManifestOrigin) -> Result<Manifest, ManifestError> {
+        Manifest::parse_in(text, origin, &Registry::builtin())
     }
-}
 
-/// Runs a host function's future; a panic in it fails this call (the guest traps, with the
-/// panic's message recorded) instead of unwinding through the runtime.
-async fn catch_panic<R>(function: &str, mut call: HostFuture<'_, R>) -> wasmtime::Result<R> {
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::task::Poll;
-    // Unwind-safe in practice: after a panic the future is dropped, never polled again, and
-    // the runtime's own locks tolerate poisoning (`crate::sync`).
-    std::future::poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".into());
-                Poll::Ready(Err(wasmtime::format_err!(
-                    "host function `{function}` panicked: {message}"
-                )))
-            }
-        },
-    )
-    .await
-}
-
-/// A host call in a replay: the recorded result (or error), if the chain's next event is this
-/// same call (function and params); otherwise the divergence, recorded in the log.
-async fn replay_host_call<R: DeserializeOwned>(
-    mut store: StoreContextMut<'_, ActorCtx>,
-    log: &ReplayLog,
-    mut call: HostCall,
-    rebuild: Option<Rebuild<R>>,
-) -> wasmtime::Result<R> {
-    let Some(recorded) = log.next_host_call(&call) else {
-        // Recording what the guest did instead reports the divergence, with both sides.
-        store
-            .data_mut()
-            .chain
-            .record(EventKind::HostCall(call))
-            .await?;
-        wasmtime::bail!("replay diverged");
-    };
-    let result = match &recorded.result {
-        HostResult::Error(message) => Err(wasmtime::Error::msg(message.clone())),
-        _ => Ok(log.rebuild_result(&recorded, rebuild)?),
-    };
-    call.result = recorded.result;
-    call.message_id = recorded.message_id;
-    store
-        .data_mut()
-        .chain
-        .record(EventKind::HostCall(call))
-        .await?;
-    result
+    /// Parses manifest text with the handler types of `registry`; relative paths resolve
+    /// against `origin`'s directory.
+    pub fn parse_with(
+        text: &str,
+        origin: ManifestOrigin,
+        registry: &Registry,
+    ) -> Result<Manifest, ManifestError> {
+        Manifest::parse_in(text, origin, registry)
+    }
 }

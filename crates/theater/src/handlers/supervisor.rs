@@ -17,7 +17,7 @@ use crate::bindings::theater::simple::types::ChainEvent;
 use crate::cell::{Cell, Start, StopCause, StopRequest};
 use crate::lifecycle;
 use crate::manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestOrigin};
-use crate::runtime::Shared;
+use crate::shared::Shared;
 use crate::sync::LockExt;
 
 type Answer<T> = (Result<T, String>,);
@@ -393,7 +393,7 @@ fn get_child_events(
         };
         let events = match child.chain.read_whole().await {
             Ok(events) => events,
-            Err(e) => return Ok((Err(crate::component::one_line(&e)),)),
+            Err(e) => return Ok((Err(crate::error::one_line(&e)),)),
         };
         let head = events.last().map(|(s, _)| s.hash).unwrap_or_default();
         // The result is the child's chain itself: record a reference, not a copy.
