@@ -1,6 +1,6 @@
 #!/usr/bin/env escript
 %% Erlang/OTP baseline for Theater's messaging benchmarks
-%% (crates/theater/benches/messaging.rs): the same workloads, as plain processes.
+%% (crates/theater-bench/src/messaging.rs): the same workloads, as plain processes.
 %%
 %%   escript bench/erlang/messaging.escript
 %%

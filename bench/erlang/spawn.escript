@@ -1,5 +1,5 @@
 #!/usr/bin/env escript
-%% Erlang/OTP baseline for Theater's spawn benchmark (crates/theater/benches/spawn.rs):
+%% Erlang/OTP baseline for Theater's spawn benchmark (crates/theater-bench/src/spawn.rs):
 %% spawns N idle processes and reports time per spawn and resident bytes per idle process.
 %%
 %%   escript bench/erlang/spawn.escript

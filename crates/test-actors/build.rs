@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use theater_toolchain::{BuildOptions, Progress, Toolchain};
 
+/// The actors `theater bench` runs (see crates/theater-bench).
+const EMBEDDED: &[&str] = &["minimal", "bench-actor", "skynet"];
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let repo = manifest_dir.parent().unwrap().parent().unwrap();
@@ -46,6 +49,23 @@ fn main() {
         )
         .unwrap();
     }
-    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("actors.rs");
-    std::fs::write(dest, out).unwrap();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out_dir.join("actors.rs"), out).unwrap();
+
+    // The benchmark actors' bytes, so that `theater bench` runs outside this repository.
+    let mut embedded = String::new();
+    for b in built
+        .iter()
+        .filter(|b| EMBEDDED.contains(&b.name.replace('_', "-").as_str()))
+    {
+        writeln!(
+            embedded,
+            "/// The `{}` actor's component.\npub const {}: &[u8] = include_bytes!({:?});",
+            b.name,
+            b.name.to_uppercase().replace('-', "_"),
+            b.component.display().to_string()
+        )
+        .unwrap();
+    }
+    std::fs::write(out_dir.join("embedded.rs"), embedded).unwrap();
 }

@@ -1,4 +1,4 @@
-//! The messaging benchmarks' actor (crates/theater/benches/messaging.rs). One message per
+//! The messaging benchmarks' actor (crates/theater-bench/src/messaging.rs). One message per
 //! export call; the state is 64 bytes whose first 8 count the messages counted.
 //!
 //! Requests: `rr N ID` (N request/response round trips to ID), `ss N ID` (N send/send round

@@ -1,4 +1,4 @@
-//! The skynet benchmark's actor (crates/theater/benches/skynet.rs): a tree of 1,111,111
+//! The skynet benchmark's actor (crates/theater-bench/src/skynet.rs): a tree of 1,111,111
 //! actors, ten children below each of six levels.
 //!
 //! A node gets `skynet NUMBER LEVELS` followed by a newline and the inline manifest its

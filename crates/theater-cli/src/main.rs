@@ -47,6 +47,8 @@ enum Command {
     Key,
     /// Convert a data dir written by an older Theater to this build's format, in place
     Migrate,
+    /// Measure this machine: Theater's workloads beside Erlang/OTP's, interleaved
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => data_dir().and_then(|d| commands::replay::run(args, d)),
         Command::Key => data_dir().and_then(commands::chains::key),
         Command::Migrate => data_dir().and_then(commands::chains::migrate),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(code) => code,

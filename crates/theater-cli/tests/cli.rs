@@ -790,3 +790,54 @@ fn an_old_data_dir_is_refused_with_the_fix_then_migrated() {
     let again = run(theater(data.path()).arg("migrate"));
     assert!(stdout(&again).contains("already in the current format"));
 }
+
+/// `theater bench` runs a workload in processes of its own, prints its figures as JSON lines
+/// and a table, keeps them with `--out`, tables them again with `--table`, and names the
+/// workloads when given one it does not have.
+#[test]
+fn bench_prints_figures_and_a_table_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("figures.jsonl");
+    let out = run(theater(dir.path())
+        .args([
+            "bench",
+            "skynet",
+            "--skynet-levels",
+            "2",
+            "--no-erlang",
+            "--out",
+        ])
+        .arg(&kept));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for mode in ["recorded", "unrecorded"] {
+        // 111 actors, the sum of 0..100.
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("\"bench\":\"skynet\",\"mode\":\"{mode}\"")))
+            .unwrap_or_else(|| panic!("no {mode} line in:\n{text}"));
+        assert!(
+            line.contains("\"n\":111") && line.contains("\"result\":4950"),
+            "{line}"
+        );
+    }
+    assert!(text.contains("| skynet | seconds |"), "{text}");
+    // A debug build's figures mean little, and it says so.
+    if cfg!(debug_assertions) {
+        assert!(stderr(&out).contains("debug build"), "{}", stderr(&out));
+    }
+
+    let again = run(theater(dir.path()).args(["bench", "--table"]).arg(&kept));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("| skynet | seconds |"));
+    assert!(stdout(&again).contains("recorded ÷ unrecorded"));
+
+    let wrong = run(theater(dir.path()).args(["bench", "skynets"]));
+    assert!(!wrong.status.success());
+    let why = stderr(&wrong);
+    assert!(
+        why.contains("no workload \"skynets\"")
+            && why.contains("messaging, spawn, skynet, density"),
+        "{why}"
+    );
+}

@@ -11,15 +11,12 @@
 //!
 //! `THEATER_BENCH_SCALE` scales N (default 1: 200,000 messages; every-event uses 1/100 of that).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{manifest, scaled};
 use theater::chain::{ChainReader, Durability};
 use theater::replay::{ReplayOptions, ReplaySources, replay_chain};
-use theater::{ActorHandle, Runtime, RuntimeConfig};
+use theater::{ActorHandle, Manifest, ManifestOrigin, Runtime, RuntimeConfig};
 
 const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n[limits]\nmax_call_cpu_ms = 3600000\n[messaging]\nrequest_timeout_ms = 3600000\n[chain]\nsnapshot_every = 0\n";
 
@@ -171,4 +168,25 @@ fn main() {
             live.as_secs_f64() / took.as_secs_f64()
         );
     });
+}
+
+/// `n` times `THEATER_BENCH_SCALE` (default 1), at least 1.
+pub fn scaled(n: u64) -> u64 {
+    let scale: f64 = std::env::var("THEATER_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * scale) as u64).max(1)
+}
+
+/// An inline manifest for `component` with these extra lines.
+pub fn manifest(name: &str, component: &str, extra: &str) -> Manifest {
+    let text = format!("name = {name:?}\nversion = \"0.1.0\"\ncomponent = {component:?}\n{extra}");
+    Manifest::parse(
+        &text,
+        ManifestOrigin::Inline {
+            base_dir: ".".into(),
+        },
+    )
+    .unwrap()
 }

@@ -1,29 +1,24 @@
-//! Spawn benchmark: spawns N actors of a minimal component (init only) and prints one JSON line
-//! per mode with spawns per second, chain events appended per second and resident bytes per
-//! idle actor.
+//! Spawn: N actors of a minimal component (`init` only), spawned one after another from the
+//! host; microseconds per spawn, chain events appended per second and resident bytes per idle
+//! actor.
 //!
-//! `cargo bench -p theater --bench spawn` runs every mode, each in a fresh process so that one
-//! mode's memory does not blur the next. `THEATER_BENCH_ACTORS` sets N (default 10000).
-
-mod common;
+//! Modes: `recorded` (chains persisted), `memory` (chains kept in memory), `unrecorded` (no
+//! chain at all), `recorded-hibernating` (persisted, and idle actors hibernate after 100 ms).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use theater::{Runtime, RuntimeConfig};
 
-/// `recorded`: chains persisted (batched); `memory`: chains kept in memory; `unrecorded`: no
-/// chain at all; `recorded-hibernating`: persisted, and idle actors hibernate after 100 ms.
-const MODES: &[&str] = &["recorded", "memory", "unrecorded", "recorded-hibernating"];
+use crate::{Components, Sizes};
 
-fn main() {
-    common::run_modes(MODES, run_mode);
-}
+/// spawn, instance, call-start, call-end (the minimal actor makes no host calls).
+const EVENTS_PER_SPAWN: f64 = 4.0;
 
-fn run_mode(mode: &str) {
+pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
     let mode = mode.to_owned();
-    let actors: usize = common::env_or("THEATER_BENCH_ACTORS", 10_000);
-    let data_dir = tempfile::tempdir().unwrap();
+    let actors = sizes.actors;
+    let data_dir = tempfile::tempdir().expect("a temporary data dir");
     let persisted = mode.starts_with("recorded");
     let hibernating = mode.ends_with("hibernating");
     let mut config = RuntimeConfig {
@@ -34,16 +29,17 @@ fn run_mode(mode: &str) {
         ..Default::default()
     };
     config.engine.max_instances = actors as u32 + 100;
-    common::on_worker(None, async move {
+    // A manifest cloned per spawn, as earlier sittings measured it.
+    let manifest = crate::manifest("minimal", &components.minimal, "");
+    crate::on_worker(None, async move {
         let runtime = Runtime::new(config).unwrap();
-        let manifest = common::manifest("minimal", test_actors::MINIMAL, "");
         // Warm up: compile, link, and touch the code paths once.
-        let mut handles = Vec::with_capacity(actors);
+        let mut handles = Vec::with_capacity(actors + 50);
         for _ in 0..50 {
             handles.push(runtime.spawn(manifest.clone()).await.unwrap());
         }
         runtime.flush().await.unwrap();
-        let rss_before = common::rss_bytes();
+        let rss_before = crate::rss_bytes();
 
         let start = Instant::now();
         for _ in 0..actors {
@@ -55,7 +51,7 @@ fn run_mode(mode: &str) {
         if hibernating {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        let rss_after = common::rss_bytes();
+        let rss_after = crate::rss_bytes();
         let events = actors as f64 * EVENTS_PER_SPAWN;
         println!(
             "{{\"bench\":\"spawn\",\"mode\":\"{mode}\",\"actors\":{actors},\"us_per_spawn\":{:.2},\"spawns_per_sec\":{:.0},\"events_per_sec\":{:.0},\"events_committed_per_sec\":{:.0},\"rss_bytes_per_idle_actor\":{},\"live_actors\":{}}}",
@@ -74,6 +70,3 @@ fn run_mode(mode: &str) {
         runtime.shutdown().await.unwrap();
     });
 }
-
-/// spawn, instance, call-start, call-end (the minimal actor makes no host calls).
-const EVENTS_PER_SPAWN: f64 = 4.0;

@@ -1,25 +1,19 @@
 //! Density: how many actors one process holds, what a hibernated one costs, and how long
 //! waking one takes.
 //!
-//! Spawns `THEATER_BENCH_DENSITY_ACTORS` (default 1,000,000) actors of the messaging
-//! benchmark's actor (a 64-byte state) from two tasks at once, with hibernation after 100 ms
-//! of idleness and the default pool of 10,000 instances. Once they have hibernated it reports
-//! the resident memory per actor, then the latency of a request to a hibernated actor (a wake:
-//! a new instance, recorded) and of the same request to it again, live.
-//!
-//! `cargo bench -p theater --bench density` prints two JSON lines per mode, `hibernated-actor`
-//! (resident bytes per actor) and `wake` (median microseconds, and the 99th percentile, of a
-//! request to a hibernated actor, and of the next one, live), for `recorded` (chains
-//! persisted, batched) and `unrecorded`, each mode in a fresh process.
-
-mod common;
+//! Spawns the density size's actors of the messaging workload's actor (a 64-byte state) from
+//! two tasks at once, with hibernation after 100 ms of idleness and the default pool of 10,000
+//! instances. Once they have hibernated it reports the resident memory per actor
+//! (`hibernated-actor`), then the latency of a request to a hibernated actor (a wake: a new
+//! instance, recorded) and of the same request to it again, live (`wake`: medians and 99th
+//! percentiles).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use theater::{Runtime, RuntimeConfig};
 
-const MODES: &[&str] = &["recorded", "unrecorded"];
+use crate::{Components, Sizes};
 
 const GRANTS: &str =
     "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n";
@@ -27,28 +21,24 @@ const GRANTS: &str =
 /// Requests timed for each latency figure.
 const SAMPLES: usize = 1_000;
 
-fn main() {
-    common::run_modes(MODES, run_mode);
-}
-
-fn run_mode(mode: &str) {
+pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
     let mode = mode.to_owned();
-    let actors: usize = common::env_or("THEATER_BENCH_DENSITY_ACTORS", 1_000_000);
-    let data_dir = tempfile::tempdir().unwrap();
+    let actors = sizes.density_actors;
+    let data_dir = tempfile::tempdir().expect("a temporary data dir");
     let config = RuntimeConfig {
         hibernate_after: Some(Duration::from_millis(100)),
-        ..common::config(&mode, data_dir.path())
+        ..crate::config(&mode, data_dir.path())
     };
-    common::on_worker(None, async move {
+    // One manifest for all, as a host spawning many of one kind would pass it.
+    let manifest = Arc::new(crate::manifest("dense", &components.bench_actor, GRANTS));
+    crate::on_worker(None, async move {
         let runtime = Arc::new(Runtime::new(config).unwrap());
-        // One manifest for all, as a host spawning many of one kind would pass it.
-        let manifest = Arc::new(common::manifest("dense", test_actors::BENCH_ACTOR, GRANTS));
         // Warm up: compile, link, and the runtime's own tables.
         for _ in 0..100 {
             runtime.spawn(manifest.clone()).await.unwrap();
         }
         settle(&runtime).await;
-        let rss_before = common::rss_bytes();
+        let rss_before = crate::rss_bytes();
 
         let start = Instant::now();
         let spawners: Vec<_> = (0..2)
@@ -74,7 +64,7 @@ fn run_mode(mode: &str) {
         }
         let spawned = start.elapsed();
         settle(&runtime).await;
-        let rss_after = common::rss_bytes();
+        let rss_after = crate::rss_bytes();
         let alive = runtime.actor_count();
 
         let mut wake = Vec::with_capacity(sampled.len());
