@@ -339,10 +339,74 @@ struct Live {
 
 enum Body {
     Live(Box<Live>),
-    /// The instance is gone; the context (chain head and all) is kept for the next one.
+    /// The instance is gone; the context (chain head and all) is kept for the next one: it
+    /// holds something a fresh context would not (a deferred request, a pending shutdown).
     Hibernated(Box<ActorCtx>),
+    /// The instance is gone, and so is the context, which held nothing [`Dormant`] does not
+    /// keep: it is made again at the wake. A hibernated actor's usual shape.
+    Dormant(Box<Dormant>),
     /// Only while the body changes shape.
     Moving,
+}
+
+/// What a hibernated actor keeps of its context when the rest can be made again: a third of
+/// an [`ActorCtx`], held by each of a million hibernated actors.
+struct Dormant {
+    id: Arc<str>,
+    manifest: Arc<Manifest>,
+    shared: Weak<Shared>,
+    chain: ChainRecorder,
+    handler_states: Vec<Box<dyn Any + Send>>,
+    log_budget: crate::log_rate::LogBudget,
+}
+
+impl ActorCtx {
+    /// What is left of it while it hibernates: only what a fresh context lacks, if that is
+    /// all it holds; else the whole context.
+    fn into_hibernated(mut self: Box<Self>) -> Body {
+        self.chain.release_buffers();
+        let plain = self.shutdown_requested.is_none()
+            && self.current_request.is_none()
+            && self.deferred.is_empty()
+            && self.note.message_id.is_none()
+            && self.note.result.is_none()
+            && self.place.is_none();
+        if !plain {
+            return Body::Hibernated(self);
+        }
+        let ActorCtx {
+            id,
+            manifest,
+            shared,
+            chain,
+            handler_states,
+            log_budget,
+            ..
+        } = *self;
+        Body::Dormant(Box::new(Dormant {
+            id,
+            manifest,
+            shared,
+            chain,
+            handler_states,
+            log_budget,
+        }))
+    }
+}
+
+impl Dormant {
+    /// The context again, as it was when the actor went dormant.
+    fn wake_context(self) -> Box<ActorCtx> {
+        let on_log = match self.shared.upgrade() {
+            Some(shared) => shared.on_log.clone(),
+            // A replay, or a runtime being dropped: no log output.
+            None => Arc::new(|_: &LogLine<'_>| {}),
+        };
+        let mut ctx = ActorCtx::with(self.id, self.manifest, self.shared, self.chain, on_log);
+        ctx.handler_states = self.handler_states;
+        ctx.log_budget = self.log_budget;
+        Box::new(ctx)
+    }
 }
 
 /// An actor: its state and its instance (or what remains of one while it hibernates).
@@ -478,19 +542,49 @@ impl Actor {
         })
     }
 
+    /// Its context. Not for a dormant actor, which has none until it wakes or
+    /// [`Actor::ctx_mut`] makes it again: see [`Actor::shutdown_requested`] and
+    /// [`Actor::has_place`] for what a parked actor is asked.
     pub(crate) fn ctx(&self) -> &ActorCtx {
         match &self.body {
             Body::Live(live) => live.store.data(),
             Body::Hibernated(ctx) => ctx,
+            Body::Dormant(_) => unreachable!("a dormant actor's context is made before use"),
             Body::Moving => unreachable!("an actor is never observed changing shape"),
         }
     }
 
+    /// Its context, made again first if it is dormant.
     pub(crate) fn ctx_mut(&mut self) -> &mut ActorCtx {
+        if matches!(self.body, Body::Dormant(_)) {
+            let Body::Dormant(dormant) = std::mem::replace(&mut self.body, Body::Moving) else {
+                unreachable!()
+            };
+            self.body = Body::Hibernated(dormant.wake_context());
+        }
         match &mut self.body {
             Body::Live(live) => live.store.data_mut(),
             Body::Hibernated(ctx) => ctx,
-            Body::Moving => unreachable!("an actor is never observed changing shape"),
+            Body::Dormant(_) | Body::Moving => {
+                unreachable!("an actor is never observed changing shape")
+            }
+        }
+    }
+
+    /// Whether `runtime.shutdown` asked it to stop after its current call.
+    pub(crate) fn shutdown_requested(&self) -> bool {
+        match &self.body {
+            // Only a context that asked nothing goes dormant.
+            Body::Dormant(_) => false,
+            _ => self.ctx().shutdown_requested.is_some(),
+        }
+    }
+
+    /// Whether it holds a place among the running actors.
+    pub(crate) fn has_place(&self) -> bool {
+        match &self.body {
+            Body::Dormant(_) => false,
+            _ => self.ctx().place.is_some(),
         }
     }
 
@@ -511,9 +605,7 @@ impl Actor {
     /// Drops the instance, freeing its pool slot, and keeps the context.
     pub(crate) fn hibernate(&mut self) {
         if let Body::Live(live) = std::mem::replace(&mut self.body, Body::Moving) {
-            let mut ctx = Box::new(live.store.into_data());
-            ctx.chain.release_buffers();
-            self.body = Body::Hibernated(ctx);
+            self.body = Box::new(live.store.into_data()).into_hibernated();
         } else {
             unreachable!("only a live actor hibernates");
         }
@@ -524,6 +616,7 @@ impl Actor {
         let ctx = match self.body {
             Body::Live(live) => Box::new(live.store.into_data()),
             Body::Hibernated(ctx) => ctx,
+            Body::Dormant(dormant) => dormant.wake_context(),
             Body::Moving => unreachable!("an actor is never observed changing shape"),
         };
         (ctx, self.state)
@@ -532,11 +625,13 @@ impl Actor {
     /// Makes sure there is an instance, creating one (recorded as a wake) after hibernation.
     /// With every pool slot taken it makes room or waits for it (see [`Actor::instantiate`]).
     async fn wake(&mut self, max_instances: u32) -> Result<(), String> {
-        if !matches!(self.body, Body::Hibernated(_)) {
-            return Ok(());
-        }
-        let Body::Hibernated(ctx) = std::mem::replace(&mut self.body, Body::Moving) else {
-            unreachable!()
+        let ctx = match std::mem::replace(&mut self.body, Body::Moving) {
+            Body::Hibernated(ctx) => ctx,
+            Body::Dormant(dormant) => dormant.wake_context(),
+            live => {
+                self.body = live;
+                return Ok(());
+            }
         };
         let woken = Actor::instantiate(
             self.prepared.clone(),
@@ -844,4 +939,20 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    /// What each dormant actor keeps of its context, a million times over in a big runtime.
+    /// Raise it only on purpose.
+    #[test]
+    fn a_dormant_actor_keeps_a_small_record() {
+        let dormant = std::mem::size_of::<super::Dormant>();
+        let ctx = std::mem::size_of::<super::ActorCtx>();
+        assert!(dormant <= 208, "Dormant: {dormant}");
+        assert!(
+            dormant * 2 < ctx,
+            "Dormant {dormant} against ActorCtx {ctx}"
+        );
+    }
 }

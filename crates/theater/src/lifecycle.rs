@@ -19,7 +19,9 @@ use theater_files::Root;
 
 use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State, now_ms};
 use crate::bindings::theater::simple::types::{WitActorError, WitErrorType};
-use crate::cell::{Cell, ExitHow, Exited, Inner, Message, Slot, Start, StopCause, StopRequest};
+use crate::cell::{
+    Cell, ChildTable, ExitHow, Exited, Inner, Message, Slot, Start, StopCause, StopRequest,
+};
 use crate::component::Export;
 use crate::error::SpawnError;
 use crate::error::one_line;
@@ -211,11 +213,8 @@ pub(crate) async fn spawn(
         kill: Default::default(),
         settled: Default::default(),
         exit: Default::default(),
-        supervision: supervises.then(|| {
-            Box::new(tokio::sync::Mutex::new(Supervision::new(
-                manifest.supervision,
-            )))
-        }),
+        supervises,
+        supervision: ChildTable::default(),
         starting: Default::default(),
         restarting: Default::default(),
         exiting: Default::default(),
@@ -482,7 +481,7 @@ pub(crate) fn exit<'a>(
         {
             // Not awaited here: the parent may be applying a decision that waits on this very
             // actor to settle, holding the lock meanwhile.
-            if let Some(supervision) = &parent.supervision {
+            if let Some(supervision) = parent.children_table() {
                 match supervision.try_lock() {
                     Ok(mut guard) => {
                         guard.remove(&cell.id);
@@ -490,7 +489,7 @@ pub(crate) fn exit<'a>(
                     Err(_) => {
                         let (id, owner) = (cell.id.clone(), parent.clone());
                         tokio::spawn(async move {
-                            if let Some(supervision) = &owner.supervision {
+                            if let Some(supervision) = owner.children_table() {
                                 supervision.lock().await.remove(&id);
                             }
                         });
@@ -514,7 +513,8 @@ fn park_exited(cell: &Cell, exited: Exited) {
 
 /// Stops every child of `cell`, newest first, and forgets them.
 async fn stop_children(shared: &Arc<Shared>, cell: &Arc<Cell>) {
-    let Some(supervision) = &cell.supervision else {
+    // Made if need be: a first child may be starting (`starting`) before the table exists.
+    let Some(supervision) = cell.children_table_or_make() else {
         return;
     };
     let children: Vec<Arc<str>> = {
@@ -653,7 +653,8 @@ fn supervise<'a>(
         let Some(parent) = shared.cell(parent_id) else {
             return finish_exited(shared, child).await;
         };
-        let Some(supervision) = &parent.supervision else {
+        // No table: no child was ever added, so this one is not its child.
+        let Some(supervision) = parent.children_table() else {
             return finish_exited(shared, child).await;
         };
         let mut guard = supervision.lock().await;
@@ -913,8 +914,7 @@ pub(crate) async fn spawn_child(
         .map_err(|e| e.to_string());
         // Without the cycle check: the child exists now and must be adopted or stopped.
         let mut supervision = parent
-            .supervision
-            .as_ref()
+            .children_table_or_make()
             .expect("checked before the spawn")
             .lock()
             .await;

@@ -240,7 +240,7 @@ impl Runtime {
         .await
         .map_err(|e| e.to_string())?;
         if let Some(parent) = parent.and_then(|p| shared.cell(&p))
-            && let Some(supervision) = &parent.supervision
+            && let Some(supervision) = parent.children_table_or_make()
         {
             let restart = cell
                 .manifest

@@ -206,7 +206,7 @@ impl ActorHandle {
 
     /// The ids of its children, oldest first.
     pub async fn children(&self) -> Vec<String> {
-        match &self.cell.supervision {
+        match self.cell.children_table() {
             Some(s) => s.lock().await.children().map(|c| c.to_string()).collect(),
             None => Vec::new(),
         }

@@ -337,3 +337,42 @@ async fn requesters_waiting_on_an_idle_actor_do_not_hold_every_place() {
         assert_eq!(answer.unwrap().unwrap(), "ok done");
     }
 }
+
+/// A hibernated actor with a deferred request keeps its whole context (the request's reply
+/// among it), and answers after it wakes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_request_survives_hibernation() {
+    let h = harness_with(|c| c.hibernate_after = Some(std::time::Duration::from_millis(20)));
+    let gate = puppet(&h, "gate.toml", "").await;
+    let client = puppet(
+        &h,
+        "client.toml",
+        "[messaging]\nrequest_timeout_ms = 20000\n",
+    )
+    .await;
+    let target = gate.id().to_owned();
+    let asked =
+        tokio::spawn(async move { common::ask(&client, &format!("request {target} defer")).await });
+    let id = loop {
+        let listed = common::ask(&gate, "outstanding").await.unwrap();
+        if let Some(id) = listed.split_whitespace().next() {
+            break id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    // Long enough for the sweeper to hibernate the idle gate several times over.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(ok(&gate, &format!("respond {id} later")).await, "");
+    assert_eq!(asked.await.unwrap().unwrap(), "ok later");
+    h.runtime.flush().await.unwrap();
+    let woke = chain_of(h.dir.path(), gate.id()).iter().any(|e| {
+        matches!(
+            e.kind,
+            EventKind::Instance {
+                reason: theater::chain::InstanceReason::Wake,
+                ..
+            }
+        )
+    });
+    assert!(woke, "the gate never hibernated");
+}

@@ -372,3 +372,56 @@ async fn a_manifest_parsed_with_another_family_of_the_same_name_is_refused() {
     .unwrap();
     h.runtime.spawn(minimal).await.unwrap();
 }
+
+/// A hibernated actor keeps its handlers' actor-scoped state, though the rest of its context
+/// is dropped while it sleeps and made again at the wake; and its chain still replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_state_survives_a_dormant_hibernation() {
+    let registry = Registry::builtin()
+        .with(TallyHandler {
+            exits: Arc::new(AtomicUsize::new(0)),
+        })
+        .unwrap();
+    let h = harness_with(|config| {
+        config.handlers = registry.clone();
+        config.hibernate_after = Some(Duration::from_millis(20));
+    });
+    let manifest = tally_manifest(&registry, "[[handler]]\ntype = \"tally\"\nmax = 100\n").unwrap();
+    let tally = h.runtime.spawn(manifest).await.unwrap();
+    tally.send(b"5".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tally.send(b"3".to_vec()).await.unwrap();
+    assert_eq!(tally.request(b"".to_vec()).await.unwrap(), b"8");
+    h.runtime.flush().await.unwrap();
+    let chain = chain_of(h.dir.path(), tally.id());
+    let wakes = chain
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Instance {
+                    reason: theater::chain::InstanceReason::Wake,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(wakes >= 1, "the actor never hibernated");
+    let stored = ChainReader::open(h.dir.path())
+        .unwrap()
+        .chain(tally.id())
+        .unwrap()
+        .1;
+    let summary = replay_chain(
+        tally.id(),
+        stored,
+        ReplaySources::data_dir(h.dir.path()),
+        ReplayOptions {
+            handlers: registry.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(summary.instances >= 2, "{summary:?}");
+}

@@ -420,7 +420,7 @@ pub(crate) async fn child_of_caller(
     id: &str,
 ) -> wasmtime::Result<Result<Arc<Cell>, String>> {
     let (shared, parent) = caller?;
-    if parent.supervision.is_none() {
+    if !parent.supervises {
         return Ok(Err(
             "reading a child's chain needs the supervisor handler".into()
         ));
