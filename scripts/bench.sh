@@ -22,12 +22,18 @@ echo "building theater and the chain benchmark (release)..." >&2
 cargo build -q --release -p theater-cli >&2
 cargo bench -q -p theater-chain --bench chain --no-run >&2
 
+# A failed run is said, and the rounds go on: the table of what did run still prints.
+failed=0
 for round in $(seq "$rounds"); do
     echo "round $round of $rounds" >&2
-    target/release/theater bench --out "$out" "$@" | grep "^{"
+    target/release/theater bench --out "$out" "$@" | grep "^{" || failed=1
     THEATER_BENCH_EVENTS=${THEATER_BENCH_EVENTS:-60000} cargo bench -q -p theater-chain --bench chain \
-        2>/dev/null | grep '^{' | tee -a "$out"
+        2>/dev/null | grep '^{' | tee -a "$out" || failed=1
 done
 
 echo >&2
 target/release/theater bench --table "$out"
+if [ "$failed" = 1 ]; then
+    echo "some runs failed: see above" >&2
+    exit 1
+fi

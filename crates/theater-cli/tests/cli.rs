@@ -794,6 +794,7 @@ fn an_old_data_dir_is_refused_with_the_fix_then_migrated() {
 /// `theater bench` runs a workload in processes of its own, prints its figures as JSON lines
 /// and a table, keeps them with `--out`, tables them again with `--table`, and names the
 /// workloads when given one it does not have.
+#[cfg(feature = "bench")]
 #[test]
 fn bench_prints_figures_and_a_table_and_keeps_them() {
     let dir = tempfile::tempdir().unwrap();

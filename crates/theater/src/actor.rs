@@ -580,6 +580,23 @@ impl Actor {
         }
     }
 
+    /// Takes the data of a `runtime.shutdown` its last call asked for, if any.
+    pub(crate) fn take_shutdown_request(&mut self) -> Option<Option<Vec<u8>>> {
+        match &self.body {
+            Body::Dormant(_) => None,
+            _ => self.ctx_mut().shutdown_requested.take(),
+        }
+    }
+
+    /// Gives it `place` among the running actors (or takes its place back with `None`),
+    /// leaving a dormant actor dormant when there is nothing to hold.
+    pub(crate) fn set_place(&mut self, place: Option<tokio::sync::OwnedSemaphorePermit>) {
+        if place.is_none() && matches!(self.body, Body::Dormant(_)) {
+            return;
+        }
+        self.ctx_mut().place = place;
+    }
+
     /// Whether it holds a place among the running actors.
     pub(crate) fn has_place(&self) -> bool {
         match &self.body {
@@ -743,8 +760,11 @@ impl Actor {
     /// The instance is dropped, so the next call starts on a fresh one, where a replay or a
     /// recovery from this snapshot starts too.
     pub(crate) async fn snapshot_if_due(&mut self, content: Option<&theater_store::ContentStore>) {
+        if !self.is_live() {
+            return;
+        }
         let every = self.ctx().manifest.chain.snapshot_every;
-        if every == 0 || self.calls_since_snapshot < every || !self.is_live() {
+        if every == 0 || self.calls_since_snapshot < every {
             return;
         }
         let Some(content) = content else { return };

@@ -414,12 +414,12 @@ pub(crate) async fn run(
     mut actor: Actor,
     place: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
-    actor.ctx_mut().place = place;
+    actor.set_place(place);
     let mut handled = 0u32;
     loop {
-        if let Some(data) = actor.ctx_mut().shutdown_requested.take() {
+        if let Some(data) = actor.take_shutdown_request() {
             // An exit waits on children, which may need places to finish their calls.
-            actor.ctx_mut().place = None;
+            actor.set_place(None);
             return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Shutdown(data)).await;
         }
         if let Some(places) = &shared.call_places
@@ -431,7 +431,7 @@ pub(crate) async fn run(
                 }
             })
             .await;
-            actor.ctx_mut().place = Some(place);
+            actor.set_place(Some(place));
         }
         let next = {
             let mut inner = cell.inner.locked();
@@ -456,11 +456,11 @@ pub(crate) async fn run(
         };
         let envelope = match next {
             Next::Stop(stop) => {
-                actor.ctx_mut().place = None;
+                actor.set_place(None);
                 return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Stopped(stop)).await;
             }
             Next::Park => {
-                actor.ctx_mut().place = None;
+                actor.set_place(None);
                 return shared.park_or_run(&cell, actor);
             }
             Next::Deliver(envelope, was_full) => {
@@ -481,7 +481,7 @@ pub(crate) async fn run(
                 Some(stop) => ExitHow::Stopped(stop),
                 None => ExitHow::Trapped(trap),
             };
-            actor.ctx_mut().place = None;
+            actor.set_place(None);
             return crate::lifecycle::exit(&shared, &cell, actor, how).await;
         }
         // A snapshot drops the instance as hibernation does; a runtime that promises never to

@@ -513,8 +513,8 @@ fn park_exited(cell: &Cell, exited: Exited) {
 
 /// Stops every child of `cell`, newest first, and forgets them.
 async fn stop_children(shared: &Arc<Shared>, cell: &Arc<Cell>) {
-    // Made if need be: a first child may be starting (`starting`) before the table exists.
-    let Some(supervision) = cell.children_table_or_make() else {
+    // No table: no child was ever spawned (a spawn makes it before the child starts).
+    let Some(supervision) = cell.children_table() else {
         return;
     };
     let children: Vec<Arc<str>> = {

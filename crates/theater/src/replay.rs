@@ -40,8 +40,7 @@ pub const REPLAY_MAX_MEMORY_MB: u32 = 4096;
 /// The most CPU time one replayed call may use, whatever its recorded manifest says.
 pub const REPLAY_MAX_CALL_CPU_MS: u64 = 600_000;
 
-/// How to replay.
-#[derive(Default)]
+/// How to replay. (Its `Default`, with the built-in handler types, is in `crate::handlers`.)
 pub struct ReplayOptions {
     /// Replay against this component file instead of the recorded one (a new build).
     pub component: Option<PathBuf>,

@@ -99,7 +99,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "note: this is a debug build of theater: its figures are not representative (cargo build --release -p theater-cli)"
         );
     }
-    let sizes = sizes(&args);
+    let sizes = sizes(&args)?;
     let escript = (!args.no_erlang).then(find_escript).flatten();
     if escript.is_none() && !args.no_erlang {
         eprintln!(
@@ -155,6 +155,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("no workload printed a figure");
     }
     println!("\n{}", sitting.table());
+    // A workload that reported a failure (a skynet tree that did not complete) failed too.
+    failed.extend(sitting.failures.iter().cloned());
     if !failed.is_empty() {
         bail!("{} run(s) failed: {}", failed.len(), failed.join(", "));
     }
@@ -168,15 +170,33 @@ fn find(name: &str) -> Result<&'static Workload> {
     })
 }
 
-fn sizes(args: &Args) -> Sizes {
-    let base = if args.full { Sizes::FULL } else { Sizes::QUICK };
-    Sizes {
+/// The sizes asked for: flags, then `--full` or the `THEATER_BENCH_*` environment.
+fn sizes(args: &Args) -> Result<Sizes> {
+    let base = if args.full {
+        Sizes::FULL
+    } else {
+        Sizes::from_env()
+    };
+    let sizes = Sizes {
         scale: args.scale.unwrap_or(base.scale),
         actors: args.actors.unwrap_or(base.actors),
         skynet_levels: args.skynet_levels.unwrap_or(base.skynet_levels),
         density_actors: args.density_actors.unwrap_or(base.density_actors),
         workers: base.workers,
+    };
+    if !(sizes.scale > 0.0 && sizes.scale.is_finite()) {
+        bail!("--scale must be a positive number, not {}", sizes.scale);
     }
+    if sizes.actors == 0 || sizes.density_actors == 0 || sizes.workers == 0 {
+        bail!("--actors, --density-actors and THEATER_BENCH_WORKERS must be at least 1");
+    }
+    if !(1..=7).contains(&sizes.skynet_levels) {
+        bail!(
+            "--skynet-levels must be 1 to 7 (6 is 1,111,111 actors), not {}",
+            sizes.skynet_levels
+        );
+    }
+    Ok(sizes)
 }
 
 /// `escript` on the `PATH`, if Erlang/OTP is installed.
@@ -209,14 +229,23 @@ fn run_child(
         .spawn()
         .with_context(|| format!("{what}: starting it"))?;
     let stdout = child.stdout.take().expect("piped");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.with_context(|| format!("{what}: reading its output"))?;
-        if sitting.add_line(&line) || line.starts_with('{') {
-            println!("{line}");
-            if let Some(out) = out.as_deref_mut() {
-                writeln!(out, "{line}").context("writing --out")?;
+    let relay = || -> Result<()> {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.with_context(|| format!("{what}: reading its output"))?;
+            if sitting.add_line(&line) || line.starts_with('{') {
+                println!("{line}");
+                if let Some(out) = out.as_deref_mut() {
+                    writeln!(out, "{line}").context("writing --out")?;
+                }
             }
         }
+        Ok(())
+    };
+    if let Err(e) = relay() {
+        // Not left running beside the next mode, whose figures it would spoil.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
     }
     let status = child.wait()?;
     if !status.success() {

@@ -1,4 +1,23 @@
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(not(feature = "bench"))]
+pub mod bench {
+    //! `theater bench` in a build without its workloads.
+
+    use std::process::ExitCode;
+
+    #[derive(clap::Args)]
+    pub struct Args {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        _rest: Vec<String>,
+    }
+
+    pub fn run(_: Args) -> anyhow::Result<ExitCode> {
+        anyhow::bail!(
+            "this theater was built without its benchmarks: build it with `cargo build --release -p theater-cli` (the `bench` feature is on by default)"
+        )
+    }
+}
 pub mod build;
 pub mod chains;
 pub mod new;

@@ -57,6 +57,21 @@ impl Default for Registry {
     }
 }
 
+// Not derived in `replay.rs`: that would reach `Registry::builtin`, in this layer, from the
+// one below it.
+#[allow(clippy::derivable_impls)]
+impl Default for crate::replay::ReplayOptions {
+    fn default() -> Self {
+        crate::replay::ReplayOptions {
+            component: None,
+            compiled_cache: None,
+            from_snapshot: false,
+            on_progress: None,
+            handlers: Registry::builtin(),
+        }
+    }
+}
+
 impl Manifest {
     /// Reads and validates the manifest file at `path`, with the built-in handler types.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
