@@ -133,8 +133,10 @@ pub(crate) struct Prepared {
     pub(crate) exports: [Option<ComponentExportIndex>; Export::COUNT],
 }
 
-/// A component linked for a sorted set of granted handler types.
-type LinkKey = (Hash, Vec<&'static str>);
+/// A component linked for a sorted set of granted handler families, by the families' addresses:
+/// a key is only ever made of the runtime's own families (see `ComponentCache::registered`),
+/// which live as long as it does.
+type LinkKey = (Hash, Vec<usize>);
 
 pub(crate) struct ComponentCache {
     engine: Engine,
@@ -210,12 +212,15 @@ impl ComponentCache {
         manifest: &Manifest,
         loaded: Arc<LoadedComponent>,
     ) -> Result<Arc<Prepared>, SpawnError> {
-        // Before the cache: a link made for one manifest is reused for another only if both
-        // name the runtime's own families.
-        self.registered(manifest)?;
-        let mut grants: Vec<&'static str> = manifest.granted().collect();
-        grants.sort_unstable();
-        let key = (loaded.hash, grants);
+        // Keyed by the families themselves: a manifest naming another family than the
+        // runtime's (same name, another registry) misses, and `link` refuses it.
+        let mut families: Vec<usize> = manifest
+            .handlers
+            .iter()
+            .map(|g| Arc::as_ptr(&g.family) as *const () as usize)
+            .collect();
+        families.sort_unstable();
+        let key = (loaded.hash, families);
         if let Some(p) = self.linked.locked().get(&key) {
             return Ok(p.clone());
         }
@@ -353,6 +358,7 @@ impl ComponentCache {
         manifest: &Manifest,
         loaded: Arc<LoadedComponent>,
     ) -> Result<Prepared, SpawnError> {
+        self.registered(manifest)?;
         let component = &loaded.component;
         let granted: Vec<&str> = manifest
             .handlers

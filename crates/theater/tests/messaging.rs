@@ -277,15 +277,7 @@ async fn a_hibernated_actor_wakes_with_a_fresh_instance_for_its_next_message() {
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         ok(&a, "note again").await;
         h.runtime.flush().await.unwrap();
-        woke = chain_of(h.dir.path(), a.id()).iter().any(|e| {
-            matches!(
-                e.kind,
-                EventKind::Instance {
-                    reason: theater::chain::InstanceReason::Wake,
-                    ..
-                }
-            )
-        });
+        woke = common::wakes(h.dir.path(), a.id()) > 0;
         if woke {
             break;
         }
@@ -365,14 +357,6 @@ async fn a_deferred_request_survives_hibernation() {
     assert_eq!(ok(&gate, &format!("respond {id} later")).await, "");
     assert_eq!(asked.await.unwrap().unwrap(), "ok later");
     h.runtime.flush().await.unwrap();
-    let woke = chain_of(h.dir.path(), gate.id()).iter().any(|e| {
-        matches!(
-            e.kind,
-            EventKind::Instance {
-                reason: theater::chain::InstanceReason::Wake,
-                ..
-            }
-        )
-    });
+    let woke = common::wakes(h.dir.path(), gate.id()) > 0;
     assert!(woke, "the gate never hibernated");
 }

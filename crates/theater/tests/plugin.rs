@@ -121,6 +121,29 @@ fn add(mut store: StoreContextMut<'_, ActorCtx>, (n,): (u64,)) -> HostFuture<'_,
     })
 }
 
+/// Replays actor `id`'s chain from `data_dir` with `registry`'s handlers; returns the chain's
+/// length and the replay's summary.
+async fn replay_from(
+    data_dir: &std::path::Path,
+    id: &str,
+    registry: &Registry,
+) -> (usize, theater::replay::ReplaySummary) {
+    let (_, stored) = ChainReader::open(data_dir).unwrap().chain(id).unwrap();
+    let len = stored.len();
+    let summary = replay_chain(
+        id,
+        stored,
+        ReplaySources::data_dir(data_dir),
+        ReplayOptions {
+            handlers: registry.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    (len, summary)
+}
+
 fn tally_manifest(registry: &Registry, extra: &str) -> Result<Manifest, theater::ManifestError> {
     let text = format!(
         "name = \"tally\"\nversion = \"0.1.0\"\ncomponent = {:?}\n{extra}",
@@ -252,22 +275,8 @@ async fn a_handler_defined_outside_the_runtime_is_linked_recorded_attenuated_and
 
     // Replayed from the chain alone: the handler does not run, the recorded results (and the
     // recorded error, which traps the guest at the same point) come back.
-    let (_, stored) = ChainReader::open(h.dir.path())
-        .unwrap()
-        .chain(actor.id())
-        .unwrap();
-    let summary = replay_chain(
-        actor.id(),
-        stored.clone(),
-        ReplaySources::data_dir(h.dir.path()),
-        ReplayOptions {
-            handlers: registry.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(summary.events, stored.len() as u64);
+    let (stored, summary) = replay_from(h.dir.path(), actor.id(), &registry).await;
+    assert_eq!(summary.events, stored as u64);
     assert_eq!(
         exits.load(Ordering::SeqCst),
         1,
@@ -393,35 +402,8 @@ async fn handler_state_survives_a_dormant_hibernation() {
     tally.send(b"3".to_vec()).await.unwrap();
     assert_eq!(tally.request(b"".to_vec()).await.unwrap(), b"8");
     h.runtime.flush().await.unwrap();
-    let chain = chain_of(h.dir.path(), tally.id());
-    let wakes = chain
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                EventKind::Instance {
-                    reason: theater::chain::InstanceReason::Wake,
-                    ..
-                }
-            )
-        })
-        .count();
+    let wakes = common::wakes(h.dir.path(), tally.id());
     assert!(wakes >= 1, "the actor never hibernated");
-    let stored = ChainReader::open(h.dir.path())
-        .unwrap()
-        .chain(tally.id())
-        .unwrap()
-        .1;
-    let summary = replay_chain(
-        tally.id(),
-        stored,
-        ReplaySources::data_dir(h.dir.path()),
-        ReplayOptions {
-            handlers: registry.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (_, summary) = replay_from(h.dir.path(), tally.id(), &registry).await;
     assert!(summary.instances >= 2, "{summary:?}");
 }

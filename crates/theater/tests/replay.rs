@@ -113,15 +113,7 @@ async fn random_clock_and_hidden_memory_replay_across_wakes() {
         tokio::time::sleep(Duration::from_millis(40)).await;
         ask(&dice, "roll").await.unwrap();
         h.runtime.flush().await.unwrap();
-        woke = chain_of(h.dir.path(), dice.id()).iter().any(|e| {
-            matches!(
-                e.kind,
-                EventKind::Instance {
-                    reason: InstanceReason::Wake,
-                    ..
-                }
-            )
-        });
+        woke = common::wakes(h.dir.path(), dice.id()) > 0;
         if woke {
             break;
         }

@@ -442,18 +442,7 @@ async fn a_spawn_at_a_full_pool_hibernates_the_actor_idle_longest() {
         assert_eq!(common::journal(actor).await, format!("{i},"));
     }
     runtime.shutdown().await.unwrap();
-    let woken = chain_of(dir.path(), actors[0].id())
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                EventKind::Instance {
-                    reason: theater::chain::InstanceReason::Wake,
-                    ..
-                }
-            )
-        })
-        .count();
+    let woken = common::wakes(dir.path(), actors[0].id());
     assert!(woken >= 1, "the first actor was never hibernated and woken");
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use theater::chain::{ChainReader, Event, Verifier};
+use theater::chain::{ChainReader, Event, EventKind, InstanceReason, Verifier};
 use theater::{ActorHandle, LifecycleEvent, Manifest, ManifestOrigin, Runtime, RuntimeConfig};
 
 pub struct Harness {
@@ -117,6 +117,23 @@ pub fn chain_of(data_dir: &Path, id: &str) -> Vec<Event> {
     let decoded = events.iter().map(|e| verifier.check(e).unwrap()).collect();
     verifier.finish(info.head).unwrap();
     decoded
+}
+
+/// How many times the actor's chain says it woke from hibernation (`instance` events with
+/// reason `wake`).
+pub fn wakes(data_dir: &Path, id: &str) -> usize {
+    chain_of(data_dir, id)
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Instance {
+                    reason: InstanceReason::Wake,
+                    ..
+                }
+            )
+        })
+        .count()
 }
 
 /// The actor's deferred request ids, once it has at least one (a request is on its way).
