@@ -56,5 +56,5 @@ pub use hash::Hash;
 pub use sign::{KEY_FILE, KeyError, NodeKey, PublicKey, Signature, head_message};
 pub use store::{
     Ack, BATCH_INTERVAL, ChainAppender, ChainInfo, ChainReader, ChainWriter, DB_FILE, Durability,
-    QUEUE_BYTES, StoreError, WriterStatus, db_path, migrate_data_dir,
+    QUEUE_BYTES, StoreError, TransactOp, WriterStatus, db_path, migrate_data_dir,
 };

@@ -149,7 +149,20 @@ enum Command {
         data: Arc<[u8]>,
         cost: u64,
     },
+    /// A change to other tables (see [`ChainWriter::transact`]), with what it answered in the
+    /// last attempt at committing its batch.
+    Transact {
+        op: TransactOp,
+        outcome: Option<Result<(), String>>,
+        cost: u64,
+        ack: Ack,
+    },
 }
+
+/// A change [`ChainWriter::transact`] runs in the writer's transaction. The outer error is the
+/// database's (it fails the whole batch, which is retried as a whole, running the change
+/// again); the inner one is the change's own refusal, which rolls back that change only.
+pub type TransactOp = Box<dyn FnMut(&Connection) -> rusqlite::Result<Result<(), String>> + Send>;
 
 /// Content-store blobs handed to the writer and not committed yet.
 #[derive(Default)]
@@ -707,7 +720,10 @@ impl ChainWriter {
     fn send(&self, command: Command) -> Result<(), StoreError> {
         let someone_waits = matches!(
             command,
-            Command::Flush(_) | Command::Sync(_) | Command::Append { ack: Some(_), .. }
+            Command::Flush(_)
+                | Command::Sync(_)
+                | Command::Append { ack: Some(_), .. }
+                | Command::Transact { .. }
         );
         self.tx
             .as_ref()
@@ -778,6 +794,26 @@ impl ChainWriter {
             actor_id,
             index,
             event,
+            ack,
+        })
+        .inspect_err(|_| self.room.give_back(cost))
+    }
+
+    /// Runs `op` in the writer's next transaction, so that a change to other tables of the
+    /// database (the actor stores) never waits for the database's lock, and commits in order
+    /// with the chains. `ack` gets the change's answer once it is committed: its own refusal,
+    /// or the writer's failure. `bytes` is what it holds, counted against the queue's room but
+    /// never waited for (the caller may be an async worker, and waits for `ack` anyway).
+    pub fn transact(&self, op: TransactOp, bytes: u64, ack: Ack) -> Result<(), StoreError> {
+        let cost = Room::cost_of(bytes as usize);
+        if self.room.is_closed() {
+            return Err(writer_gone());
+        }
+        self.room.force(cost);
+        self.send(Command::Transact {
+            op,
+            outcome: None,
+            cost,
             ack,
         })
         .inspect_err(|_| self.room.give_back(cost))
@@ -983,10 +1019,13 @@ impl WriterThread {
             let writes = batch.iter().any(|c| {
                 matches!(
                     c,
-                    Command::Append { .. } | Command::Unit { .. } | Command::Blob { .. }
+                    Command::Append { .. }
+                        | Command::Unit { .. }
+                        | Command::Blob { .. }
+                        | Command::Transact { .. }
                 )
             });
-            match commit_batch(&self.conn, &batch, &self.key, wants_sync && !writes) {
+            match commit_batch(&self.conn, &mut batch, &self.key, wants_sync && !writes) {
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
                     self.committed(&mut batch);
@@ -1073,6 +1112,12 @@ impl WriterThread {
                     freed += cost;
                     locked(&self.blobs).unwritten.remove(&hash);
                 }
+                Command::Transact {
+                    outcome, cost, ack, ..
+                } => {
+                    freed += cost;
+                    ack(outcome.unwrap_or(Ok(())));
+                }
             }
         }
         self.room.give_back(freed);
@@ -1124,6 +1169,10 @@ impl WriterThread {
                     // The content store stops trusting what it remembers putting.
                     blobs.lost += 1;
                 }
+                Command::Transact { cost, ack, .. } => {
+                    freed += cost;
+                    ack(Err(why.clone()));
+                }
             }
         }
         self.room.give_back(freed);
@@ -1150,7 +1199,7 @@ fn transient(e: &rusqlite::Error) -> bool {
 
 fn commit_batch(
     conn: &Connection,
-    batch: &[Command],
+    batch: &mut [Command],
     key: &NodeKey,
     force_write: bool,
 ) -> rusqlite::Result<()> {
@@ -1174,7 +1223,7 @@ fn commit_batch(
         )?;
         let mut insert_segment = tx.prepare_cached(INSERT_SEGMENT)?;
         let mut heads: Vec<(&str, ChainHead)> = Vec::new();
-        for command in batch {
+        for command in batch.iter_mut() {
             match command {
                 Command::Register(info) => {
                     insert_chain.execute(params![
@@ -1219,6 +1268,24 @@ fn commit_batch(
                     }
                 }
                 Command::Blob { hash, data, .. } => theater_store::insert_blob(&tx, hash, data)?,
+                Command::Transact { op, outcome, .. } => {
+                    // A savepoint, so that a refusal undoes this change and nothing else.
+                    tx.execute_batch("SAVEPOINT op")?;
+                    let answer = match op(&tx) {
+                        Ok(answer) => answer,
+                        // Retried with the batch.
+                        Err(e) if transient(&e) => return Err(e),
+                        // Would fail again: this change alone is refused, not the events
+                        // batched with it.
+                        Err(e) => Err(format!("the database refused the change: {e}")),
+                    };
+                    let end = match answer {
+                        Ok(()) => "RELEASE op",
+                        Err(_) => "ROLLBACK TO op; RELEASE op",
+                    };
+                    tx.execute_batch(end)?;
+                    *outcome = Some(answer);
+                }
                 Command::Flush(_) | Command::Sync(_) => {}
             }
         }

@@ -782,3 +782,38 @@ fn a_blob_the_writer_gave_up_on_is_put_again() {
     let fresh = theater_store::ContentStore::open(dir.path()).unwrap();
     assert_eq!(fresh.get(&hash).unwrap().unwrap(), b"state");
 }
+
+/// A change run through the writer commits with its batch; a refused one is rolled back alone,
+/// and its refusal reaches its caller.
+#[test]
+fn transactions_commit_through_the_writer_and_refusals_roll_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = ChainWriter::open(dir.path()).unwrap();
+    let run = |sql: &'static str, refuse: bool| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let op: TransactOp = Box::new(move |conn| {
+            conn.execute_batch(sql)?;
+            Ok(if refuse { Err("no".into()) } else { Ok(()) })
+        });
+        writer
+            .transact(op, 0, Box::new(move |r| tx.send(r).unwrap()))
+            .unwrap();
+        rx.recv().unwrap()
+    };
+    assert_eq!(run("CREATE TABLE t (x INTEGER)", false), Ok(()));
+    assert_eq!(run("INSERT INTO t VALUES (1)", false), Ok(()));
+    assert_eq!(run("INSERT INTO t VALUES (2)", true), Err("no".to_string()));
+    // A database error that retrying cannot mend refuses that change alone, saying why.
+    let failed = run("INSERT INTO nosuch VALUES (1)", false).unwrap_err();
+    assert!(failed.contains("nosuch"), "{failed}");
+    drop(writer);
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let rows: Vec<i64> = conn
+        .prepare("SELECT x FROM t")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, vec![1]);
+}

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub mod stores;
+
 /// A blob's BLAKE3 hash.
 pub type ContentHash = [u8; 32];
 
@@ -53,7 +55,8 @@ const SCHEMA: &str = "
 /// Creates this store's tables in `conn` if they are missing. For a writer that commits blobs
 /// on the store's behalf (see [`BlobWriter`]).
 pub fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(stores::SCHEMA)
 }
 
 /// Stores one blob within a writer's transaction; a blob already there is left as it is.

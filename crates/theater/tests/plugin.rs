@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{chain_of, harness_with};
+use common::{chain_of, harness_with, replay_from};
 use theater::ActorExit;
-use theater::chain::{ChainReader, EventKind, HostResult};
+use theater::chain::{EventKind, HostResult};
 use theater::handlers::{
     ExitKind, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput,
 };
-use theater::replay::{ReplayOptions, ReplaySources, replay_chain};
 use theater::wasmtime::{self, StoreContextMut};
 use theater::{ActorCtx, Manifest, ManifestOrigin, Registry};
 
@@ -123,27 +122,6 @@ fn add(mut store: StoreContextMut<'_, ActorCtx>, (n,): (u64,)) -> HostFuture<'_,
 
 /// Replays actor `id`'s chain from `data_dir` with `registry`'s handlers; returns the chain's
 /// length and the replay's summary.
-async fn replay_from(
-    data_dir: &std::path::Path,
-    id: &str,
-    registry: &Registry,
-) -> (usize, theater::replay::ReplaySummary) {
-    let (_, stored) = ChainReader::open(data_dir).unwrap().chain(id).unwrap();
-    let len = stored.len();
-    let summary = replay_chain(
-        id,
-        stored,
-        ReplaySources::data_dir(data_dir),
-        ReplayOptions {
-            handlers: registry.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    (len, summary)
-}
-
 fn tally_manifest(registry: &Registry, extra: &str) -> Result<Manifest, theater::ManifestError> {
     let text = format!(
         "name = \"tally\"\nversion = \"0.1.0\"\ncomponent = {:?}\n{extra}",

@@ -8,6 +8,7 @@ mod environment;
 mod message_server;
 mod random;
 mod runtime;
+mod store;
 mod supervisor;
 mod timing;
 
@@ -24,6 +25,10 @@ pub use crate::plugin::{
 };
 pub use environment::EnvironmentSettings;
 pub use random::MAX_RANDOM_BYTES;
+pub use store::{
+    DEFAULT_MAX_STORES, DEFAULT_STORE_MAX_BYTES, MAX_LABEL_BYTES, MAX_STORE_NAME_BYTES,
+    StoreSettings,
+};
 pub use supervisor::SupervisorSettings;
 
 impl Registry {
@@ -37,7 +42,7 @@ impl Registry {
                     Arc::new(runtime::HANDLER),
                     Arc::new(message_server::HANDLER),
                     Arc::new(supervisor::SupervisorHandler),
-                    planned("store", &["theater:simple/store"]),
+                    Arc::new(store::StoreHandler),
                     Arc::new(timing::HANDLER),
                     Arc::new(random::HANDLER),
                     Arc::new(environment::EnvironmentHandler),

@@ -165,3 +165,46 @@ pub fn dice_manifest(allow: &str) -> Manifest {
     )
     .unwrap()
 }
+
+/// Replays `id`'s chain from the data dir (its component from the content store) with the
+/// families of `registry`; returns the chain's length and the summary.
+pub async fn replay_from(
+    data_dir: &Path,
+    id: &str,
+    registry: &theater::Registry,
+) -> (usize, theater::replay::ReplaySummary) {
+    use theater::replay::{ReplayOptions, ReplaySources, replay_chain};
+    let (_, stored) = ChainReader::open(data_dir).unwrap().chain(id).unwrap();
+    let len = stored.len();
+    let summary = replay_chain(
+        id,
+        stored,
+        ReplaySources::data_dir(data_dir),
+        ReplayOptions {
+            handlers: registry.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    (len, summary)
+}
+
+/// A keeper actor (actors/*-keeper: `component` is one of `test_actors::{STORE,FILE,PROCESS}_KEEPER`)
+/// with message-server and these handler tables, written as `keeper.toml` in `dir`.
+pub fn keeper_manifest(dir: &Path, component: &str, extra: &str) -> Manifest {
+    let text = format!(
+        "name = \"keeper\"\nversion = \"0.1.0\"\ncomponent = {:?}\n[[handler]]\ntype = \"message-server\"\n{extra}",
+        component
+    );
+    let path = dir.join("keeper.toml");
+    std::fs::write(&path, &text).unwrap();
+    Manifest::parse(&text, ManifestOrigin::File(path)).unwrap()
+}
+
+pub async fn keeper(h: &Harness, component: &str, extra: &str) -> ActorHandle {
+    h.runtime
+        .spawn(keeper_manifest(h.dir.path(), component, extra))
+        .await
+        .unwrap()
+}
