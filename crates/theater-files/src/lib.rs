@@ -40,6 +40,8 @@
 
 #![warn(missing_docs)]
 
+pub mod guest;
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};

@@ -93,6 +93,7 @@ pub(crate) trait Family: Send + Sync + 'static {
     fn on_exit(&self, state: &mut (dyn Any + Send), how: ExitKind);
     fn on_recover(&self, settings: &AnySettings, state: &mut (dyn Any + Send));
     fn keeps_run_alive(&self, settings: &AnySettings) -> bool;
+    fn check(&self, settings: &AnySettings) -> Result<(), String>;
 }
 
 pub(crate) type AnySettings = Arc<dyn Any + Send + Sync>;

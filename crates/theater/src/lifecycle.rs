@@ -97,6 +97,14 @@ pub(crate) async fn spawn(
         actor: manifest.name.clone(),
         message,
     };
+    if request.recover.is_none() {
+        for grant in &manifest.handlers {
+            grant
+                .family
+                .check(&grant.settings)
+                .map_err(|why| fail(format!("handler {:?}: {why}", grant.name())))?;
+        }
+    }
     if manifest.limits.memory_mb > shared.settings.max_memory_mb {
         return Err(fail(format!(
             "[limits] memory_mb = {} is more than this runtime's largest memory ({} MiB; see --max-memory-mb)",

@@ -98,6 +98,13 @@ pub trait Handler: Send + Sync + 'static {
     fn keeps_run_alive(&self, _settings: &Self::Settings) -> bool {
         false
     }
+    /// Whether the world has what the settings name (a directory, a program), checked when a
+    /// live actor spawns: an error refuses the spawn with this reason. Replays do not call it
+    /// (they touch nothing), so settings must parse without the world: keep what is missing
+    /// in the settings and report it here.
+    fn check(&self, _settings: &Self::Settings) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A handler family with its types erased, as the registry holds it: a [`Family`] that can
@@ -160,6 +167,9 @@ impl<H: Handler> Family for H {
     }
     fn keeps_run_alive(&self, settings: &AnySettings) -> bool {
         Handler::keeps_run_alive(self, typed(settings))
+    }
+    fn check(&self, settings: &AnySettings) -> Result<(), String> {
+        Handler::check(self, typed(settings))
     }
 }
 

@@ -5,7 +5,9 @@
 //! adds its own with [`Registry::with`].
 
 mod environment;
+mod filesystem;
 mod message_server;
+mod programs;
 mod random;
 mod runtime;
 mod store;
@@ -24,12 +26,46 @@ pub use crate::plugin::{
     TYPE_ONLY_INTERFACES,
 };
 pub use environment::EnvironmentSettings;
+pub use filesystem::{
+    DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_READ_BYTES,
+    DEFAULT_MAX_WRITE_BYTES, FilesystemSettings, MAX_LIST_ENTRIES,
+};
+pub use programs::Program;
 pub use random::MAX_RANDOM_BYTES;
 pub use store::{
     DEFAULT_MAX_STORES, DEFAULT_STORE_MAX_BYTES, MAX_LABEL_BYTES, MAX_STORE_NAME_BYTES,
     StoreSettings,
 };
 pub use supervisor::SupervisorSettings;
+
+/// Reads a positive integer setting.
+pub(crate) fn positive(table: &toml::Table, key: &str) -> Result<Option<u64>, String> {
+    match table.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_integer()
+            .filter(|n| *n > 0)
+            .map(|n| Some(n as u64))
+            .ok_or_else(|| format!("`{key}` must be a positive integer")),
+    }
+}
+
+/// A child's limit: at most the parent's; unset, the parent's.
+pub(crate) fn at_most(
+    handler: &str,
+    key: &str,
+    child: Option<u64>,
+    parent: u64,
+) -> Result<Option<u64>, Refusal> {
+    match child {
+        Some(n) if n > parent => Err(Refusal::handler(
+            handler,
+            key,
+            format!("{n} is more than the parent's {parent}"),
+        )),
+        _ => Ok(Some(child.unwrap_or(parent))),
+    }
+}
 
 impl Registry {
     /// The families this build ships. Adding one is a module and a line here.
@@ -46,7 +82,7 @@ impl Registry {
                     Arc::new(timing::HANDLER),
                     Arc::new(random::HANDLER),
                     Arc::new(environment::EnvironmentHandler),
-                    planned("filesystem", &["theater:simple/filesystem"]),
+                    Arc::new(filesystem::FilesystemHandler),
                     planned("process", &["theater:simple/process"]),
                     planned("http-client", &["theater:simple/http-client"]),
                     planned("http-framework", &["theater:simple/http-framework"]),

@@ -15,7 +15,10 @@ use theater_store::stores::{self, LabelMode, StoreName, shown};
 use theater_store::{ContentHash, ContentStore, MAX_BLOB_BYTES};
 use wasmtime::StoreContextMut;
 
-use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput};
+use super::{
+    Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput, at_most,
+    positive,
+};
 use crate::actor::ActorCtx;
 use crate::bindings::theater::simple::store::ContentRef;
 use crate::shared::Shared;
@@ -96,20 +99,10 @@ impl Handler for StoreHandler {
                 shown(bad)
             ));
         }
-        let positive = |key: &str| -> Result<Option<u64>, String> {
-            match table.get(key) {
-                None => Ok(None),
-                Some(v) => v
-                    .as_integer()
-                    .filter(|n| *n > 0)
-                    .map(|n| Some(n as u64))
-                    .ok_or_else(|| format!("`{key}` must be a positive integer")),
-            }
-        };
         Ok(StoreSettings {
             stores,
-            max_bytes: positive("max_bytes")?,
-            max_stores: positive("max_stores")?,
+            max_bytes: positive(table, "max_bytes")?,
+            max_stores: positive(table, "max_stores")?,
         })
     }
     fn attenuate(
@@ -128,13 +121,7 @@ impl Handler for StoreHandler {
                 ),
             ));
         }
-        let within = |key, child: Option<u64>, parent: u64| match child {
-            Some(n) if n > parent => Err(refuse(
-                key,
-                format!("{n} is more than the parent's {parent}"),
-            )),
-            _ => Ok(Some(child.unwrap_or(parent))),
-        };
+        let within = |key, child, parent| at_most("store", key, child, parent);
         Ok(StoreSettings {
             max_bytes: within("max_bytes", child.max_bytes, parent.max_bytes())?,
             max_stores: within("max_stores", child.max_stores, parent.max_stores())?,

@@ -1,0 +1,442 @@
+//! `theater:simple/filesystem`: files beneath the handler's `root`, and the programs its
+//! `commands` allow. Granted by the `filesystem` handler.
+//!
+//! Paths are confined by the kernel (`theater_files::guest`): `..`, absolute paths and NUL
+//! bytes are refused up front, and a symlink that leads out is refused by `openat2` with
+//! `RESOLVE_BENEATH`, even one swapped in during the call. Only regular files are read or
+//! written, up to the handler's caps. Every result is recorded, so a replay reads no file and
+//! runs no program.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use theater_files::Root;
+use theater_files::guest::GuestPath;
+use wasmtime::StoreContextMut;
+
+use super::programs::{self, Launch, Program};
+use super::{
+    Grant, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput, at_most,
+    positive,
+};
+use crate::actor::ActorCtx;
+use crate::bindings::theater::simple::filesystem::{CommandError, CommandResult, CommandSuccess};
+
+type Answer<T> = (Result<T, String>,);
+
+pub const DEFAULT_MAX_READ_BYTES: u64 = 16 << 20;
+pub const DEFAULT_MAX_WRITE_BYTES: u64 = 16 << 20;
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
+/// The most names one `list-files` returns.
+pub const MAX_LIST_ENTRIES: usize = 10_000;
+
+/// The `filesystem` handler's settings.
+#[derive(Debug, Clone)]
+pub struct FilesystemSettings {
+    /// `root`, resolved against the manifest's directory.
+    pub root: PathBuf,
+    /// `None`: not set (false for a root actor, the parent's for a child).
+    pub read_only: Option<bool>,
+    pub max_read_bytes: Option<u64>,
+    pub max_write_bytes: Option<u64>,
+    /// The programs `execute-command` may run.
+    pub commands: Vec<Program>,
+    pub command_timeout_ms: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    /// The root, opened at its first use: by path for the operator's actor, beneath the
+    /// parent's root for a child (see [`FilesystemHandler::attenuate`]).
+    opened: Arc<OnceLock<Result<Root, String>>>,
+}
+
+impl FilesystemSettings {
+    pub fn read_only(&self) -> bool {
+        self.read_only.unwrap_or(false)
+    }
+    pub fn max_read_bytes(&self) -> u64 {
+        self.max_read_bytes.unwrap_or(DEFAULT_MAX_READ_BYTES)
+    }
+    pub fn max_write_bytes(&self) -> u64 {
+        self.max_write_bytes.unwrap_or(DEFAULT_MAX_WRITE_BYTES)
+    }
+    pub fn command_timeout_ms(&self) -> u64 {
+        self.command_timeout_ms
+            .unwrap_or(DEFAULT_COMMAND_TIMEOUT_MS)
+    }
+    pub fn max_output_bytes(&self) -> u64 {
+        self.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES)
+    }
+
+    /// The root directory, opened.
+    pub fn opened_root(&self) -> Result<&Root, String> {
+        self.opened
+            .get_or_init(|| Root::open(&self.root).map_err(|e| format!("filesystem {e}")))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+pub(crate) struct FilesystemHandler;
+
+impl Handler for FilesystemHandler {
+    type Settings = FilesystemSettings;
+    type State = ();
+
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/filesystem"]
+    }
+    fn keys(&self) -> &'static [SettingKey] {
+        &[
+            SettingKey {
+                key: "root",
+                rule: "beneath the parent's root, opened beneath it (kernel-confined)",
+            },
+            SettingKey {
+                key: "read_only",
+                rule: "read-only under a read-only parent; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_read_bytes",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_write_bytes",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "commands",
+                rule: "every program resolves to one of the parent's; unset: none",
+            },
+            SettingKey {
+                key: "command_timeout_ms",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_output_bytes",
+                rule: "at most the parent's; unset: the parent's",
+            },
+        ]
+    }
+    fn parse(&self, input: &SettingsInput<'_>) -> Result<FilesystemSettings, String> {
+        let table = input.table;
+        let root = table
+            .get("root")
+            .ok_or("`root` is required: the directory the actor's paths are relative to")?
+            .as_str()
+            .ok_or("`root` must be a string (a directory)")?;
+        let read_only = match table.get("read_only") {
+            None => None,
+            Some(v) => Some(v.as_bool().ok_or("`read_only` must be true or false")?),
+        };
+        Ok(FilesystemSettings {
+            root: input.base_dir.join(root),
+            read_only,
+            max_read_bytes: positive(table, "max_read_bytes")?,
+            max_write_bytes: positive(table, "max_write_bytes")?,
+            commands: programs::parse_list(table, "commands", input.base_dir)?,
+            command_timeout_ms: positive(table, "command_timeout_ms")?,
+            max_output_bytes: positive(table, "max_output_bytes")?,
+            opened: Arc::default(),
+        })
+    }
+    fn attenuate(
+        &self,
+        parent: &FilesystemSettings,
+        child: FilesystemSettings,
+    ) -> Result<FilesystemSettings, Refusal> {
+        let refuse = |key: &str, message: String| Refusal::handler("filesystem", key, message);
+        let parent_root = parent.opened_root().map_err(|e| refuse("root", e))?;
+        let root = parent_root.subdir(&child.root, "root").map_err(|e| {
+            refuse(
+                "root",
+                format!(
+                    "{e} (a child's filesystem root must be beneath its parent's {})",
+                    parent_root.path().display()
+                ),
+            )
+        })?;
+        let read_only = match (parent.read_only(), child.read_only) {
+            (true, Some(false)) => {
+                return Err(refuse(
+                    "read_only",
+                    "false is refused under a read-only parent".into(),
+                ));
+            }
+            (parent, child) => Some(child.unwrap_or(parent)),
+        };
+        if let Some(wider) = programs::first_outside(&parent.commands, &child.commands) {
+            return Err(refuse(
+                "commands",
+                format!("{:?} is not one of the parent's commands", wider.name),
+            ));
+        }
+        let limit = |key, child, parent| at_most("filesystem", key, child, parent);
+        Ok(FilesystemSettings {
+            root: child.root,
+            read_only,
+            max_read_bytes: limit(
+                "max_read_bytes",
+                child.max_read_bytes,
+                parent.max_read_bytes(),
+            )?,
+            max_write_bytes: limit(
+                "max_write_bytes",
+                child.max_write_bytes,
+                parent.max_write_bytes(),
+            )?,
+            commands: child.commands,
+            command_timeout_ms: limit(
+                "command_timeout_ms",
+                child.command_timeout_ms,
+                parent.command_timeout_ms(),
+            )?,
+            max_output_bytes: limit(
+                "max_output_bytes",
+                child.max_output_bytes,
+                parent.max_output_bytes(),
+            )?,
+            opened: Arc::new(OnceLock::from(Ok(root))),
+        })
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        let mut fs = linker.interface("theater:simple/filesystem")?;
+        fs.func("read-file", RecordAs::Value, read_file)?;
+        fs.func("write-file", RecordAs::Value, write_file)?;
+        fs.func("list-files", RecordAs::Value, list_files)?;
+        fs.func("delete-file", RecordAs::Value, delete_file)?;
+        fs.func("create-dir", RecordAs::Value, create_dir)?;
+        fs.func("delete-dir", RecordAs::Value, delete_dir)?;
+        fs.func("path-exists", RecordAs::Value, path_exists)?;
+        fs.func("execute-command", RecordAs::Value, execute_command)?;
+        fs.func("execute-nix-command", RecordAs::Value, execute_nix_command)?;
+        Ok(())
+    }
+    fn grants(&self, settings: &FilesystemSettings) -> Vec<Grant> {
+        let directory = match settings.opened.get() {
+            Some(Ok(root)) => root.path().to_owned(),
+            _ => settings.root.clone(),
+        };
+        vec![Grant::Directory(directory)]
+    }
+    fn check(&self, settings: &FilesystemSettings) -> Result<(), String> {
+        settings.opened_root()?;
+        programs::unresolved(&settings.commands, "commands")
+    }
+    fn new_state(&self, _: &FilesystemSettings) {}
+}
+
+/// The actor's settings, for a call that runs off the actor's store.
+fn settings(store: &StoreContextMut<'_, ActorCtx>) -> Result<FilesystemSettings, String> {
+    store
+        .data()
+        .settings::<FilesystemSettings>()
+        .cloned()
+        .ok_or_else(|| "the filesystem handler is not granted".into())
+}
+
+/// Runs `f` on a blocking thread with the opened root and the checked path: file system calls
+/// may block on a slow disk, and must not stall the async workers.
+async fn on_path<T: Send + 'static>(
+    settings: Result<FilesystemSettings, String>,
+    path: String,
+    writes: bool,
+    f: impl FnOnce(&FilesystemSettings, &Root, &GuestPath) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let settings = settings?;
+    if writes && settings.read_only() {
+        return Err(format!(
+            "path {path:?}: the filesystem handler is read-only here"
+        ));
+    }
+    let path = GuestPath::parse(&path)?;
+    tokio::task::spawn_blocking(move || {
+        let root = settings.opened_root()?;
+        f(&settings, root, &path)
+    })
+    .await
+    .map_err(|e| format!("the file operation failed: {e}"))?
+}
+
+fn read_file(
+    store: StoreContextMut<'_, ActorCtx>,
+    (path,): (String,),
+) -> HostFuture<'_, Answer<Vec<u8>>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        Ok((on_path(settings, path, false, |s, root, path| {
+            root.guest_read(path, s.max_read_bytes())
+        })
+        .await,))
+    })
+}
+
+fn write_file(
+    store: StoreContextMut<'_, ActorCtx>,
+    (path, content): (String, String),
+) -> HostFuture<'_, Answer<()>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        Ok((on_path(settings, path, true, move |s, root, path| {
+            let cap = s.max_write_bytes();
+            if content.len() as u64 > cap {
+                return Err(format!(
+                    "{} bytes is more than the {cap}-byte write limit (the filesystem handler's `max_write_bytes`)",
+                    content.len()
+                ));
+            }
+            root.guest_write(path, content.as_bytes())
+        })
+        .await,))
+    })
+}
+
+fn list_files(
+    store: StoreContextMut<'_, ActorCtx>,
+    (path,): (String,),
+) -> HostFuture<'_, Answer<Vec<String>>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        Ok((on_path(settings, path, false, |_, root, path| {
+            root.guest_list(path, MAX_LIST_ENTRIES)
+        })
+        .await,))
+    })
+}
+
+fn delete_file(
+    store: StoreContextMut<'_, ActorCtx>,
+    (path,): (String,),
+) -> HostFuture<'_, Answer<()>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        Ok((on_path(settings, path, true, |_, root, path| {
+            root.guest_remove_file(path)
+        })
+        .await,))
+    })
+}
+
+fn create_dir(
+    store: StoreContextMut<'_, ActorCtx>,
+    (path,): (String,),
+) -> HostFuture<'_, Answer<()>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        Ok((on_path(settings, path, true, |_, root, path| {
+            root.guest_create_dir(path)
+        })
+        .await,))
+    })
+}
+
+fn delete_dir(
+    store: StoreContextMut<'_, ActorCtx>,
+    (path,): (String,),
+) -> HostFuture<'_, Answer<()>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        Ok((on_path(settings, path, true, |_, root, path| {
+            root.guest_remove_dir(path)
+        })
+        .await,))
+    })
+}
+
+fn path_exists(
+    store: StoreContextMut<'_, ActorCtx>,
+    (path,): (String,),
+) -> HostFuture<'_, Answer<bool>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        Ok((on_path(settings, path, false, |_, root, path| {
+            root.guest_exists(path)
+        })
+        .await,))
+    })
+}
+
+/// Runs the allowed program `program` with `args` in `dir` beneath the root.
+async fn run_command(
+    settings: Result<FilesystemSettings, String>,
+    dir: String,
+    program: &Program,
+    args: Vec<String>,
+) -> Result<CommandResult, String> {
+    let settings = settings?;
+    let path = program.path.clone()?;
+    let dir = on_path(Ok(settings.clone()), dir, false, |_, root, dir| {
+        root.guest_dir(dir)
+    })
+    .await?;
+    let launch = Launch {
+        path: &path,
+        args: &args,
+        dir: &dir,
+        env: &[],
+        stdin: false,
+    };
+    let timeout = Duration::from_millis(settings.command_timeout_ms());
+    Ok(
+        match programs::run_to_end(&launch, timeout, settings.max_output_bytes()).await {
+            Ok(done) => CommandResult::Success(CommandSuccess {
+                stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
+                exit_code: done.code,
+            }),
+            Err(message) => CommandResult::Error(CommandError {
+                message: format!("{}: {message}", program.name),
+            }),
+        },
+    )
+}
+
+fn execute_command(
+    store: StoreContextMut<'_, ActorCtx>,
+    (dir, command, args): (String, String, Vec<String>),
+) -> HostFuture<'_, Answer<CommandResult>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        let program = settings.as_ref().map_err(Clone::clone).and_then(|s| {
+            programs::find(&s.commands, &command)
+                .cloned()
+                .ok_or_else(|| {
+                    format!("command {command:?} is not in the filesystem handler's `commands`")
+                })
+        });
+        let result = match program {
+            Ok(program) => run_command(settings, dir, &program, args).await,
+            Err(e) => Err(e),
+        };
+        Ok((result,))
+    })
+}
+
+/// `nix develop --command sh -c COMMAND`, only if `nix` is in `commands`: allowing it allows
+/// whatever the flake's shell can run, so it is the operator's explicit choice.
+fn execute_nix_command(
+    store: StoreContextMut<'_, ActorCtx>,
+    (dir, command): (String, String),
+) -> HostFuture<'_, Answer<CommandResult>> {
+    let settings = settings(&store);
+    Box::pin(async move {
+        let nix = settings.as_ref().map_err(Clone::clone).and_then(|s| {
+            s.commands
+                .iter()
+                .find(|p| Path::new(&p.name).file_name() == Some("nix".as_ref()))
+                .cloned()
+                .ok_or_else(|| {
+                    "execute-nix-command is refused: `nix` is not in the filesystem handler's `commands`".to_string()
+                })
+        });
+        let args = ["develop", "--command", "sh", "-c", &command].map(str::to_owned);
+        let result = match nix {
+            Ok(nix) => run_command(settings, dir, &nix, args.to_vec()).await,
+            Err(e) => Err(e),
+        };
+        Ok((result,))
+    })
+}
