@@ -4,8 +4,9 @@
 //! `err:PID:TEXT,`, `exit:PID:CODE,`), which `state` prints.
 //!
 //! `spawn [KEY=VALUE...] -- PROGRAM ARGS...` (keys: `mode` raw|lines|json|chunked, `err-mode`,
-//! `chunk`, `timeout` ms, `cwd`, `env` NAME=VALUE, `buffer`), `stdin PID TEXT`, `status PID`,
-//! `signal PID N`, `kill PID`, `state`.
+//! `chunk`, `timeout` ms, `cwd`, `env` NAME=VALUE, `buffer`; `%20` in an argument is a space), `stdin PID TEXT`, `status PID`,
+//! `signal PID N`, `kill PID`, `state`, `panic` (traps). An initial state `init:COMMAND` runs
+//! COMMAND in `init` and logs its answer.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -59,7 +60,7 @@ fn config(args: &[&str]) -> Result<ProcessConfig, String> {
     let (program, rest) = command.split_first().ok_or("keeper: spawn needs a program")?;
     let mut config = ProcessConfig {
         program: program.to_string(),
-        args: rest.iter().map(|a| a.to_string()).collect(),
+        args: rest.iter().map(|a| a.replace("%20", " ")).collect(),
         cwd: None,
         env: Vec::new(),
         buffer_size: 4096,
@@ -106,6 +107,7 @@ fn run(state: &State, command: &str) -> Result<String, String> {
         })),
         "signal" => unit(process::os_signal(number(arg(1))?, number(arg(2))? as u32)),
         "kill" => unit(process::os_kill(number(arg(1))?)),
+        "panic" => panic!("keeper told to panic"),
         "state" => String::from_utf8_lossy(state.as_deref().unwrap_or_default()).into_owned(),
         other => return Err(format!("keeper: unknown command {other:?}")),
     })
@@ -113,6 +115,12 @@ fn run(state: &State, command: &str) -> Result<String, String> {
 
 impl Actor for Keeper {
     fn init(state: State, _: (String,)) -> Result<(State,), String> {
+        let text = String::from_utf8_lossy(state.as_deref().unwrap_or_default()).into_owned();
+        if let Some(command) = text.strip_prefix("init:") {
+            let answer = run(&None, command.trim_end())?;
+            bindings::theater::simple::runtime::log(&format!("init: {answer}"));
+            return Ok((None,));
+        }
         Ok((state,))
     }
 }

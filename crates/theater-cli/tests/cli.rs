@@ -842,3 +842,88 @@ fn bench_prints_figures_and_a_table_and_keeps_them() {
         "{why}"
     );
 }
+
+/// A process group recorded in the data dir: its id.
+fn recorded_group(data_dir: &Path) -> Option<i32> {
+    std::fs::read_dir(data_dir.join("processes"))
+        .ok()?
+        .flatten()
+        .find_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+fn group_alive(pgid: i32) -> bool {
+    // `kill -0 -PGID`: whether any process of the group is left.
+    Command::new("kill")
+        .args(["-0", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Polls `done` for up to a minute.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A process started by an actor survives `theater run` being killed with SIGKILL (nothing in
+/// the dead runtime can act), and the next run on the data dir kills it: `run --resume` finds
+/// the group recorded and kills it before the actor is brought back.
+#[test]
+fn a_process_left_by_a_killed_run_is_killed_on_resume() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("keeper.state"),
+        "init:spawn -- sh -c sleep%20300&sleep%20300",
+    )
+    .unwrap();
+    let manifest = work.path().join("keeper.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"keeper\"\nversion = \"0.1.0\"\ncomponent = {:?}\ninit_state = \"keeper.state\"\n[[handler]]\ntype = \"process\"\nprograms = [\"sh\"]\n",
+            test_actors::PROCESS_KEEPER
+        ),
+    )
+    .unwrap();
+    let mut child = theater(data.path())
+        .arg("run")
+        .arg(&manifest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pgid = None;
+    assert!(
+        eventually(|| {
+            pgid = recorded_group(data.path());
+            pgid.is_some()
+        }),
+        "the actor's process was never recorded"
+    );
+    let pgid = pgid.unwrap();
+    assert!(group_alive(pgid));
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait_with_output().unwrap();
+    assert!(group_alive(pgid), "SIGKILL left nothing to clean up");
+
+    let resumed = run(theater(data.path()).args(["run", "--resume"]));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("killed 1 process groups a previous run left"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(
+        eventually(|| !group_alive(pgid)),
+        "the leftover group still runs"
+    );
+}

@@ -65,6 +65,21 @@ pub(crate) enum Message {
     ChildExternalStop {
         child: Arc<str>,
     },
+    /// Something a handler's background work produced for the actor (a process's output or
+    /// exit), delivered as a call of one of the handler's exports.
+    HandlerEvent {
+        export: Export,
+        params: EventParams,
+    },
+}
+
+/// The params of a [`Message::HandlerEvent`], in the shapes handler exports take.
+#[derive(Clone)]
+pub(crate) enum EventParams {
+    /// `tuple<u64, list<u8>>`: an id and bytes.
+    Bytes(u64, Vec<u8>),
+    /// `tuple<u64, s32>`: an id and a code.
+    Code(u64, i32),
 }
 
 impl Message {
@@ -79,6 +94,7 @@ impl Message {
             Message::ChildError { .. } => Export::HandleChildError,
             Message::ChildExit { .. } => Export::HandleChildExit,
             Message::ChildExternalStop { .. } => Export::HandleChildExternalStop,
+            Message::HandlerEvent { export, .. } => *export,
         }
     }
 
@@ -89,7 +105,13 @@ impl Message {
             Message::ChannelOpen { msg, .. } | Message::ChannelMessage { msg, .. } => msg.len(),
             Message::ChildExit { data, .. } => data.as_ref().map_or(0, Vec::len),
             Message::ChildError { error, .. } => error.data.as_ref().map_or(0, Vec::len),
-            Message::ChannelClose { .. } | Message::ChildExternalStop { .. } => 0,
+            Message::HandlerEvent {
+                params: EventParams::Bytes(_, data),
+                ..
+            } => data.len(),
+            Message::ChannelClose { .. }
+            | Message::ChildExternalStop { .. }
+            | Message::HandlerEvent { .. } => 0,
         }
     }
 
@@ -655,6 +677,10 @@ async fn deliver(
         Message::ChildExternalStop { child } => {
             state_only!(Export::HandleChildExternalStop, (child.to_string(),))
         }
+        Message::HandlerEvent { export, params } => match params {
+            EventParams::Bytes(id, data) => state_only!(export, (id, data)),
+            EventParams::Code(id, code) => state_only!(export, (id, code)),
+        },
     }
 }
 

@@ -53,10 +53,13 @@ pub(crate) enum Export {
     HandleChildError,
     HandleChildExit,
     HandleChildExternalStop,
+    HandleStdout,
+    HandleStderr,
+    HandleExit,
 }
 
 impl Export {
-    pub(crate) const COUNT: usize = 9;
+    pub(crate) const COUNT: usize = 12;
 
     /// The export a chain names as `interface.function`.
     pub(crate) fn from_path(path: &str) -> Option<Export> {
@@ -73,6 +76,9 @@ impl Export {
         Export::HandleChildError,
         Export::HandleChildExit,
         Export::HandleChildExternalStop,
+        Export::HandleStdout,
+        Export::HandleStderr,
+        Export::HandleExit,
     ];
 
     pub(crate) fn interface(self) -> &'static str {
@@ -86,6 +92,9 @@ impl Export {
             Export::HandleChildError
             | Export::HandleChildExit
             | Export::HandleChildExternalStop => "theater:simple/supervisor-handlers",
+            Export::HandleStdout | Export::HandleStderr | Export::HandleExit => {
+                "theater:simple/process-handlers"
+            }
         }
     }
 
@@ -100,6 +109,9 @@ impl Export {
             Export::HandleChildError => "handle-child-error",
             Export::HandleChildExit => "handle-child-exit",
             Export::HandleChildExternalStop => "handle-child-external-stop",
+            Export::HandleStdout => "handle-stdout",
+            Export::HandleStderr => "handle-stderr",
+            Export::HandleExit => "handle-exit",
         }
     }
 
@@ -121,6 +133,9 @@ impl Export {
             Export::HandleChildExternalStop => {
                 "theater:simple/supervisor-handlers.handle-child-external-stop"
             }
+            Export::HandleStdout => "theater:simple/process-handlers.handle-stdout",
+            Export::HandleStderr => "theater:simple/process-handlers.handle-stderr",
+            Export::HandleExit => "theater:simple/process-handlers.handle-exit",
         }
     }
 }

@@ -591,5 +591,7 @@ async fn dispatch(
         Export::HandleChildError => call!((String, WitActorError), (State,)),
         Export::HandleChildExit => call!((String, Option<Vec<u8>>), (State,)),
         Export::HandleChildExternalStop => call!((String,), (State,)),
+        Export::HandleStdout | Export::HandleStderr => call!((u64, Vec<u8>), (State,)),
+        Export::HandleExit => call!((u64, i32), (State,)),
     })
 }

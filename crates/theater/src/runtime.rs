@@ -233,7 +233,19 @@ impl Runtime {
             None => (None, None),
         };
         let dir_lock = match &config.data_dir {
-            Some(dir) => Some(lock_data_dir(dir)?),
+            Some(dir) => {
+                let lock = lock_data_dir(dir)?;
+                // Holding the lock, any process group still recorded belongs to a runtime that
+                // died without stopping its actors.
+                let killed = crate::handlers::kill_leftovers(dir);
+                if killed > 0 {
+                    tracing::warn!(
+                        "killed {killed} process groups a previous run left in {}",
+                        dir.display()
+                    );
+                }
+                Some(lock)
+            }
             None => None,
         };
         let shared = Shared {

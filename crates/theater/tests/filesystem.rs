@@ -368,9 +368,8 @@ async fn files_and_commands_replay_after_they_are_gone() {
     let listing = ok(&k, "exec . ls").await;
     let id = k.id().to_owned();
     drop(k);
-    h.runtime.quiescent().await;
     let Harness { runtime, dir, .. } = h;
-    drop(runtime);
+    runtime.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir.path().join("root")).unwrap();
     let (len, summary) = common::replay_from(dir.path(), &id, &Registry::builtin()).await;
     assert_eq!(summary.events, len as u64);

@@ -207,7 +207,7 @@ async fn a_store_outlives_its_runtime_and_replays_without_it() {
     let hello = ok(&k, "put-at notes greeting hello").await;
     drop(k);
     let Harness { runtime, dir, .. } = h;
-    drop(runtime);
+    runtime.shutdown().await.unwrap();
 
     // A new runtime on the same data dir reads what the first one stored.
     let h = harness_at_dir(dir);
@@ -216,7 +216,7 @@ async fn a_store_outlives_its_runtime_and_replays_without_it() {
     assert_eq!(ok(&k, &format!("get notes {hello}")).await, "hello");
     drop(k);
     let Harness { runtime, dir, .. } = h;
-    drop(runtime);
+    runtime.shutdown().await.unwrap();
 
     // With the stores' tables emptied, the first actor's chain still replays: every read
     // comes from the chain.

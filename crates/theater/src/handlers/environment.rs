@@ -70,7 +70,7 @@ impl Handler for EnvironmentHandler {
 }
 
 /// Whether every name `pattern` matches is matched by one of `patterns`.
-fn covered(patterns: &[String], pattern: &str) -> bool {
+pub(crate) fn covered(patterns: &[String], pattern: &str) -> bool {
     match pattern.strip_suffix('*') {
         // A prefix is covered only by a prefix of it: no list of exact names covers it.
         Some(prefix) => patterns

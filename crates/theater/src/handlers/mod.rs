@@ -7,6 +7,7 @@
 mod environment;
 mod filesystem;
 mod message_server;
+mod process;
 mod programs;
 mod random;
 mod runtime;
@@ -29,6 +30,10 @@ pub use environment::EnvironmentSettings;
 pub use filesystem::{
     DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_READ_BYTES,
     DEFAULT_MAX_WRITE_BYTES, FilesystemSettings, MAX_LIST_ENTRIES,
+};
+pub use process::{
+    DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_OUTPUT_BYTES, MAX_PROCESS_BUFFER, PROCESSES_DIR,
+    ProcessSettings, ProcessState, kill_leftovers,
 };
 pub use programs::Program;
 pub use random::MAX_RANDOM_BYTES;
@@ -83,7 +88,7 @@ impl Registry {
                     Arc::new(random::HANDLER),
                     Arc::new(environment::EnvironmentHandler),
                     Arc::new(filesystem::FilesystemHandler),
-                    planned("process", &["theater:simple/process"]),
+                    Arc::new(process::ProcessHandler),
                     planned("http-client", &["theater:simple/http-client"]),
                     planned("http-framework", &["theater:simple/http-framework"]),
                 ])

@@ -1,0 +1,913 @@
+//! `theater:simple/process`: operating-system processes from the handler's `programs`
+//! allow-list, whose output and exit reach the actor through its mailbox as calls of its
+//! `process-handlers` exports. Granted by the `process` handler.
+//!
+//! A process runs by the absolute path its name resolved to when the manifest was read, with a
+//! clean environment (plus the variables `env` lets the actor set), in a directory beneath the
+//! handler's `root`, in a process group of its own. The group is killed when the process times
+//! out or prints past `max_output_bytes`, and when the actor stops, fails or is dropped with its
+//! runtime. Each group is also recorded in the data dir (`processes/`) until it ends, so that a
+//! runtime opening the data dir after a crash kills what the dead one left running
+//! ([`kill_leftovers`]).
+//!
+//! Output is read only as fast as the actor's mailbox takes it: a full mailbox stops the
+//! reading, and the process blocks on its pipe. A running process keeps `theater run` from
+//! exiting as quiescent. Every host call is recorded, and so is every output and exit call, as
+//! messages are; a replay starts no process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use theater_files::Root;
+use theater_files::guest::GuestPath;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use wasmtime::StoreContextMut;
+
+use super::environment::{allowed, covered};
+use super::programs::{self, Group, Launch, Program};
+use super::{
+    ExitKind, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput,
+    at_most, positive,
+};
+use crate::actor::{ActorCtx, now_ms};
+use crate::bindings::theater::simple::process::{OutputMode, ProcessConfig, ProcessStatus};
+use crate::cell::{EventParams, Message};
+use crate::component::Export;
+use crate::shared::Shared;
+use crate::sync::LockExt;
+
+type Answer<T> = (Result<T, String>,);
+
+pub const DEFAULT_MAX_PROCESSES: u64 = 4;
+pub const DEFAULT_PROCESS_OUTPUT_BYTES: u64 = 16 << 20;
+/// The largest read buffer (`buffer-size`) and chunk (`chunk-size`) a process config may ask for.
+pub const MAX_PROCESS_BUFFER: u32 = 1 << 20;
+/// Exited processes whose status an actor can still ask for.
+const KEPT_EXITED: usize = 64;
+/// The data dir's record of running process groups.
+pub const PROCESSES_DIR: &str = "processes";
+
+/// The `process` handler's settings.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    pub programs: Vec<Program>,
+    /// The directory processes run in (a config's `cwd` is beneath it): `root`, resolved
+    /// against the manifest's directory; `None`: not set (the manifest's directory for the
+    /// operator's actor, the parent's root for a child).
+    pub root: Option<PathBuf>,
+    base_dir: PathBuf,
+    /// The environment variables a config may set: names, or prefixes ending in `*`.
+    pub env: Vec<String>,
+    pub max_processes: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    /// The longest a process may run, in ms; `None`: as long as it likes.
+    pub max_execution_ms: Option<u64>,
+    opened: Arc<std::sync::OnceLock<Result<Root, String>>>,
+}
+
+impl ProcessSettings {
+    pub fn max_processes(&self) -> u64 {
+        self.max_processes.unwrap_or(DEFAULT_MAX_PROCESSES)
+    }
+    pub fn max_output_bytes(&self) -> u64 {
+        self.max_output_bytes
+            .unwrap_or(DEFAULT_PROCESS_OUTPUT_BYTES)
+    }
+    fn opened_root(&self) -> Result<&Root, String> {
+        self.opened
+            .get_or_init(|| {
+                Root::open(self.root.as_deref().unwrap_or(&self.base_dir))
+                    .map_err(|e| format!("process {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// One process an actor started, shared by its state and the task that reads its output.
+struct Running {
+    pid: u64,
+    start_ms: u64,
+    /// `None` while it runs.
+    exit: Mutex<Option<i32>>,
+    group: Mutex<Group>,
+    stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    /// Its record in the data dir, removed when it ends.
+    record: Option<PathBuf>,
+}
+
+impl Running {
+    fn kill(&self) {
+        self.group.locked().kill();
+    }
+}
+
+/// An actor's processes.
+#[derive(Default)]
+pub struct ProcessState {
+    processes: HashMap<u64, Arc<Running>>,
+}
+
+impl ProcessState {
+    fn running(&self) -> usize {
+        self.processes
+            .values()
+            .filter(|p| p.exit.locked().is_none())
+            .count()
+    }
+
+    /// Forgets the oldest exited processes past [`KEPT_EXITED`].
+    fn trim(&mut self) {
+        let mut exited: Vec<(u64, u64)> = self
+            .processes
+            .values()
+            .filter(|p| p.exit.locked().is_some())
+            .map(|p| (p.start_ms, p.pid))
+            .collect();
+        if exited.len() > KEPT_EXITED {
+            exited.sort_unstable();
+            for (_, pid) in &exited[..exited.len() - KEPT_EXITED] {
+                self.processes.remove(pid);
+            }
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for process in self.processes.values() {
+            process.kill();
+        }
+    }
+}
+
+impl Drop for ProcessState {
+    /// A process never outlives the actor that started it, however the actor goes.
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+pub(crate) struct ProcessHandler;
+
+impl Handler for ProcessHandler {
+    type Settings = ProcessSettings;
+    type State = ProcessState;
+
+    fn name(&self) -> &'static str {
+        "process"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/process"]
+    }
+    fn keys(&self) -> &'static [SettingKey] {
+        &[
+            SettingKey {
+                key: "programs",
+                rule: "every program resolves to one of the parent's; unset: none",
+            },
+            SettingKey {
+                key: "root",
+                rule: "beneath the parent's root, opened beneath it (kernel-confined); unset: the parent's root",
+            },
+            SettingKey {
+                key: "env",
+                rule: "every pattern covered by one of the parent's; unset: none",
+            },
+            SettingKey {
+                key: "max_processes",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_output_bytes",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_execution_ms",
+                rule: "at most the parent's (unset in the parent: any); unset: the parent's",
+            },
+        ]
+    }
+    fn parse(&self, input: &SettingsInput<'_>) -> Result<ProcessSettings, String> {
+        let table = input.table;
+        let root = match table.get("root") {
+            None => None,
+            Some(root) => Some(
+                input.base_dir.join(
+                    root.as_str()
+                        .ok_or("`root` must be a string (a directory)")?,
+                ),
+            ),
+        };
+        let env = match table.get("env") {
+            None => Vec::new(),
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                .ok_or(
+                    "`env` must be a list of variable names (a trailing `*` matches a prefix)",
+                )?,
+        };
+        Ok(ProcessSettings {
+            programs: programs::parse_list(table, "programs", input.base_dir)?,
+            root,
+            base_dir: input.base_dir.to_owned(),
+            env,
+            max_processes: positive(table, "max_processes")?,
+            max_output_bytes: positive(table, "max_output_bytes")?,
+            max_execution_ms: positive(table, "max_execution_ms")?,
+            opened: Arc::default(),
+        })
+    }
+    fn attenuate(
+        &self,
+        parent: &ProcessSettings,
+        child: ProcessSettings,
+    ) -> Result<ProcessSettings, Refusal> {
+        let refuse = |key: &str, message: String| Refusal::handler("process", key, message);
+        if let Some(wider) = programs::first_outside(&parent.programs, &child.programs) {
+            return Err(refuse(
+                "programs",
+                format!("{:?} is not one of the parent's programs", wider.name),
+            ));
+        }
+        if let Some(wider) = child.env.iter().find(|p| !covered(&parent.env, p)) {
+            return Err(refuse(
+                "env",
+                format!("{wider:?} is not within the parent's env {:?}", parent.env),
+            ));
+        }
+        let parent_root = parent.opened_root().map_err(|e| refuse("root", e))?;
+        let root = match &child.root {
+            None => parent_root.clone(),
+            Some(path) => parent_root.subdir(path, "root").map_err(|e| {
+                refuse(
+                    "root",
+                    format!(
+                        "{e} (a child's process root must be beneath its parent's {})",
+                        parent_root.path().display()
+                    ),
+                )
+            })?,
+        };
+        let max_execution_ms = match (parent.max_execution_ms, child.max_execution_ms) {
+            (Some(p), c) => at_most("process", "max_execution_ms", c, p)?,
+            (None, c) => c,
+        };
+        Ok(ProcessSettings {
+            max_processes: at_most(
+                "process",
+                "max_processes",
+                child.max_processes,
+                parent.max_processes(),
+            )?,
+            max_output_bytes: at_most(
+                "process",
+                "max_output_bytes",
+                child.max_output_bytes,
+                parent.max_output_bytes(),
+            )?,
+            max_execution_ms,
+            opened: Arc::new(std::sync::OnceLock::from(Ok(root))),
+            ..child
+        })
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        let mut process = linker.interface("theater:simple/process")?;
+        process.func("os-spawn", RecordAs::Value, os_spawn)?;
+        process.func("os-write-stdin", RecordAs::Value, os_write_stdin)?;
+        process.func("os-status", RecordAs::Value, os_status)?;
+        process.func("os-signal", RecordAs::Value, os_signal)?;
+        process.func("os-kill", RecordAs::Value, os_kill)?;
+        Ok(())
+    }
+    fn check(&self, settings: &ProcessSettings) -> Result<(), String> {
+        settings.opened_root()?;
+        programs::unresolved(&settings.programs, "programs")
+    }
+    fn new_state(&self, _: &ProcessSettings) -> ProcessState {
+        ProcessState::default()
+    }
+    fn on_exit(&self, state: &mut ProcessState, _how: ExitKind) {
+        state.kill_all();
+    }
+}
+
+/// What a call needs of the calling actor.
+struct Caller<'a> {
+    settings: ProcessSettings,
+    shared: Arc<Shared>,
+    actor: Arc<str>,
+    state: &'a mut ProcessState,
+}
+
+fn caller<'a>(store: &'a mut StoreContextMut<'_, ActorCtx>) -> Result<Caller<'a>, String> {
+    let ctx = store.data_mut();
+    let settings = ctx
+        .settings::<ProcessSettings>()
+        .cloned()
+        .ok_or("the process handler is not granted")?;
+    let shared = ctx.shared().map_err(|e| e.to_string())?;
+    let actor = ctx.id.clone();
+    let state = ctx
+        .handler_state::<ProcessState>()
+        .ok_or("the process handler has no state for this actor")?;
+    Ok(Caller {
+        settings,
+        shared,
+        actor,
+        state,
+    })
+}
+
+/// Checks a config against the settings: the program, the variables, the sizes.
+fn checked<'s>(
+    settings: &'s ProcessSettings,
+    config: &ProcessConfig,
+) -> Result<(&'s Program, PathBuf), String> {
+    let program = programs::find(&settings.programs, &config.program).ok_or_else(|| {
+        format!(
+            "program {:?} is not in the process handler's `programs`",
+            config.program
+        )
+    })?;
+    let path = program.path.clone()?;
+    if let Some((name, _)) = config.env.iter().find(|(k, _)| !allowed(&settings.env, k)) {
+        return Err(format!(
+            "environment variable {name:?} is not in the process handler's `env`"
+        ));
+    }
+    for (what, size) in [
+        ("buffer-size", Some(config.buffer_size)),
+        ("chunk-size", config.chunk_size),
+    ] {
+        if let Some(size) = size
+            && !(1..=MAX_PROCESS_BUFFER).contains(&size)
+        {
+            return Err(format!(
+                "{what} {size} is not between 1 and {MAX_PROCESS_BUFFER}"
+            ));
+        }
+    }
+    Ok((program, path))
+}
+
+fn os_spawn(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (config,): (ProcessConfig,),
+) -> HostFuture<'_, Answer<u64>> {
+    Box::pin(async move { Ok((spawn(&mut store, config).await,)) })
+}
+
+async fn spawn(
+    store: &mut StoreContextMut<'_, ActorCtx>,
+    config: ProcessConfig,
+) -> Result<u64, String> {
+    let Caller {
+        settings,
+        shared,
+        actor,
+        state,
+    } = caller(store)?;
+    let (program, path) = checked(&settings, &config)?;
+    let running = state.running() as u64;
+    if running >= settings.max_processes() {
+        return Err(format!(
+            "this actor runs {running} processes already, its limit (the process handler's `max_processes`)"
+        ));
+    }
+    let cwd = GuestPath::parse(config.cwd.as_deref().unwrap_or(""))?;
+    let dir = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || settings.opened_root()?.guest_dir(&cwd))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    let launch = Launch {
+        path: &path,
+        args: &config.args,
+        dir: &dir,
+        env: &config.env,
+        stdin: true,
+    };
+    let mut child = launch
+        .spawn()
+        .map_err(|e| format!("could not start {:?}: {e}", program.name))?;
+    let group = Group::of(&child);
+    let pid = u64::from(child.id().unwrap_or(0));
+    let record = shared
+        .data_dir
+        .as_deref()
+        .and_then(|dir| record_group(dir, pid as i32, &actor));
+    let process = Arc::new(Running {
+        pid,
+        start_ms: now_ms(),
+        exit: Mutex::new(None),
+        group: Mutex::new(group),
+        stdin: tokio::sync::Mutex::new(child.stdin.take()),
+        record,
+    });
+    state.processes.insert(pid, process.clone());
+    state.trim();
+    let output = Output {
+        shared: Arc::downgrade(&shared),
+        actor,
+        process: process.clone(),
+        left: settings.max_output_bytes(),
+    };
+    let limit = match (config.execution_timeout, settings.max_execution_ms) {
+        (Some(asked), Some(max)) => Some(asked.min(max)),
+        (asked, max) => asked.or(max),
+    };
+    let work = shared.busy.begin();
+    tokio::spawn(async move {
+        // Keeps the run from being quiescent until the output and the exit are delivered.
+        let _work = work;
+        watch(child, output, config, limit).await;
+    });
+    Ok(pid)
+}
+
+/// Where a process's output goes, and how much more may go.
+struct Output {
+    shared: Weak<Shared>,
+    actor: Arc<str>,
+    process: Arc<Running>,
+    left: u64,
+}
+
+impl Output {
+    /// Delivers one call to the actor, waiting for room in its mailbox (the process waits on
+    /// its pipe meanwhile), in parts no larger than the actor takes; false once the actor is
+    /// gone (nothing more will be delivered).
+    async fn deliver(&self, export: Export, params: EventParams) -> bool {
+        let Some(max) = self
+            .target()
+            .map(|(_, cell)| cell.messaging.max_message_bytes)
+        else {
+            return false;
+        };
+        match params {
+            EventParams::Bytes(id, data) if data.len() > max as usize => {
+                for part in data.chunks(max as usize) {
+                    if !self
+                        .deliver_one(export, EventParams::Bytes(id, part.to_vec()))
+                        .await
+                    {
+                        return false;
+                    }
+                }
+                true
+            }
+            params => self.deliver_one(export, params).await,
+        }
+    }
+
+    fn target(&self) -> Option<(Arc<Shared>, Arc<crate::cell::Cell>)> {
+        let shared = self.shared.upgrade()?;
+        let cell = shared.cell(&self.actor)?;
+        Some((shared, cell))
+    }
+
+    async fn deliver_one(&self, export: Export, params: EventParams) -> bool {
+        loop {
+            let Some((shared, cell)) = self.target() else {
+                return false;
+            };
+            if !cell.exports(export) {
+                // It does not take this output: read and dropped.
+                return true;
+            }
+            let message = Message::HandlerEvent {
+                export,
+                params: params.clone(),
+            };
+            let delivered = shared
+                .deliver(None, &self.actor, message, None, Duration::from_secs(60))
+                .await;
+            if delivered.is_ok() {
+                return true;
+            }
+            // A full mailbox, or every mailbox together full: wait, as a sender would.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Reads the process's output, delivers it in the configured modes, then its exit.
+async fn watch(
+    mut child: tokio::process::Child,
+    mut output: Output,
+    config: ProcessConfig,
+    limit: Option<u64>,
+) {
+    let pid = output.process.pid;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let buffer = config.buffer_size.clamp(1, MAX_PROCESS_BUFFER) as usize;
+    let mut streams = [
+        Stream::new(
+            stdout,
+            config.stdout_mode,
+            config.chunk_size,
+            buffer,
+            Export::HandleStdout,
+        ),
+        Stream::new(
+            stderr,
+            config.stderr_mode,
+            config.chunk_size,
+            buffer,
+            Export::HandleStderr,
+        ),
+    ];
+    let read = async {
+        let mut bufs = [vec![0u8; buffer], vec![0u8; buffer]];
+        while streams.iter().any(|s| s.pipe.is_some()) {
+            let [out, err] = &mut streams;
+            let [out_buf, err_buf] = &mut bufs;
+            let (which, n) = tokio::select! {
+                n = out.read(out_buf) => (0, n),
+                n = err.read(err_buf) => (1, n),
+            };
+            let stream = &mut streams[which];
+            if n == 0 {
+                stream.pipe = None;
+                for piece in stream.mode.finish() {
+                    if !output
+                        .deliver(stream.export, EventParams::Bytes(pid, piece))
+                        .await
+                    {
+                        return false;
+                    }
+                }
+                continue;
+            }
+            let mut data = &bufs[which][..n];
+            let over = data.len() as u64 > output.left;
+            if over {
+                data = &data[..output.left as usize];
+            }
+            output.left -= data.len() as u64;
+            for piece in stream.mode.take(data) {
+                if !output
+                    .deliver(stream.export, EventParams::Bytes(pid, piece))
+                    .await
+                {
+                    return false;
+                }
+            }
+            if over {
+                tracing::warn!(
+                    "actor {}: process {pid} printed past its output limit; it was killed",
+                    output.actor
+                );
+                return true;
+            }
+        }
+        true
+    };
+    let finished = match limit {
+        Some(ms) => tokio::time::timeout(Duration::from_millis(ms), read)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    "actor {}: process {pid} ran past its {ms} ms execution timeout; it was killed",
+                    output.actor
+                );
+                true
+            }),
+        None => read.await,
+    };
+    // Whatever it left running goes with it (a no-op for a group already gone).
+    output.process.kill();
+    let code = match child.wait().await {
+        Ok(status) => programs::exit_code(status),
+        Err(_) => -1,
+    };
+    *output.process.exit.locked() = Some(code);
+    if let Some(record) = &output.process.record {
+        let _ = std::fs::remove_file(record);
+    }
+    if finished {
+        output
+            .deliver(Export::HandleExit, EventParams::Code(pid, code))
+            .await;
+    }
+}
+
+/// One output stream of a process.
+struct Stream {
+    pipe: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    mode: Framing,
+    export: Export,
+}
+
+impl Stream {
+    fn new<R: AsyncRead + Send + Unpin + 'static>(
+        pipe: Option<R>,
+        mode: OutputMode,
+        chunk: Option<u32>,
+        buffer: usize,
+        export: Export,
+    ) -> Stream {
+        Stream {
+            pipe: pipe.map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>),
+            mode: Framing::new(mode, chunk.map_or(buffer, |c| c as usize)),
+            export,
+        }
+    }
+
+    /// Reads some bytes; never ready once the pipe is closed.
+    async fn read(&mut self, buf: &mut [u8]) -> usize {
+        match &mut self.pipe {
+            Some(pipe) => pipe.read(buf).await.unwrap_or(0),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// How a stream's bytes are cut into the pieces delivered.
+enum Framing {
+    /// As read.
+    Raw,
+    /// One piece per line, without its newline.
+    Lines(Vec<u8>),
+    /// One piece per JSON value, compact; bytes that are not JSON are skipped to the next line.
+    Json(Vec<u8>),
+    /// Pieces of exactly this many bytes (the last may be shorter).
+    Chunks(usize, Vec<u8>),
+}
+
+/// The longest line or JSON value held back waiting for its end; past it, it goes as is.
+const MAX_PIECE: usize = 1 << 20;
+
+impl Framing {
+    fn new(mode: OutputMode, chunk: usize) -> Framing {
+        match mode {
+            OutputMode::Raw => Framing::Raw,
+            OutputMode::LineByLine => Framing::Lines(Vec::new()),
+            OutputMode::Json => Framing::Json(Vec::new()),
+            OutputMode::Chunked => Framing::Chunks(chunk.max(1), Vec::new()),
+        }
+    }
+
+    fn take(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        match self {
+            Framing::Raw => vec![data.to_vec()],
+            Framing::Lines(held) => {
+                held.extend_from_slice(data);
+                let mut pieces = Vec::new();
+                while let Some(end) = held.iter().position(|b| *b == b'\n') {
+                    let mut line: Vec<u8> = held.drain(..=end).collect();
+                    line.pop();
+                    pieces.push(line);
+                }
+                if held.len() > MAX_PIECE {
+                    pieces.push(std::mem::take(held));
+                }
+                pieces
+            }
+            Framing::Json(held) => {
+                held.extend_from_slice(data);
+                json_values(held, false)
+            }
+            Framing::Chunks(size, held) => {
+                held.extend_from_slice(data);
+                let whole = held.len() / *size * *size;
+                held.drain(..whole)
+                    .collect::<Vec<u8>>()
+                    .chunks(*size)
+                    .map(<[u8]>::to_vec)
+                    .collect()
+            }
+        }
+    }
+
+    /// What is held back when the stream ends.
+    fn finish(&mut self) -> Vec<Vec<u8>> {
+        match self {
+            Framing::Raw => Vec::new(),
+            Framing::Json(held) => json_values(held, true),
+            Framing::Lines(held) | Framing::Chunks(_, held) => {
+                let rest = std::mem::take(held);
+                if rest.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![rest]
+                }
+            }
+        }
+    }
+}
+
+/// Takes the complete JSON values at the front of `held`, each as compact JSON. Bytes that
+/// cannot start a value are skipped through the next newline (all of them at the end).
+fn json_values(held: &mut Vec<u8>, at_end: bool) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    loop {
+        let start = held
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(held.len());
+        held.drain(..start);
+        if held.is_empty() {
+            return pieces;
+        }
+        let mut values =
+            serde_json::Deserializer::from_slice(held).into_iter::<serde_json::Value>();
+        match values.next() {
+            Some(Ok(value)) => {
+                let used = values.byte_offset();
+                pieces.push(serde_json::to_vec(&value).unwrap_or_default());
+                held.drain(..used);
+            }
+            Some(Err(e)) if e.is_eof() && !at_end && held.len() <= MAX_PIECE => return pieces,
+            _ => {
+                let skip = held
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(held.len(), |n| n + 1);
+                held.drain(..skip);
+            }
+        }
+    }
+}
+
+/// The actor's process `pid`.
+fn process(store: &mut StoreContextMut<'_, ActorCtx>, pid: u64) -> Result<Arc<Running>, String> {
+    caller(store)?
+        .state
+        .processes
+        .get(&pid)
+        .cloned()
+        .ok_or_else(|| format!("this actor has no process {pid}"))
+}
+
+fn os_write_stdin(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (pid, data): (u64, Vec<u8>),
+) -> HostFuture<'_, Answer<u32>> {
+    Box::pin(async move {
+        let result = async {
+            let process = process(&mut store, pid)?;
+            let mut stdin = process.stdin.lock().await;
+            let pipe = stdin
+                .as_mut()
+                .ok_or_else(|| format!("process {pid} has no stdin open"))?;
+            let write = async {
+                pipe.write_all(&data).await?;
+                pipe.flush().await
+            };
+            match tokio::time::timeout(Duration::from_secs(30), write).await {
+                Ok(Ok(())) => Ok(data.len() as u32),
+                Ok(Err(e)) => Err(format!("writing to process {pid}: {e}")),
+                Err(_) => Err(format!("process {pid} did not read its stdin within 30 s")),
+            }
+        }
+        .await;
+        Ok((result,))
+    })
+}
+
+fn os_status(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (pid,): (u64,),
+) -> HostFuture<'_, Answer<ProcessStatus>> {
+    Box::pin(async move {
+        let result = process(&mut store, pid).map(|p| {
+            let exit = *p.exit.locked();
+            ProcessStatus {
+                pid,
+                running: exit.is_none(),
+                exit_code: exit,
+                start_time: p.start_ms,
+            }
+        });
+        Ok((result,))
+    })
+}
+
+fn os_signal(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (pid, signal): (u64, u32),
+) -> HostFuture<'_, Answer<()>> {
+    Box::pin(async move {
+        let result = process(&mut store, pid).and_then(|p| {
+            if p.exit.locked().is_some() {
+                return Err(format!("process {pid} has exited"));
+            }
+            let sig = i32::try_from(signal)
+                .ok()
+                .and_then(rustix::process::Signal::from_named_raw)
+                .ok_or_else(|| format!("{signal} is not a signal"))?;
+            let target = rustix::process::Pid::from_raw(pid as i32)
+                .ok_or_else(|| format!("{pid} is not a process id"))?;
+            rustix::process::kill_process(target, sig)
+                .map_err(|e| format!("signalling process {pid}: {e}"))
+        });
+        Ok((result,))
+    })
+}
+
+fn os_kill(mut store: StoreContextMut<'_, ActorCtx>, (pid,): (u64,)) -> HostFuture<'_, Answer<()>> {
+    Box::pin(async move {
+        let result = process(&mut store, pid).map(|p| p.kill());
+        Ok((result,))
+    })
+}
+
+/// Records a running process group in `data_dir/processes/`, with its start time as the
+/// kernel counts it (so that a later runtime does not kill a process that reused the id).
+fn record_group(data_dir: &Path, pgid: i32, actor: &str) -> Option<PathBuf> {
+    let dir = data_dir.join(PROCESSES_DIR);
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(pgid.to_string());
+    let started = start_time(pgid)?;
+    std::fs::write(&path, format!("{started} {actor}\n")).ok()?;
+    Some(path)
+}
+
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`, in clock ticks since boot).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills the process groups a runtime that died left running in `data_dir`, and forgets them.
+/// A group whose leader's id now belongs to another process (started later) is left alone.
+/// Returns how many groups were killed.
+pub fn kill_leftovers(data_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(data_dir.join(PROCESSES_DIR)) else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let pgid = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok());
+        let recorded = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
+        if let (Some(pgid), Some(recorded)) = (pgid, recorded)
+            && pgid > 1
+        {
+            // The leader gone, its group may live on: the id cannot be reused while it does.
+            let same = start_time(pgid).is_none_or(|now| now == recorded);
+            if same {
+                programs::kill_group(pgid);
+                killed += 1;
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    killed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(mode: OutputMode, chunk: usize, inputs: &[&str]) -> Vec<String> {
+        let mut framing = Framing::new(mode, chunk);
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for input in inputs {
+            out.extend(framing.take(input.as_bytes()));
+        }
+        out.extend(framing.finish());
+        out.into_iter()
+            .map(|p| String::from_utf8(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn output_modes_cut_the_stream_as_named() {
+        assert_eq!(pieces(OutputMode::Raw, 0, &["ab", "c"]), ["ab", "c"]);
+        assert_eq!(
+            pieces(OutputMode::LineByLine, 0, &["a\nb", "c\n", "d"]),
+            ["a", "bc", "d"]
+        );
+        assert_eq!(
+            pieces(OutputMode::Chunked, 3, &["abcd", "efg", "h"]),
+            ["abc", "def", "gh"]
+        );
+        assert_eq!(
+            pieces(
+                OutputMode::Json,
+                0,
+                &["{\"a\": 1} [2", ",3]\nnot json\n", "\"s\"", " 4"]
+            ),
+            ["{\"a\":1}", "[2,3]", "\"s\"", "4"]
+        );
+    }
+
+    #[test]
+    fn start_times_come_from_proc() {
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some());
+        assert_eq!(start_time(i32::MAX), None);
+    }
+}
