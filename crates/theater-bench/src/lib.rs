@@ -10,6 +10,7 @@
 //! so an installed `theater` binary can run them anywhere.
 
 mod density;
+mod io;
 mod messaging;
 mod skynet;
 mod spawn;
@@ -152,6 +153,13 @@ pub const WORKLOADS: &[Workload] = &[
         erlang: None,
         run: density::run,
     },
+    Workload {
+        name: "io",
+        about: "the store, filesystem and process handlers: 1 KiB store+get, 4 KiB file reads, process spawn-to-exit; against SQLite, std::fs and std::process directly",
+        modes: &["recorded", "unrecorded", "direct"],
+        erlang: None,
+        run: io::run,
+    },
 ];
 
 /// The workload called `name`.
@@ -180,6 +188,7 @@ struct Components {
     minimal: PathBuf,
     bench_actor: PathBuf,
     skynet: PathBuf,
+    io_bench: PathBuf,
 }
 
 impl Components {
@@ -195,6 +204,7 @@ impl Components {
             minimal: write("minimal.wasm", test_actors::embedded::MINIMAL)?,
             bench_actor: write("bench-actor.wasm", test_actors::embedded::BENCH_ACTOR)?,
             skynet: write("skynet.wasm", test_actors::embedded::SKYNET)?,
+            io_bench: write("io-bench.wasm", test_actors::embedded::IO_BENCH)?,
             _dir: dir,
         })
     }

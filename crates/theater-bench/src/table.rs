@@ -9,6 +9,7 @@ use std::collections::HashMap;
 const FIGURES: &[&str] = &[
     "round_trip_us",
     "messages_per_second",
+    "ops_per_second",
     "hop_us",
     "per_child_us",
     "us_per_spawn",
@@ -19,13 +20,15 @@ const FIGURES: &[&str] = &[
     "seconds",
 ];
 /// Higher is better for these; the other figures are times or sizes.
-const RATES: &[&str] = &["messages_per_second", "events_per_second"];
+const RATES: &[&str] = &["messages_per_second", "events_per_second", "ops_per_second"];
 /// `floor`: the least any implementation could do (chain verification: one BLAKE3 per event).
-const PREFERRED_MODES: &[&str] = &["recorded", "unrecorded", "erlang", "floor"];
+/// `direct`: the same work done without Theater (SQLite, `std::fs`, `std::process`).
+const PREFERRED_MODES: &[&str] = &["recorded", "unrecorded", "erlang", "floor", "direct"];
 const RATIOS: &[(&str, &str)] = &[
     ("recorded", "unrecorded"),
     ("recorded", "erlang"),
     ("recorded", "floor"),
+    ("recorded", "direct"),
 ];
 
 /// The figures of a sitting, as lines arrive.
