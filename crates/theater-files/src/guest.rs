@@ -146,13 +146,21 @@ impl Root {
 
     /// The regular file at `path`, up to `cap` bytes.
     pub fn guest_read(&self, path: &GuestPath, cap: u64) -> Result<Vec<u8>, String> {
+        self.guest_open(path)?.read(cap)
+    }
+
+    /// The regular file at `path`, opened (so its size is known before it is read).
+    pub fn guest_open(&self, path: &GuestPath) -> Result<GuestFile, String> {
         if path.is_root() {
             return Err(path.error(Errno::ISDIR));
         }
         let file = self
             .open_file(&self.canonical.join(&path.rel), "file")
             .map_err(|e| path.file_error(e))?;
-        file.read(cap, "file").map_err(|e| path.file_error(e))
+        Ok(GuestFile {
+            file,
+            path: path.clone(),
+        })
     }
 
     /// Replaces the regular file at `path` with `data` (creating it, mode 0644).
@@ -244,6 +252,26 @@ impl Root {
     /// The directory `path` beneath the root, opened (for a command's working directory).
     pub fn guest_dir(&self, path: &GuestPath) -> Result<OwnedFd, String> {
         self.dir_beneath(&path.rel).map_err(|e| path.error(e))
+    }
+}
+
+/// A regular file an actor named, opened beneath its root.
+#[derive(Debug)]
+pub struct GuestFile {
+    file: crate::OpenFile,
+    path: GuestPath,
+}
+
+impl GuestFile {
+    /// Its size when it was opened.
+    pub fn size(&self) -> u64 {
+        self.file.stamp().size
+    }
+
+    /// Its bytes, up to `cap`.
+    pub fn read(self, cap: u64) -> Result<Vec<u8>, String> {
+        let path = self.path;
+        self.file.read(cap, "file").map_err(|e| path.file_error(e))
     }
 }
 

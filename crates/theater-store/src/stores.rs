@@ -37,7 +37,13 @@ impl StoreName<'_> {
 pub(crate) const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS actor_stores (
         key   TEXT PRIMARY KEY,
-        owner TEXT
+        owner TEXT,
+        -- The sizes of its contents together, kept as they are added: checking `max_bytes`
+        -- must not read the whole store.
+        bytes INTEGER NOT NULL DEFAULT 0,
+        -- Its contents and labels together, bounded by `MAX_ENTRIES`: rows cost room too,
+        -- and every listing returns them all.
+        entries INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS actor_store_content (
         key  TEXT NOT NULL,
@@ -52,6 +58,11 @@ pub(crate) const SCHEMA: &str = "
         PRIMARY KEY (key, label)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS actor_stores_by_owner ON actor_stores (owner);";
+
+/// The most contents and labels one store holds together, whatever their sizes: a store of
+/// tiny contents or many labels costs rows, and `list-all-content` and `list-labels` return
+/// every one.
+pub const MAX_ENTRIES: u64 = 100_000;
 
 /// What a write does when it is refused: its own error (the store is full, the label is
 /// missing), as opposed to a database failure, which fails the writer's whole transaction.
@@ -90,6 +101,9 @@ pub fn add(
     if member(conn, &key, hash)? {
         return Ok(Ok(()));
     }
+    if let Some(full) = full(conn, &key)? {
+        return Ok(Err(full));
+    }
     let total = total_size(conn, &key)?;
     let size = data.len() as u64;
     if total.saturating_add(size) > max_bytes {
@@ -102,6 +116,10 @@ pub fn add(
         .execute([&key])?;
     conn.prepare_cached("INSERT INTO actor_store_content (key, hash, size) VALUES (?1, ?2, ?3)")?
         .execute(params![key, &hash[..], size as i64])?;
+    conn.prepare_cached(
+        "UPDATE actor_stores SET bytes = bytes + ?2, entries = entries + 1 WHERE key = ?1",
+    )?
+    .execute(params![key, size as i64])?;
     Ok(Ok(()))
 }
 
@@ -126,8 +144,16 @@ pub fn set_label(
     if !member(conn, &key, hash)? {
         return Ok(Err(not_member(hash)));
     }
-    if mode == LabelMode::Replace && label_of(conn, &key, label)?.is_none() {
+    let exists = label_of(conn, &key, label)?.is_some();
+    if mode == LabelMode::Replace && !exists {
         return Ok(Err(no_label(label)));
+    }
+    if !exists {
+        if let Some(full) = full(conn, &key)? {
+            return Ok(Err(full));
+        }
+        conn.prepare_cached("UPDATE actor_stores SET entries = entries + 1 WHERE key = ?1")?
+            .execute([&key])?;
     }
     conn.prepare_cached(
         "INSERT INTO actor_store_labels (key, label, hash) VALUES (?1, ?2, ?3)
@@ -160,6 +186,8 @@ pub fn remove_label(
     }
     conn.prepare_cached("DELETE FROM actor_store_labels WHERE key = ?1 AND label = ?2")?
         .execute(params![key, label])?;
+    conn.prepare_cached("UPDATE actor_stores SET entries = entries - 1 WHERE key = ?1")?
+        .execute([&key])?;
     Ok(Ok(()))
 }
 
@@ -168,10 +196,22 @@ fn member(conn: &Connection, key: &str, hash: &ContentHash) -> rusqlite::Result<
         .exists(params![key, &hash[..]])
 }
 
+/// Why the store takes no more entries, if it is full.
+fn full(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    let entries: Option<i64> = conn
+        .prepare_cached("SELECT entries FROM actor_stores WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    Ok((entries.unwrap_or(0) as u64 >= MAX_ENTRIES)
+        .then(|| format!("the store holds {MAX_ENTRIES} contents and labels, its limit")))
+}
+
 fn total_size(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
-    conn.prepare_cached("SELECT COALESCE(SUM(size), 0) FROM actor_store_content WHERE key = ?1")?
-        .query_row([key], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
+    let bytes: Option<i64> = conn
+        .prepare_cached("SELECT bytes FROM actor_stores WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.unwrap_or(0) as u64)
 }
 
 fn label_of(conn: &Connection, key: &str, label: &str) -> rusqlite::Result<Option<ContentHash>> {
@@ -327,6 +367,43 @@ mod tests {
             .unwrap_err();
         assert!(over.contains("limit of 8"), "{over}");
         assert_eq!(store.store_size(s).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_store_takes_at_most_max_entries_contents_and_labels() {
+        let (_dir, _store, conn) = open();
+        let s = StoreName::Named("s");
+        add(&conn, s, &hash(b"a"), b"a", 100).unwrap().unwrap();
+        set_label(&conn, s, "l", &hash(b"a"), LabelMode::Set)
+            .unwrap()
+            .unwrap();
+        let entries = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT entries FROM actor_stores WHERE key = 'n/s'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(entries(&conn), 2);
+        // Replacing a label adds no entry; removing one frees it.
+        set_label(&conn, s, "l", &hash(b"a"), LabelMode::Replace)
+            .unwrap()
+            .unwrap();
+        assert_eq!(entries(&conn), 2);
+        remove_label(&conn, s, "l", None).unwrap().unwrap();
+        assert_eq!(entries(&conn), 1);
+        conn.execute(
+            "UPDATE actor_stores SET entries = ?1 WHERE key = 'n/s'",
+            [MAX_ENTRIES as i64],
+        )
+        .unwrap();
+        let e = add(&conn, s, &hash(b"b"), b"b", 100).unwrap().unwrap_err();
+        assert!(e.contains("contents and labels, its limit"), "{e}");
+        let e = set_label(&conn, s, "m", &hash(b"a"), LabelMode::Set)
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("its limit"), "{e}");
     }
 
     #[test]

@@ -311,6 +311,29 @@ async fn a_missing_root_or_program_refuses_the_spawn() {
         e.contains("no-such-program-anywhere") && e.contains("not in PATH"),
         "{e}"
     );
+    // A program beneath a writable root: the actor could rewrite it, then run it.
+    let tool = h.dir.path().join("root/tool");
+    std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let e = h
+        .runtime
+        .spawn(keeper_manifest(
+            h.dir.path(),
+            KEEPER,
+            &files("root", "commands = [\"./root/tool\"]\n"),
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lies beneath the writable root"), "{e}");
+    h.runtime
+        .spawn(keeper_manifest(
+            h.dir.path(),
+            KEEPER,
+            &files("root", "commands = [\"./root/tool\"]\nread_only = true\n"),
+        ))
+        .await
+        .unwrap();
     let text = "name = \"x\"\nversion = \"1\"\ncomponent = \"x.wasm\"\n[[handler]]\ntype = \"filesystem\"\n";
     let e = theater::Manifest::parse(
         text,

@@ -241,15 +241,12 @@ async fn a_new_runtime_kills_what_a_dead_one_left() {
         .spawn()
         .unwrap();
     let pgid = left.id() as i32;
-    let stat = std::fs::read_to_string(format!("/proc/{pgid}/stat")).unwrap();
-    let started = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .to_owned();
+    let started = start_time(pgid);
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let boot = boot.trim();
     std::fs::write(
         processes.join(pgid.to_string()),
-        format!("{started} someone\n"),
+        format!("{boot} {started} someone\n"),
     )
     .unwrap();
     // A record whose id now names another process (a different start time) is not killed.
@@ -259,13 +256,35 @@ async fn a_new_runtime_kills_what_a_dead_one_left() {
         .spawn()
         .unwrap();
     let innocent_id = innocent.id() as i32;
-    std::fs::write(processes.join(innocent_id.to_string()), "1 someone\n").unwrap();
+    std::fs::write(
+        processes.join(innocent_id.to_string()),
+        format!("{boot} 1 someone\n"),
+    )
+    .unwrap();
+    // Nor one recorded in another boot, even with the right start time.
+    let mut rebooted = std::process::Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let rebooted_id = rebooted.id() as i32;
+    std::fs::write(
+        processes.join(rebooted_id.to_string()),
+        format!("another-boot {} someone\n", start_time(rebooted_id)),
+    )
+    .unwrap();
 
     let path = dir.path().to_owned();
     let h = harness_with(|c| c.data_dir = Some(path));
     let _ = left.wait();
     assert!(group_gone(pgid).await, "the leftover group still runs");
     assert!(group_alive(innocent_id), "a reused id was killed");
+    assert!(
+        group_alive(rebooted_id),
+        "a record from another boot was acted on"
+    );
+    rebooted.kill().unwrap();
+    let _ = rebooted.wait();
     assert!(std::fs::read_dir(&processes).unwrap().next().is_none());
     innocent.kill().unwrap();
     let _ = innocent.wait();
@@ -273,6 +292,16 @@ async fn a_new_runtime_kills_what_a_dead_one_left() {
 }
 
 use std::os::unix::process::CommandExt;
+
+/// Field 22 of `/proc/PID/stat`: the start time, in clock ticks since boot.
+fn start_time(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_owned()
+}
 
 fn which(program: &str) -> std::path::PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap())

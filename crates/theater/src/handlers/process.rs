@@ -92,15 +92,40 @@ struct Running {
     start_ms: u64,
     /// `None` while it runs.
     exit: Mutex<Option<i32>>,
+    /// Armed until the group is killed, which the output task does before it reaps the
+    /// leader: so a group id is never signalled once it may name someone else's group.
     group: Mutex<Group>,
+    /// The process itself, for signals: a pidfd names this process, never one that reused
+    /// its id after it was reaped.
+    pidfd: Option<std::os::fd::OwnedFd>,
     stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
     /// Its record in the data dir, removed when it ends.
     record: Option<PathBuf>,
+    /// Set when its actor's run ends: no more output is delivered.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Running {
     fn kill(&self) {
         self.group.locked().kill();
+    }
+
+    /// Kills it for good: no more output, and its record gone.
+    fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.kill();
+        self.forget_record();
+    }
+
+    fn forget_record(&self) {
+        if let Some(record) = &self.record {
+            let _ = std::fs::remove_file(record);
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -136,7 +161,7 @@ impl ProcessState {
 
     fn kill_all(&mut self) {
         for process in self.processes.values() {
-            process.kill();
+            process.stop();
         }
     }
 }
@@ -395,6 +420,9 @@ async fn spawn(
         .map_err(|e| format!("could not start {:?}: {e}", program.name))?;
     let group = Group::of(&child);
     let pid = u64::from(child.id().unwrap_or(0));
+    // Opened before anything can reap it, so it names this process.
+    let pidfd = rustix::process::Pid::from_raw(pid as i32)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     let record = shared
         .data_dir
         .as_deref()
@@ -404,8 +432,10 @@ async fn spawn(
         start_ms: now_ms(),
         exit: Mutex::new(None),
         group: Mutex::new(group),
+        pidfd,
         stdin: tokio::sync::Mutex::new(child.stdin.take()),
         record,
+        stopped: Default::default(),
     });
     state.processes.insert(pid, process.clone());
     state.trim();
@@ -443,7 +473,7 @@ impl Output {
     async fn deliver(&self, export: Export, params: EventParams) -> bool {
         let Some(max) = self
             .target()
-            .map(|(_, cell)| cell.messaging.max_message_bytes)
+            .map(|(_, cell)| cell.messaging.max_message_bytes.max(1))
         else {
             return false;
         };
@@ -471,6 +501,9 @@ impl Output {
 
     async fn deliver_one(&self, export: Export, params: EventParams) -> bool {
         loop {
+            if self.process.is_stopped() {
+                return false;
+            }
             let Some((shared, cell)) = self.target() else {
                 return false;
             };
@@ -502,6 +535,9 @@ async fn watch(
     limit: Option<u64>,
 ) {
     let pid = output.process.pid;
+    // However this task ends (a panic included), the group is killed before the leader can be
+    // reaped, and the process counts as exited.
+    let _cleanup = Cleanup(output.process.clone());
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let buffer = config.buffer_size.clamp(1, MAX_PROCESS_BUFFER) as usize;
     let mut streams = [
@@ -520,6 +556,7 @@ async fn watch(
             Export::HandleStderr,
         ),
     ];
+    let process = output.process.clone();
     let read = async {
         let mut bufs = [vec![0u8; buffer], vec![0u8; buffer]];
         while streams.iter().any(|s| s.pipe.is_some()) {
@@ -537,7 +574,7 @@ async fn watch(
                         .deliver(stream.export, EventParams::Bytes(pid, piece))
                         .await
                     {
-                        return false;
+                        return Ended::ActorGone;
                     }
                 }
                 continue;
@@ -553,7 +590,7 @@ async fn watch(
                     .deliver(stream.export, EventParams::Bytes(pid, piece))
                     .await
                 {
-                    return false;
+                    return Ended::ActorGone;
                 }
             }
             if over {
@@ -561,37 +598,68 @@ async fn watch(
                     "actor {}: process {pid} printed past its output limit; it was killed",
                     output.actor
                 );
-                return true;
+                return Ended::Limit;
             }
         }
-        true
+        Ended::Closed
     };
-    let finished = match limit {
-        Some(ms) => tokio::time::timeout(Duration::from_millis(ms), read)
-            .await
-            .unwrap_or_else(|_| {
+    // Its output closed, it is waited for; past a limit, or with its actor gone, it is
+    // killed first. Either way, what it left running in its group goes with it, killed while
+    // its exit status still holds the group's id.
+    let run = async {
+        let ended = read.await;
+        if ended != Ended::Closed {
+            process.kill();
+        }
+        let status = programs::wait_then_kill(&mut child, || process.kill()).await;
+        (ended, status)
+    };
+    let (ended, status) = match limit {
+        None => run.await,
+        Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), run).await {
+            Ok(done) => done,
+            Err(_) => {
                 tracing::warn!(
                     "actor {}: process {pid} ran past its {ms} ms execution timeout; it was killed",
                     output.actor
                 );
-                true
-            }),
-        None => read.await,
+                process.kill();
+                (Ended::Limit, child.wait().await)
+            }
+        },
     };
-    // Whatever it left running goes with it (a no-op for a group already gone).
-    output.process.kill();
-    let code = match child.wait().await {
+    let code = match status {
         Ok(status) => programs::exit_code(status),
         Err(_) => -1,
     };
     *output.process.exit.locked() = Some(code);
-    if let Some(record) = &output.process.record {
-        let _ = std::fs::remove_file(record);
-    }
-    if finished {
+    output.process.forget_record();
+    if ended != Ended::ActorGone {
         output
             .deliver(Export::HandleExit, EventParams::Code(pid, code))
             .await;
+    }
+}
+
+/// How reading a process's output ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Both pipes closed.
+    Closed,
+    /// It printed past its limit (or, from the caller, ran past its time).
+    Limit,
+    /// Its actor is gone: nothing more is delivered.
+    ActorGone,
+}
+
+/// Ends a process's bookkeeping when its output task ends, however it ends.
+struct Cleanup(Arc<Running>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.0.kill();
+        self.0.exit.locked().get_or_insert(-1);
+        self.0.forget_record();
     }
 }
 
@@ -655,21 +723,19 @@ impl Framing {
         match self {
             Framing::Raw => vec![data.to_vec()],
             Framing::Lines(held) => {
-                held.extend_from_slice(data);
-                let mut pieces = Vec::new();
-                while let Some(end) = held.iter().position(|b| *b == b'\n') {
-                    let mut line: Vec<u8> = held.drain(..=end).collect();
-                    line.pop();
-                    pieces.push(line);
-                }
-                if held.len() > MAX_PIECE {
-                    pieces.push(std::mem::take(held));
+                let mut pieces = complete_lines(held, data);
+                while held.len() > MAX_PIECE {
+                    pieces.push(held.drain(..MAX_PIECE).collect());
                 }
                 pieces
             }
             Framing::Json(held) => {
-                held.extend_from_slice(data);
-                json_values(held, false)
+                let lines = complete_lines(held, data);
+                if held.len() > MAX_PIECE {
+                    // A value this long is not waited for.
+                    held.clear();
+                }
+                lines.iter().flat_map(|line| json_values(line)).collect()
             }
             Framing::Chunks(size, held) => {
                 held.extend_from_slice(data);
@@ -687,7 +753,7 @@ impl Framing {
     fn finish(&mut self) -> Vec<Vec<u8>> {
         match self {
             Framing::Raw => Vec::new(),
-            Framing::Json(held) => json_values(held, true),
+            Framing::Json(held) => json_values(&std::mem::take(held)),
             Framing::Lines(held) | Framing::Chunks(_, held) => {
                 let rest = std::mem::take(held);
                 if rest.is_empty() {
@@ -700,37 +766,30 @@ impl Framing {
     }
 }
 
-/// Takes the complete JSON values at the front of `held`, each as compact JSON. Bytes that
-/// cannot start a value are skipped through the next newline (all of them at the end).
-fn json_values(held: &mut Vec<u8>, at_end: bool) -> Vec<Vec<u8>> {
+/// Appends `data` to `held` and takes the lines it completes, without their newlines. Only
+/// the new bytes are scanned and `held` is cut once, so a stream costs time in its length.
+fn complete_lines(held: &mut Vec<u8>, data: &[u8]) -> Vec<Vec<u8>> {
+    let scanned = held.len();
+    held.extend_from_slice(data);
     let mut pieces = Vec::new();
-    loop {
-        let start = held
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .unwrap_or(held.len());
-        held.drain(..start);
-        if held.is_empty() {
-            return pieces;
-        }
-        let mut values =
-            serde_json::Deserializer::from_slice(held).into_iter::<serde_json::Value>();
-        match values.next() {
-            Some(Ok(value)) => {
-                let used = values.byte_offset();
-                pieces.push(serde_json::to_vec(&value).unwrap_or_default());
-                held.drain(..used);
-            }
-            Some(Err(e)) if e.is_eof() && !at_end && held.len() <= MAX_PIECE => return pieces,
-            _ => {
-                let skip = held
-                    .iter()
-                    .position(|b| *b == b'\n')
-                    .map_or(held.len(), |n| n + 1);
-                held.drain(..skip);
-            }
+    let mut from = 0;
+    for (at, byte) in held.iter().enumerate().skip(scanned) {
+        if *byte == b'\n' {
+            pieces.push(held[from..at].to_vec());
+            from = at + 1;
         }
     }
+    held.drain(..from);
+    pieces
+}
+
+/// The JSON values on one line, each compacted. Bytes that are not JSON end the line.
+fn json_values(line: &[u8]) -> Vec<Vec<u8>> {
+    serde_json::Deserializer::from_slice(line)
+        .into_iter::<serde_json::Value>()
+        .map_while(Result::ok)
+        .map(|value| serde_json::to_vec(&value).unwrap_or_default())
+        .collect()
 }
 
 /// The actor's process `pid`.
@@ -793,17 +852,20 @@ fn os_signal(
 ) -> HostFuture<'_, Answer<()>> {
     Box::pin(async move {
         let result = process(&mut store, pid).and_then(|p| {
-            if p.exit.locked().is_some() {
-                return Err(format!("process {pid} has exited"));
-            }
             let sig = i32::try_from(signal)
                 .ok()
                 .and_then(rustix::process::Signal::from_named_raw)
                 .ok_or_else(|| format!("{signal} is not a signal"))?;
-            let target = rustix::process::Pid::from_raw(pid as i32)
-                .ok_or_else(|| format!("{pid} is not a process id"))?;
-            rustix::process::kill_process(target, sig)
-                .map_err(|e| format!("signalling process {pid}: {e}"))
+            let exited = || format!("process {pid} has exited");
+            if p.exit.locked().is_some() {
+                return Err(exited());
+            }
+            let pidfd = p.pidfd.as_ref().ok_or_else(exited)?;
+            match rustix::process::pidfd_send_signal(pidfd, sig) {
+                Ok(()) => Ok(()),
+                Err(rustix::io::Errno::SRCH) => Err(exited()),
+                Err(e) => Err(format!("signalling process {pid}: {e}")),
+            }
         });
         Ok((result,))
     })
@@ -823,8 +885,16 @@ fn record_group(data_dir: &Path, pgid: i32, actor: &str) -> Option<PathBuf> {
     std::fs::create_dir_all(&dir).ok()?;
     let path = dir.join(pgid.to_string());
     let started = start_time(pgid)?;
-    std::fs::write(&path, format!("{started} {actor}\n")).ok()?;
+    std::fs::write(&path, format!("{} {started} {actor}\n", boot_id())).ok()?;
     Some(path)
+}
+
+/// This boot's id: start times count from the boot, so a record from another boot means
+/// nothing now.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`, in clock ticks since boot).
@@ -836,12 +906,14 @@ fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// Kills the process groups a runtime that died left running in `data_dir`, and forgets them.
-/// A group whose leader's id now belongs to another process (started later) is left alone.
-/// Returns how many groups were killed.
+/// Only a group whose leader is still the process recorded (same boot, same start time) is
+/// killed: a leader gone, its id may name an unrelated group by now, so what is left of that
+/// group is left alone. Returns how many groups were killed.
 pub fn kill_leftovers(data_dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(data_dir.join(PROCESSES_DIR)) else {
         return 0;
     };
+    let boot = boot_id();
     let mut killed = 0;
     for entry in entries.flatten() {
         let path = entry.path();
@@ -849,18 +921,17 @@ pub fn kill_leftovers(data_dir: &Path) -> usize {
             .file_name()
             .to_str()
             .and_then(|n| n.parse::<i32>().ok());
-        let recorded = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
-        if let (Some(pgid), Some(recorded)) = (pgid, recorded)
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut fields = text.split_whitespace();
+        let (recorded_boot, started) = (fields.next(), fields.next());
+        let started = started.and_then(|s| s.parse::<u64>().ok());
+        if let (Some(pgid), Some(started)) = (pgid, started)
             && pgid > 1
+            && recorded_boot == Some(boot.as_str())
+            && start_time(pgid) == Some(started)
         {
-            // The leader gone, its group may live on: the id cannot be reused while it does.
-            let same = start_time(pgid).is_none_or(|now| now == recorded);
-            if same {
-                programs::kill_group(pgid);
-                killed += 1;
-            }
+            programs::kill_group(pgid);
+            killed += 1;
         }
         let _ = std::fs::remove_file(&path);
     }
@@ -898,7 +969,7 @@ mod tests {
             pieces(
                 OutputMode::Json,
                 0,
-                &["{\"a\": 1} [2", ",3]\nnot json\n", "\"s\"", " 4"]
+                &["{\"a\": 1} [2", ",3]\nnot json\n", "\"s\"", " 4 x 5"]
             ),
             ["{\"a\":1}", "[2,3]", "\"s\"", "4"]
         );

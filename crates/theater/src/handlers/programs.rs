@@ -13,6 +13,9 @@ use tokio::io::AsyncReadExt;
 /// The `PATH` a program runs with; the rest of its environment is what the actor passes.
 pub(crate) const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// The most programs one allow-list names.
+pub const MAX_PROGRAMS: usize = 64;
+
 /// One allow-list entry: the name as the manifest gave it and where it resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
@@ -36,6 +39,14 @@ pub(crate) fn parse_list(
         .as_array()
         .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
         .ok_or_else(|| format!("`{key}` must be a list of program names or paths"))?;
+    // Each is looked up on disk while the manifest is read (a child's, on the runtime's
+    // workers): a hostile child manifest must not make that a long walk.
+    if names.len() > MAX_PROGRAMS {
+        return Err(format!(
+            "`{key}` lists {} programs; at most {MAX_PROGRAMS}",
+            names.len()
+        ));
+    }
     names
         .into_iter()
         .map(|name| {
@@ -160,6 +171,37 @@ impl Drop for Group {
     }
 }
 
+/// Waits for `child` to exit, then runs `kill` (which kills what is left of its group) while
+/// the leader is still unreaped, so that its id still names this group, then reaps it.
+///
+/// The exit is seen through a pidfd, which becomes readable when the process exits, before
+/// anyone reaps it. Without pidfds (Linux before 5.3), it reaps first and then kills.
+pub(crate) async fn wait_then_kill(
+    child: &mut tokio::process::Child,
+    kill: impl FnOnce(),
+) -> std::io::Result<std::process::ExitStatus> {
+    let pidfd = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+        .and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK).ok()
+        })
+        // SAFETY: the `AsyncFd` owns the descriptor, which stays open until it is dropped.
+        .and_then(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }.ok());
+    match pidfd {
+        Some(pidfd) => {
+            let _ = pidfd.readable().await;
+            kill();
+            child.wait().await
+        }
+        None => {
+            let status = child.wait().await;
+            kill();
+            status
+        }
+    }
+}
+
 /// SIGKILLs the process group `pgid`; a group that is gone already is fine.
 pub(crate) fn kill_group(pgid: i32) {
     if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
@@ -213,7 +255,9 @@ pub(crate) async fn run_to_end(
                 }
             }
         }
-        let status = child.wait().await.map_err(|e| e.to_string())?;
+        let status = wait_then_kill(&mut child, || group.kill())
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Finished {
             stdout,
             stderr,
@@ -227,7 +271,8 @@ pub(crate) async fn run_to_end(
             timeout.as_millis()
         )),
     };
-    // Whatever it left running in its group goes with it.
+    // Whatever it left running in its group goes with it (after a timeout or too much
+    // output: the leader too).
     group.kill();
     finished
 }
