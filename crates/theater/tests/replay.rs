@@ -349,3 +349,53 @@ async fn a_child_replays_with_the_limits_its_parent_held_it_to() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary.events, probe.head.len);
 }
+
+/// The notes example (actors/notes) reads a store, writes and reads a file and runs `wc`; its
+/// chain replays event for event after the file, the store's rows and the run's data dir
+/// records are gone, and without running `wc`: everything came from the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_files_and_processes_replay_after_they_are_gone() {
+    let h = harness();
+    let dir = h.dir.path();
+    std::fs::create_dir(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/notes.txt"), "an earlier note\n").unwrap();
+    let text = format!(
+        "name = \"notes\"\nversion = \"0.1.0\"\ncomponent = {:?}\n\
+         [[handler]]\ntype = \"store\"\nstores = [\"notes\"]\n\
+         [[handler]]\ntype = \"filesystem\"\nroot = \"data\"\n\
+         [[handler]]\ntype = \"process\"\nprograms = [\"wc\"]\nroot = \"data\"\n",
+        test_actors::NOTES
+    );
+    let path = dir.join("notes.toml");
+    std::fs::write(&path, &text).unwrap();
+    let manifest = theater::Manifest::parse(&text, theater::ManifestOrigin::File(path)).unwrap();
+    // Twice, so that the second run reads what the first stored.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let actor = h.runtime.spawn(manifest.clone()).await.unwrap();
+        ids.push(actor.id().to_owned());
+        h.runtime.quiescent().await;
+    }
+    let logs = h.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("wc says: 3 notes.txt"), "{logs}");
+    assert!(logs.contains("the store's latest note"), "{logs}");
+    let common::Harness { runtime, dir, .. } = h;
+    runtime.shutdown().await.unwrap();
+
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("theater.db")).unwrap();
+    db.execute_batch(
+        "DELETE FROM actor_store_content; DELETE FROM actor_store_labels; DELETE FROM actor_stores;",
+    )
+    .unwrap();
+    drop(db);
+    for id in &ids {
+        let summary = replay_with(dir.path(), id, ReplayOptions::default())
+            .await
+            .unwrap();
+        assert!(summary.host_calls >= 8, "{summary:?}");
+        // init, the output line and the exit: three calls re-executed.
+        assert_eq!(summary.calls, 3, "{summary:?}");
+        assert_eq!(summary.final_state, last_recorded_state(dir.path(), id));
+    }
+}
