@@ -401,13 +401,9 @@ async fn spawn(
             "this actor runs {running} processes already, its limit (the process handler's `max_processes`)"
         ));
     }
+    // Opened on this worker, as the filesystem handler's path-only operations are.
     let cwd = GuestPath::parse(config.cwd.as_deref().unwrap_or(""))?;
-    let dir = {
-        let settings = settings.clone();
-        tokio::task::spawn_blocking(move || settings.opened_root()?.guest_dir(&cwd))
-            .await
-            .map_err(|e| e.to_string())??
-    };
+    let dir = settings.opened_root()?.guest_dir(&cwd)?;
     let launch = Launch {
         path: &path,
         args: &config.args,
@@ -585,7 +581,12 @@ async fn watch(
                 data = &data[..output.left as usize];
             }
             output.left -= data.len() as u64;
-            for piece in stream.mode.take(data) {
+            let pieces = if data.is_empty() {
+                Vec::new()
+            } else {
+                stream.mode.take(data)
+            };
+            for piece in pieces {
                 if !output
                     .deliver(stream.export, EventParams::Bytes(pid, piece))
                     .await
