@@ -265,6 +265,28 @@ impl Registry {
         })
     }
 
+    /// This registry with `handler` in place of the family of the same name: a built-in family
+    /// configured otherwise (an HTTP client with its own name resolver, say). Manifests must be
+    /// parsed with the registry that results, as with [`Registry::with`].
+    pub fn replacing<H: Handler>(self, handler: H) -> Result<Registry, String> {
+        let name = Handler::name(&handler);
+        let at = self
+            .families
+            .iter()
+            .position(|f| f.name() == name)
+            .ok_or_else(|| format!("no handler type {name:?} to replace"))?;
+        if self.families[at].interfaces() != Handler::interfaces(&handler) {
+            return Err(format!(
+                "handler type {name:?}: the replacement must provide the same interfaces"
+            ));
+        }
+        let mut families = (*self.families).clone();
+        families[at] = Arc::new(handler);
+        Ok(Registry {
+            families: Arc::new(families),
+        })
+    }
+
     pub(crate) fn family(&self, name: &str) -> Option<&Arc<dyn Linked>> {
         self.families.iter().find(|f| f.name() == name)
     }

@@ -293,7 +293,7 @@ async fn granted_but_unimplemented_handler_is_a_clear_error() {
         .runtime
         .spawn(manifest(
             test_actors::UNGRANTED,
-            "[[handler]]\ntype = \"timing\"\n[[handler]]\ntype = \"http-client\"\n",
+            "[[handler]]\ntype = \"timing\"\n[[handler]]\ntype = \"http-framework\"\n",
         ))
         .await
         .unwrap_err();

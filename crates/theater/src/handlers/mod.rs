@@ -6,6 +6,7 @@
 
 mod environment;
 mod filesystem;
+mod http_client;
 mod message_server;
 mod process;
 mod programs;
@@ -30,6 +31,10 @@ pub use environment::EnvironmentSettings;
 pub use filesystem::{
     DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_READ_BYTES,
     DEFAULT_MAX_WRITE_BYTES, FilesystemSettings, MAX_LIST_ENTRIES,
+};
+pub use http_client::{
+    AllowedHost, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MAX_RESPONSE_BYTES,
+    HttpClientHandler, HttpClientSettings, MAX_REDIRECTS, NameResolver, SystemResolver, is_public,
 };
 pub use process::{
     DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_OUTPUT_BYTES, MAX_PROCESS_BUFFER, PROCESSES_DIR,
@@ -89,7 +94,7 @@ impl Registry {
                     Arc::new(environment::EnvironmentHandler),
                     Arc::new(filesystem::FilesystemHandler),
                     Arc::new(process::ProcessHandler),
-                    planned("http-client", &["theater:simple/http-client"]),
+                    Arc::new(http_client::HttpClientHandler::new()),
                     planned("http-framework", &["theater:simple/http-framework"]),
                 ])
             })
