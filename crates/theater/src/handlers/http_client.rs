@@ -90,10 +90,19 @@ impl AllowedHost {
         if host.is_empty() || host.contains(['/', '@', ' ', '\0']) {
             return Err(refuse());
         }
-        Ok(AllowedHost {
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        // As the URL parser writes hosts, so that they compare: punycode, IPv4 and IPv6
+        // in their one canonical form.
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let host = match url::Host::parse(&bracketed).map_err(|_| refuse())? {
+            url::Host::Domain(d) => d.to_ascii_lowercase(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => ip.to_string(),
+        };
+        Ok(AllowedHost { host, port })
     }
 
     fn covers(&self, other: &AllowedHost) -> bool {
@@ -147,46 +156,22 @@ impl HttpClientSettings {
             .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES)
     }
 
-    /// Whether `url` may be fetched: an allowed host and port, and an IP literal only where
-    /// addresses of its kind are allowed.
     fn permits(&self, url: &reqwest::Url) -> Result<(), String> {
-        let scheme = url.scheme();
-        if scheme != "http" && scheme != "https" {
-            return Err(format!("{scheme:?} is not http or https"));
-        }
-        let host = match url.host() {
-            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(format!("{url} has no host")),
-        };
-        let port = url.port_or_known_default().unwrap_or(0);
-        if !self.allow.iter().any(|a| a.matches(&host, port)) {
-            return Err(format!(
-                "host {host}:{port} is not in the http-client handler's `allow`"
-            ));
-        }
-        if let Ok(ip) = host.parse::<IpAddr>()
-            && !self.allow_private()
-            && !is_public(ip)
-        {
-            return Err(format!(
-                "{ip} is not a public address (set `allow_private = true` to reach it)"
-            ));
-        }
-        Ok(())
+        permits(&self.allow, self.allow_private(), url)
     }
 
     fn client(&self) -> Result<&reqwest::Client, String> {
         self.client
             .get_or_init(|| {
+                // Only what it checks: the settings themselves would hold the client, which
+                // holds this policy, and none of them would ever be freed.
                 let policy = {
-                    let settings = self.clone();
+                    let (allow, private) = (self.allow.clone(), self.allow_private());
                     reqwest::redirect::Policy::custom(move |attempt| {
                         if attempt.previous().len() >= MAX_REDIRECTS {
                             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
                         }
-                        match settings.permits(attempt.url()) {
+                        match permits(&allow, private, attempt.url()) {
                             Ok(()) => attempt.follow(),
                             Err(why) => attempt.error(format!("a redirect refused: {why}")),
                         }
@@ -209,6 +194,36 @@ impl HttpClientSettings {
     }
 }
 
+/// Whether `url` may be fetched: an allowed host and port, and an IP literal only where
+/// addresses of its kind are allowed.
+fn permits(allow: &[AllowedHost], allow_private: bool, url: &reqwest::Url) -> Result<(), String> {
+    let scheme = url.scheme();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("{scheme:?} is not http or https"));
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(format!("{url} has no host")),
+    };
+    let port = url.port_or_known_default().unwrap_or(0);
+    if !allow.iter().any(|a| a.matches(&host, port)) {
+        return Err(format!(
+            "host {host}:{port} is not in the http-client handler's `allow`"
+        ));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>()
+        && !allow_private
+        && !is_public(ip)
+    {
+        return Err(format!(
+            "{ip} is not a public address (set `allow_private = true` to reach it)"
+        ));
+    }
+    Ok(())
+}
+
 /// The resolver as the client sees it: names only, and non-public addresses refused unless
 /// allowed.
 struct Guarded {
@@ -228,11 +243,13 @@ impl reqwest::dns::Resolve for Guarded {
                 .map(|ip| SocketAddr::new(*ip, 0))
                 .collect();
             if usable.is_empty() {
-                let why = match found.first() {
-                    Some(ip) => format!(
-                        "host {host} resolves to {ip}, which is not a public address (set `allow_private = true` to reach it)"
-                    ),
-                    None => format!("host {host} resolves to no address"),
+                // Without the addresses: they would tell the guest what lies inside.
+                let why = if found.is_empty() {
+                    format!("host {host} resolves to no address")
+                } else {
+                    format!(
+                        "host {host} resolves only to addresses that are not public (set `allow_private = true` to reach them)"
+                    )
                 };
                 return Err(why.into());
             }
@@ -246,7 +263,7 @@ impl reqwest::dns::Resolve for Guarded {
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -255,21 +272,38 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 192 && b == 88 && c == 99)
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if v6.is_loopback() || v6.is_unspecified() {
+                return false;
+            }
+            let seg = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
+            // IPv4 carried inside IPv6 (mapped, compatible, NAT64, 6to4) reaches that IPv4.
+            if let Some(v4) = v6.to_ipv4() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(embedded(seg[6], seg[7]));
+            }
+            if seg[0] == 0x2002 {
+                return is_public(embedded(seg[1], seg[2]));
+            }
+            !(v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0
+                || (seg[0] == 0x64 && seg[1] == 0xff9b)
+                || (seg[0] == 0x2001 && (seg[1] == 0 || seg[1] == 0x0db8)))
         }
     }
 }
@@ -526,6 +560,12 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "::7f00:1",
+            "64:ff9b::a00:5",
+            "2002:7f00:1::",
+            "2001::1",
+            "fec0::1",
+            "192.0.0.192",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
@@ -543,6 +583,8 @@ mod tests {
         let any = AllowedHost::parse("example.com").unwrap();
         assert!(any.covers(&a) && !a.covers(&any));
         assert_eq!(AllowedHost::parse("[::1]:80").unwrap().host, "::1");
+        assert_eq!(AllowedHost::parse("[0:0::1]").unwrap().host, "::1");
+        assert_eq!(AllowedHost::parse("127.1").unwrap().host, "127.0.0.1");
         for bad in ["", "a/b", "user@host", "host:port", "host:99999"] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
         }
