@@ -112,6 +112,18 @@ async fn respond(
     }
 }
 
+/// The keeper, allowed to reach the test server on `localhost:port`, with these extra keys.
+async fn local_keeper(h: &Harness, port: u16, extra: &str) -> theater::ActorHandle {
+    keeper(
+        h,
+        KEEPER,
+        &client(&format!(
+            "allow = [\"localhost:{port}\"]\nallow_private = true\n{extra}"
+        )),
+    )
+    .await
+}
+
 fn client(extra: &str) -> String {
     format!("[[handler]]\ntype = \"http-client\"\n{extra}")
 }
@@ -120,14 +132,7 @@ fn client(extra: &str) -> String {
 async fn requests_reach_allowed_hosts_and_answers_come_back() {
     let port = server().await;
     let h = harness();
-    let k = keeper(
-        &h,
-        KEEPER,
-        &client(&format!(
-            "allow = [\"localhost:{port}\"]\nallow_private = true\n"
-        )),
-    )
-    .await;
+    let k = local_keeper(&h, port, "").await;
     let base = format!("http://localhost:{port}");
     assert_eq!(
         ask(&k, &format!("get {base}/hello")).await.unwrap(),
@@ -182,14 +187,7 @@ async fn requests_reach_allowed_hosts_and_answers_come_back() {
 async fn hosts_off_the_list_are_refused_directly_by_redirect_and_by_ip_literal() {
     let port = server().await;
     let h = harness();
-    let k = keeper(
-        &h,
-        KEEPER,
-        &client(&format!(
-            "allow = [\"localhost:{port}\"]\nallow_private = true\n"
-        )),
-    )
-    .await;
+    let k = local_keeper(&h, port, "").await;
     for (command, want) in [
         // The IP literal of an allowed name is another host.
         (
@@ -319,14 +317,7 @@ async fn names_resolve_through_the_seam() {
 async fn responses_and_waits_are_bounded() {
     let port = server().await;
     let h = harness();
-    let k = keeper(
-        &h,
-        KEEPER,
-        &client(&format!(
-            "allow = [\"localhost:{port}\"]\nallow_private = true\nmax_response_bytes = 1000\ntimeout_ms = 300\n"
-        )),
-    )
-    .await;
+    let k = local_keeper(&h, port, "max_response_bytes = 1000\ntimeout_ms = 300\n").await;
     let answer = ask(&k, &format!("get http://localhost:{port}/big"))
         .await
         .unwrap();
@@ -375,14 +366,7 @@ async fn a_child_reaches_no_host_its_parent_cannot() {
 async fn requests_replay_with_the_network_down() {
     let (port, server) = serving().await;
     let h = harness();
-    let k = keeper(
-        &h,
-        KEEPER,
-        &client(&format!(
-            "allow = [\"localhost:{port}\"]\nallow_private = true\n"
-        )),
-    )
-    .await;
+    let k = local_keeper(&h, port, "").await;
     assert_eq!(
         ask(&k, &format!("get http://localhost:{port}/hello"))
             .await

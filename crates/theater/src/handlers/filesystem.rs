@@ -7,8 +7,8 @@
 //! written, up to the handler's caps. Every result is recorded, so a replay reads no file and
 //! runs no program.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+
 use std::time::Duration;
 
 use theater_files::Root;
@@ -16,6 +16,7 @@ use theater_files::guest::GuestPath;
 use wasmtime::StoreContextMut;
 
 use super::programs::{self, Launch, Program};
+use super::root::RootSetting;
 use super::{
     Grant, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput, at_most,
     positive,
@@ -35,8 +36,8 @@ pub const MAX_LIST_ENTRIES: usize = 10_000;
 /// The `filesystem` handler's settings.
 #[derive(Debug, Clone)]
 pub struct FilesystemSettings {
-    /// `root`, resolved against the manifest's directory.
-    pub root: PathBuf,
+    /// The directory every path is beneath.
+    pub root: RootSetting,
     /// `None`: not set (false for a root actor, the parent's for a child).
     pub read_only: Option<bool>,
     pub max_read_bytes: Option<u64>,
@@ -45,9 +46,6 @@ pub struct FilesystemSettings {
     pub commands: Vec<Program>,
     pub command_timeout_ms: Option<u64>,
     pub max_output_bytes: Option<u64>,
-    /// The root, opened at its first use: by path for the operator's actor, beneath the
-    /// parent's root for a child (see [`FilesystemHandler::attenuate`]).
-    opened: Arc<OnceLock<Result<Root, String>>>,
 }
 
 impl FilesystemSettings {
@@ -70,10 +68,7 @@ impl FilesystemSettings {
 
     /// The root directory, opened.
     pub fn opened_root(&self) -> Result<&Root, String> {
-        self.opened
-            .get_or_init(|| Root::open(&self.root).map_err(|e| format!("filesystem {e}")))
-            .as_ref()
-            .map_err(Clone::clone)
+        self.root.open("filesystem")
     }
 }
 
@@ -123,24 +118,22 @@ impl Handler for FilesystemHandler {
     }
     fn parse(&self, input: &SettingsInput<'_>) -> Result<FilesystemSettings, String> {
         let table = input.table;
-        let root = table
-            .get("root")
-            .ok_or("`root` is required: the directory the actor's paths are relative to")?
-            .as_str()
-            .ok_or("`root` must be a string (a directory)")?;
+        let root = RootSetting::parse(
+            input,
+            Some("`root` is required: the directory the actor's paths are relative to"),
+        )?;
         let read_only = match table.get("read_only") {
             None => None,
             Some(v) => Some(v.as_bool().ok_or("`read_only` must be true or false")?),
         };
         Ok(FilesystemSettings {
-            root: input.base_dir.join(root),
+            root,
             read_only,
             max_read_bytes: positive(table, "max_read_bytes")?,
             max_write_bytes: positive(table, "max_write_bytes")?,
             commands: programs::parse_list(table, "commands", input.base_dir)?,
             command_timeout_ms: positive(table, "command_timeout_ms")?,
             max_output_bytes: positive(table, "max_output_bytes")?,
-            opened: Arc::default(),
         })
     }
     fn attenuate(
@@ -149,16 +142,6 @@ impl Handler for FilesystemHandler {
         child: FilesystemSettings,
     ) -> Result<FilesystemSettings, Refusal> {
         let refuse = |key: &str, message: String| Refusal::handler("filesystem", key, message);
-        let parent_root = parent.opened_root().map_err(|e| refuse("root", e))?;
-        let root = parent_root.subdir(&child.root, "root").map_err(|e| {
-            refuse(
-                "root",
-                format!(
-                    "{e} (a child's filesystem root must be beneath its parent's {})",
-                    parent_root.path().display()
-                ),
-            )
-        })?;
         let read_only = match (parent.read_only(), child.read_only) {
             (true, Some(false)) => {
                 return Err(refuse(
@@ -176,7 +159,7 @@ impl Handler for FilesystemHandler {
         }
         let limit = |key, child, parent| at_most("filesystem", key, child, parent);
         Ok(FilesystemSettings {
-            root: child.root,
+            root: child.root.within(&parent.root, "filesystem")?,
             read_only,
             max_read_bytes: limit(
                 "max_read_bytes",
@@ -199,7 +182,6 @@ impl Handler for FilesystemHandler {
                 child.max_output_bytes,
                 parent.max_output_bytes(),
             )?,
-            opened: Arc::new(OnceLock::from(Ok(root))),
         })
     }
     fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
@@ -216,11 +198,7 @@ impl Handler for FilesystemHandler {
         Ok(())
     }
     fn grants(&self, settings: &FilesystemSettings) -> Vec<Grant> {
-        let directory = match settings.opened.get() {
-            Some(Ok(root)) => root.path().to_owned(),
-            _ => settings.root.clone(),
-        };
-        vec![Grant::Directory(directory)]
+        vec![Grant::Directory(settings.root.granted())]
     }
     fn check(&self, settings: &FilesystemSettings) -> Result<(), String> {
         let root = settings.opened_root()?;
@@ -336,80 +314,33 @@ fn write_file(
     })
 }
 
-fn list_files(
-    store: StoreContextMut<'_, ActorCtx>,
-    (path,): (String,),
-) -> HostFuture<'_, Answer<Vec<String>>> {
-    let settings = settings(&store);
-    Box::pin(async move {
-        Ok((
-            on_path(settings, path, false, Run::Blocking, |_, root, path| {
-                root.guest_list(path, MAX_LIST_ENTRIES)
+/// A host function that runs one operation on the path it is given.
+macro_rules! path_function {
+    ($name:ident -> $t:ty, writes: $writes:expr, $run:expr, $op:expr) => {
+        fn $name(
+            store: StoreContextMut<'_, ActorCtx>,
+            (path,): (String,),
+        ) -> HostFuture<'_, Answer<$t>> {
+            let settings = settings(&store);
+            Box::pin(async move {
+                let op = $op;
+                Ok((
+                    on_path(settings, path, $writes, $run, move |_, root, path| {
+                        op(root, path)
+                    })
+                    .await,
+                ))
             })
-            .await,
-        ))
-    })
+        }
+    };
 }
 
-fn delete_file(
-    store: StoreContextMut<'_, ActorCtx>,
-    (path,): (String,),
-) -> HostFuture<'_, Answer<()>> {
-    let settings = settings(&store);
-    Box::pin(async move {
-        Ok(
-            (on_path(settings, path, true, Run::Inline, |_, root, path| {
-                root.guest_remove_file(path)
-            })
-            .await,),
-        )
-    })
-}
-
-fn create_dir(
-    store: StoreContextMut<'_, ActorCtx>,
-    (path,): (String,),
-) -> HostFuture<'_, Answer<()>> {
-    let settings = settings(&store);
-    Box::pin(async move {
-        Ok(
-            (on_path(settings, path, true, Run::Inline, |_, root, path| {
-                root.guest_create_dir(path)
-            })
-            .await,),
-        )
-    })
-}
-
-fn delete_dir(
-    store: StoreContextMut<'_, ActorCtx>,
-    (path,): (String,),
-) -> HostFuture<'_, Answer<()>> {
-    let settings = settings(&store);
-    Box::pin(async move {
-        Ok((
-            on_path(settings, path, true, Run::Blocking, |_, root, path| {
-                root.guest_remove_dir(path)
-            })
-            .await,
-        ))
-    })
-}
-
-fn path_exists(
-    store: StoreContextMut<'_, ActorCtx>,
-    (path,): (String,),
-) -> HostFuture<'_, Answer<bool>> {
-    let settings = settings(&store);
-    Box::pin(async move {
-        Ok((
-            on_path(settings, path, false, Run::Inline, |_, root, path| {
-                root.guest_exists(path)
-            })
-            .await,
-        ))
-    })
-}
+path_function!(list_files -> Vec<String>, writes: false, Run::Blocking,
+    |root: &Root, path: &GuestPath| root.guest_list(path, MAX_LIST_ENTRIES));
+path_function!(delete_file -> (), writes: true, Run::Inline, Root::guest_remove_file);
+path_function!(create_dir -> (), writes: true, Run::Inline, Root::guest_create_dir);
+path_function!(delete_dir -> (), writes: true, Run::Blocking, Root::guest_remove_dir);
+path_function!(path_exists -> bool, writes: false, Run::Inline, Root::guest_exists);
 
 /// Runs the allowed program `program` with `args` in `dir` beneath the root.
 async fn run_command(

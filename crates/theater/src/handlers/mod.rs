@@ -11,6 +11,7 @@ mod message_server;
 mod process;
 mod programs;
 mod random;
+mod root;
 mod runtime;
 mod store;
 mod supervisor;
@@ -42,6 +43,7 @@ pub use process::{
 };
 pub use programs::Program;
 pub use random::MAX_RANDOM_BYTES;
+pub use root::RootSetting;
 pub use store::{
     DEFAULT_MAX_STORES, DEFAULT_STORE_MAX_BYTES, MAX_LABEL_BYTES, MAX_STORE_NAME_BYTES,
     StoreSettings,

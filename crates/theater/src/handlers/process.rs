@@ -22,11 +22,12 @@ use std::time::Duration;
 
 use theater_files::Root;
 use theater_files::guest::GuestPath;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use wasmtime::StoreContextMut;
 
 use super::environment::{allowed, covered};
-use super::programs::{self, Group, Launch, Program};
+use super::programs::{self, Group, Launch, Piece, Pipes, Program};
+use super::root::RootSetting;
 use super::{
     ExitKind, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput,
     at_most, positive,
@@ -53,18 +54,15 @@ pub const PROCESSES_DIR: &str = "processes";
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {
     pub programs: Vec<Program>,
-    /// The directory processes run in (a config's `cwd` is beneath it): `root`, resolved
-    /// against the manifest's directory; `None`: not set (the manifest's directory for the
-    /// operator's actor, the parent's root for a child).
-    pub root: Option<PathBuf>,
-    base_dir: PathBuf,
+    /// The directory processes run in (a config's `cwd` is beneath it); unset, the
+    /// manifest's directory for the operator's actor, the parent's root for a child.
+    pub root: RootSetting,
     /// The environment variables a config may set: names, or prefixes ending in `*`.
     pub env: Vec<String>,
     pub max_processes: Option<u64>,
     pub max_output_bytes: Option<u64>,
     /// The longest a process may run, in ms; `None`: as long as it likes.
     pub max_execution_ms: Option<u64>,
-    opened: Arc<std::sync::OnceLock<Result<Root, String>>>,
 }
 
 impl ProcessSettings {
@@ -76,13 +74,7 @@ impl ProcessSettings {
             .unwrap_or(DEFAULT_PROCESS_OUTPUT_BYTES)
     }
     fn opened_root(&self) -> Result<&Root, String> {
-        self.opened
-            .get_or_init(|| {
-                Root::open(self.root.as_deref().unwrap_or(&self.base_dir))
-                    .map_err(|e| format!("process {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.root.open("process")
     }
 }
 
@@ -215,15 +207,7 @@ impl Handler for ProcessHandler {
     }
     fn parse(&self, input: &SettingsInput<'_>) -> Result<ProcessSettings, String> {
         let table = input.table;
-        let root = match table.get("root") {
-            None => None,
-            Some(root) => Some(
-                input.base_dir.join(
-                    root.as_str()
-                        .ok_or("`root` must be a string (a directory)")?,
-                ),
-            ),
-        };
+        let root = RootSetting::parse(input, None)?;
         let env = match table.get("env") {
             None => Vec::new(),
             Some(v) => v
@@ -236,12 +220,10 @@ impl Handler for ProcessHandler {
         Ok(ProcessSettings {
             programs: programs::parse_list(table, "programs", input.base_dir)?,
             root,
-            base_dir: input.base_dir.to_owned(),
             env,
             max_processes: positive(table, "max_processes")?,
             max_output_bytes: positive(table, "max_output_bytes")?,
             max_execution_ms: positive(table, "max_execution_ms")?,
-            opened: Arc::default(),
         })
     }
     fn attenuate(
@@ -262,19 +244,6 @@ impl Handler for ProcessHandler {
                 format!("{wider:?} is not within the parent's env {:?}", parent.env),
             ));
         }
-        let parent_root = parent.opened_root().map_err(|e| refuse("root", e))?;
-        let root = match &child.root {
-            None => parent_root.clone(),
-            Some(path) => parent_root.subdir(path, "root").map_err(|e| {
-                refuse(
-                    "root",
-                    format!(
-                        "{e} (a child's process root must be beneath its parent's {})",
-                        parent_root.path().display()
-                    ),
-                )
-            })?,
-        };
         let max_execution_ms = match (parent.max_execution_ms, child.max_execution_ms) {
             (Some(p), c) => at_most("process", "max_execution_ms", c, p)?,
             (None, c) => c,
@@ -293,7 +262,7 @@ impl Handler for ProcessHandler {
                 parent.max_output_bytes(),
             )?,
             max_execution_ms,
-            opened: Arc::new(std::sync::OnceLock::from(Ok(root))),
+            root: child.root.within(&parent.root, "process")?,
             ..child
         })
     }
@@ -534,63 +503,44 @@ async fn watch(
     // However this task ends (a panic included), the group is killed before the leader can be
     // reaped, and the process counts as exited.
     let _cleanup = Cleanup(output.process.clone());
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let buffer = config.buffer_size.clamp(1, MAX_PROCESS_BUFFER) as usize;
+    let chunk = config.chunk_size.map_or(buffer, |c| c as usize);
     let mut streams = [
-        Stream::new(
-            stdout,
-            config.stdout_mode,
-            config.chunk_size,
-            buffer,
+        (
+            Framing::new(config.stdout_mode, chunk),
             Export::HandleStdout,
         ),
-        Stream::new(
-            stderr,
-            config.stderr_mode,
-            config.chunk_size,
-            buffer,
+        (
+            Framing::new(config.stderr_mode, chunk),
             Export::HandleStderr,
         ),
     ];
+    let mut pipes = Pipes::of(&mut child, buffer);
     let process = output.process.clone();
     let read = async {
-        let mut bufs = [vec![0u8; buffer], vec![0u8; buffer]];
-        while streams.iter().any(|s| s.pipe.is_some()) {
-            let [out, err] = &mut streams;
-            let [out_buf, err_buf] = &mut bufs;
-            let (which, n) = tokio::select! {
-                n = out.read(out_buf) => (0, n),
-                n = err.read(err_buf) => (1, n),
-            };
-            let stream = &mut streams[which];
-            if n == 0 {
-                stream.pipe = None;
-                for piece in stream.mode.finish() {
-                    if !output
-                        .deliver(stream.export, EventParams::Bytes(pid, piece))
-                        .await
-                    {
-                        return Ended::ActorGone;
-                    }
+        while let Some(piece) = pipes.next().await {
+            let (pieces, export, over) = match piece {
+                Piece::Closed(which) => {
+                    let (framing, export) = &mut streams[which];
+                    (framing.finish(), *export, false)
                 }
-                continue;
-            }
-            let mut data = &bufs[which][..n];
-            let over = data.len() as u64 > output.left;
-            if over {
-                data = &data[..output.left as usize];
-            }
-            output.left -= data.len() as u64;
-            let pieces = if data.is_empty() {
-                Vec::new()
-            } else {
-                stream.mode.take(data)
+                Piece::Bytes(which, mut data) => {
+                    let (framing, export) = &mut streams[which];
+                    let over = data.len() as u64 > output.left;
+                    if over {
+                        data = &data[..output.left as usize];
+                    }
+                    output.left -= data.len() as u64;
+                    let pieces = if data.is_empty() {
+                        Vec::new()
+                    } else {
+                        framing.take(data)
+                    };
+                    (pieces, *export, over)
+                }
             };
             for piece in pieces {
-                if !output
-                    .deliver(stream.export, EventParams::Bytes(pid, piece))
-                    .await
-                {
+                if !output.deliver(export, EventParams::Bytes(pid, piece)).await {
                     return Ended::ActorGone;
                 }
             }
@@ -661,37 +611,6 @@ impl Drop for Cleanup {
         self.0.kill();
         self.0.exit.locked().get_or_insert(-1);
         self.0.forget_record();
-    }
-}
-
-/// One output stream of a process.
-struct Stream {
-    pipe: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    mode: Framing,
-    export: Export,
-}
-
-impl Stream {
-    fn new<R: AsyncRead + Send + Unpin + 'static>(
-        pipe: Option<R>,
-        mode: OutputMode,
-        chunk: Option<u32>,
-        buffer: usize,
-        export: Export,
-    ) -> Stream {
-        Stream {
-            pipe: pipe.map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>),
-            mode: Framing::new(mode, chunk.map_or(buffer, |c| c as usize)),
-            export,
-        }
-    }
-
-    /// Reads some bytes; never ready once the pipe is closed.
-    async fn read(&mut self, buf: &mut [u8]) -> usize {
-        match &mut self.pipe {
-            Some(pipe) => pipe.read(buf).await.unwrap_or(0),
-            None => std::future::pending().await,
-        }
     }
 }
 

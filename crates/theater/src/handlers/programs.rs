@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The `PATH` a program runs with; the rest of its environment is what the actor passes.
 pub(crate) const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -227,34 +227,20 @@ pub(crate) async fn run_to_end(
         .spawn()
         .map_err(|e| format!("could not start {}: {e}", launch.path.display()))?;
     let mut group = Group::of(&child);
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let mut pipes = Pipes::of(&mut child, 8192);
     let read = async {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let (mut out_buf, mut err_buf) = ([0u8; 8192], [0u8; 8192]);
-        while out.is_some() || err.is_some() {
-            let (n, into, done) = tokio::select! {
-                n = read_some(&mut out, &mut out_buf) => (n, &mut stdout, 0),
-                n = read_some(&mut err, &mut err_buf) => (n, &mut stderr, 1),
-            };
-            match n {
-                0 => {
-                    if done == 0 {
-                        out = None;
-                    } else {
-                        err = None;
-                    }
-                }
-                n => {
-                    let buf = if done == 0 { &out_buf } else { &err_buf };
-                    into.extend_from_slice(&buf[..n]);
-                    if (stdout.len() + stderr.len()) as u64 > max_output {
-                        return Err(format!(
-                            "its output passed {max_output} bytes; it was killed"
-                        ));
-                    }
+        let mut output = [Vec::new(), Vec::new()];
+        while let Some(piece) = pipes.next().await {
+            if let Piece::Bytes(which, data) = piece {
+                output[which].extend_from_slice(data);
+                if (output[0].len() + output[1].len()) as u64 > max_output {
+                    return Err(format!(
+                        "its output passed {max_output} bytes; it was killed"
+                    ));
                 }
             }
         }
+        let [stdout, stderr] = output;
         let status = wait_then_kill(&mut child, || group.kill())
             .await
             .map_err(|e| e.to_string())?;
@@ -277,8 +263,54 @@ pub(crate) async fn run_to_end(
     finished
 }
 
-/// Reads into `buf` from `pipe`; never ready once the pipe is closed (`None`).
-async fn read_some<R: tokio::io::AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> usize {
+type Pipe = Box<dyn AsyncRead + Send + Unpin>;
+
+/// A child's stdout and stderr, read together as either has bytes.
+pub(crate) struct Pipes {
+    pipes: [Option<Pipe>; 2],
+    bufs: [Vec<u8>; 2],
+}
+
+/// What one of [`Pipes`] gave: bytes, or its end. Index 0 is stdout, 1 stderr.
+pub(crate) enum Piece<'a> {
+    Bytes(usize, &'a [u8]),
+    Closed(usize),
+}
+
+impl Pipes {
+    /// Takes `child`'s stdout and stderr, read `buffer` bytes at most at a time.
+    pub(crate) fn of(child: &mut tokio::process::Child, buffer: usize) -> Pipes {
+        Pipes {
+            pipes: [
+                child.stdout.take().map(|p| Box::new(p) as Pipe),
+                child.stderr.take().map(|p| Box::new(p) as Pipe),
+            ],
+            bufs: [vec![0; buffer], vec![0; buffer]],
+        }
+    }
+
+    /// The next bytes or end of either pipe; `None` once both have ended.
+    pub(crate) async fn next(&mut self) -> Option<Piece<'_>> {
+        if self.pipes.iter().all(Option::is_none) {
+            return None;
+        }
+        let [out, err] = &mut self.pipes;
+        let [out_buf, err_buf] = &mut self.bufs;
+        let (which, n) = tokio::select! {
+            n = read_some(out, out_buf) => (0, n),
+            n = read_some(err, err_buf) => (1, n),
+        };
+        if n == 0 {
+            self.pipes[which] = None;
+            return Some(Piece::Closed(which));
+        }
+        Some(Piece::Bytes(which, &self.bufs[which][..n]))
+    }
+}
+
+/// Reads into `buf` from `pipe`; never ready once the pipe is closed (`None`), so that the
+/// other pipe is waited for alone.
+async fn read_some(pipe: &mut Option<Pipe>, buf: &mut [u8]) -> usize {
     match pipe {
         Some(p) => p.read(buf).await.unwrap_or(0),
         None => std::future::pending().await,

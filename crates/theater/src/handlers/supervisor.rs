@@ -3,14 +3,14 @@
 //! `[supervision]` settings.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use theater_chain::{Durability, HostResult};
 use theater_files::Root;
 use wasmtime::StoreContextMut;
 
+use super::root::RootSetting;
 use super::{Grant, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput};
 use crate::actor::ActorCtx;
 use crate::bindings::theater::simple::types::ChainEvent;
@@ -25,13 +25,8 @@ type Answer<T> = (Result<T, String>,);
 /// The `supervisor` handler's settings.
 #[derive(Debug, Clone)]
 pub struct SupervisorSettings {
-    /// `root`, resolved against the manifest's directory; `None`: not set.
-    pub root: Option<PathBuf>,
-    /// The manifest's directory: the root of a root actor that sets none.
-    base_dir: PathBuf,
-    /// The root directory, opened once: by path for the operator's root actor, beneath the
-    /// parent's root for a child (see [`SupervisorHandler::attenuate`]).
-    opened: Arc<OnceLock<Result<Root, String>>>,
+    /// The directory every file a child manifest names must be beneath.
+    pub root: RootSetting,
     /// Inline child manifests already parsed and attenuated, by text (with the runtime's
     /// durability, which attenuation reads): a supervisor spawning many children from one
     /// manifest parses it once, and its children share one manifest.
@@ -47,27 +42,12 @@ const MAX_KEPT_CHILD_MANIFESTS: usize = 64;
 impl SupervisorSettings {
     /// The directory every file a child manifest names must be beneath, opened.
     pub fn root(&self) -> Result<&Root, String> {
-        self.opened
-            .get_or_init(|| {
-                let path = self.root.as_deref().unwrap_or(&self.base_dir);
-                Root::open(path).map_err(|e| format!("supervisor root: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.root.open("supervisor")
     }
 
     /// The directory `root` names, or the manifest's directory when it names none.
     pub fn grants_directory(&self) -> &std::path::Path {
-        self.root.as_deref().unwrap_or(&self.base_dir)
-    }
-
-    fn opened(root: Result<Root, String>, requested: Option<PathBuf>, base_dir: PathBuf) -> Self {
-        SupervisorSettings {
-            root: requested,
-            base_dir,
-            opened: Arc::new(OnceLock::from(root)),
-            children: Arc::default(),
-        }
+        self.root.named()
     }
 }
 
@@ -90,19 +70,8 @@ impl Handler for SupervisorHandler {
         }]
     }
     fn parse(&self, input: &SettingsInput<'_>) -> Result<SupervisorSettings, String> {
-        let root = match input.table.get("root") {
-            None => None,
-            Some(root) => Some(
-                input.base_dir.join(
-                    root.as_str()
-                        .ok_or("`root` must be a string (a directory)")?,
-                ),
-            ),
-        };
         Ok(SupervisorSettings {
-            root,
-            base_dir: input.base_dir.to_owned(),
-            opened: Arc::default(),
+            root: RootSetting::parse(input, None)?,
             children: Arc::default(),
         })
     }
@@ -111,33 +80,16 @@ impl Handler for SupervisorHandler {
         parent: &SupervisorSettings,
         child: SupervisorSettings,
     ) -> Result<SupervisorSettings, Refusal> {
-        let refuse = |message: String| Refusal::handler("supervisor", "root", message);
-        let parent_root = parent.root().map_err(refuse)?;
-        let root = match &child.root {
-            None => parent_root.clone(),
-            Some(path) => parent_root.subdir(path, "root").map_err(|e| {
-                refuse(format!(
-                    "{e} (a child's root must be beneath its parent's root {})",
-                    parent_root.path().display()
-                ))
-            })?,
-        };
-        Ok(SupervisorSettings::opened(
-            Ok(root),
-            child.root,
-            child.base_dir,
-        ))
+        Ok(SupervisorSettings {
+            root: child.root.within(&parent.root, "supervisor")?,
+            children: Arc::default(),
+        })
     }
     fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
         add_to_linker(linker)
     }
     fn grants(&self, settings: &SupervisorSettings) -> Vec<Grant> {
-        // The root as opened (a child's is its parent's when it sets none), else as named.
-        let directory = match settings.opened.get() {
-            Some(Ok(root)) => root.path().to_owned(),
-            _ => settings.grants_directory().to_owned(),
-        };
-        vec![Grant::Children, Grant::Directory(directory)]
+        vec![Grant::Children, Grant::Directory(settings.root.granted())]
     }
     fn new_state(&self, _: &SupervisorSettings) {}
 }
