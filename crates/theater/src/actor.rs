@@ -272,11 +272,29 @@ impl ActorCtx {
         }
     }
 
-    /// Tells every handler the actor was brought back after a crash.
-    pub(crate) fn handlers_recover(&mut self) {
+    /// Tells every handler the actor was brought back after a crash, with its recorded host
+    /// calls; the first refusal is the reason the actor fails.
+    pub(crate) fn handlers_recover(
+        &mut self,
+        host_calls: &[theater_chain::HostCall],
+    ) -> Result<(), String> {
+        let shared = self.shared().map_err(|e| e.to_string())?;
         for (grant, state) in self.manifest.handlers.iter().zip(&mut self.handler_states) {
-            grant.family.on_recover(&grant.settings, state.as_mut());
+            let interfaces = grant.family.interfaces();
+            let recovery = crate::family::Recovery {
+                actor: &self.id,
+                host_calls: host_calls
+                    .iter()
+                    .filter(|c| interfaces.contains(&&*c.interface))
+                    .collect(),
+                runtime: &shared,
+            };
+            grant
+                .family
+                .on_recover(&grant.settings, state.as_mut(), &recovery)
+                .map_err(|why| format!("handler {:?} could not recover: {why}", grant.name()))?;
         }
+        Ok(())
     }
 }
 

@@ -13,7 +13,13 @@ use std::time::Instant;
 use theater_chain::ShutdownReason;
 use tokio::sync::{Notify, oneshot};
 
-use crate::actor::{Actor, ActorCtx, Deferred, Delivery, Outcome, Reply, State, Trap};
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use wasmtime::component::{ComponentNamedList, Lower};
+
+use crate::actor::{Actor, ActorCtx, Deferred, Delivery, Outcome, Reply, Returns, State, Trap};
 use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
 use crate::component::{Export, Prepared};
 use crate::manifest::{Manifest, MessagingSettings};
@@ -71,6 +77,88 @@ pub(crate) enum Message {
         export: Export,
         params: EventParams,
     },
+    /// A call of a handler's export whose result goes back to the handler (an HTTP request's
+    /// response). The handler supplies the typed call, so the core knows none of its types.
+    HandlerCall(Box<dyn HandlerCall>),
+}
+
+/// A call of one of a handler's exports, made from the actor's mailbox in order with its other
+/// messages, that answers whoever is waiting for it (see [`ExportCall`]).
+pub(crate) trait HandlerCall: Send {
+    fn export(&self) -> Export;
+    /// The bytes it carries, as mailboxes count them.
+    fn payload_len(&self) -> usize;
+    /// Calls the export and answers; a trap ends the actor.
+    fn call<'a>(
+        self: Box<Self>,
+        actor: &'a mut Actor,
+        delivery: Delivery<'a>,
+        kill: &'a Notify,
+        max_instances: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Trap>> + Send + 'a>>;
+    /// Answers that the call will not be made.
+    fn refuse(self: Box<Self>, why: String);
+}
+
+/// A [`HandlerCall`] with params `P` and results `O`, answering on `reply` with the results
+/// after the state, or why there are none.
+pub(crate) struct ExportCall<P, O: Returns> {
+    pub(crate) export: Export,
+    pub(crate) params: P,
+    pub(crate) len: usize,
+    pub(crate) reply: oneshot::Sender<Result<O::Rest, CallFailure>>,
+}
+
+/// Why an [`ExportCall`] has no results (the reason itself is in the actor's chain).
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    /// The call was not made: the actor stopped or is stopping.
+    NotMade,
+    /// The guest returned an error, or trapped.
+    Failed,
+}
+
+impl<P, O> HandlerCall for ExportCall<P, O>
+where
+    P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+    O: Returns,
+    O::Rest: Send,
+{
+    fn export(&self) -> Export {
+        self.export
+    }
+    fn payload_len(&self) -> usize {
+        self.len
+    }
+    fn call<'a>(
+        self: Box<Self>,
+        actor: &'a mut Actor,
+        delivery: Delivery<'a>,
+        kill: &'a Notify,
+        max_instances: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Trap>> + Send + 'a>> {
+        Box::pin(async move {
+            let this = *self;
+            // Whoever asked gave up (a request past its timeout was answered already): the
+            // call is not made, rather than made for no one.
+            if this.reply.is_closed() {
+                return Ok(());
+            }
+            let outcome = actor
+                .call::<P, O>(this.export, this.params, delivery, kill, max_instances)
+                .await;
+            let (answer, trap) = match outcome {
+                Outcome::Returned(rest) => (Ok(rest), None),
+                Outcome::GuestError(_) => (Err(CallFailure::Failed), None),
+                Outcome::Trapped(trap) => (Err(CallFailure::Failed), Some(trap)),
+            };
+            let _ = this.reply.send(answer);
+            trap.map_or(Ok(()), Err)
+        })
+    }
+    fn refuse(self: Box<Self>, _why: String) {
+        let _ = self.reply.send(Err(CallFailure::NotMade));
+    }
 }
 
 /// The params of a [`Message::HandlerEvent`], in the shapes handler exports take.
@@ -95,6 +183,7 @@ impl Message {
             Message::ChildExit { .. } => Export::HandleChildExit,
             Message::ChildExternalStop { .. } => Export::HandleChildExternalStop,
             Message::HandlerEvent { export, .. } => *export,
+            Message::HandlerCall(call) => call.export(),
         }
     }
 
@@ -109,6 +198,7 @@ impl Message {
                 params: EventParams::Bytes(_, data),
                 ..
             } => data.len(),
+            Message::HandlerCall(call) => call.payload_len(),
             Message::ChannelClose { .. }
             | Message::ChildExternalStop { .. }
             | Message::HandlerEvent { .. } => 0,
@@ -122,6 +212,7 @@ impl Message {
             Message::ChannelOpen { reply, .. } => {
                 let _ = reply.send(Err(why));
             }
+            Message::HandlerCall(call) => call.refuse(why),
             _ => {}
         }
     }
@@ -681,6 +772,7 @@ async fn deliver(
             EventParams::Bytes(id, data) => state_only!(export, (id, data)),
             EventParams::Code(id, code) => state_only!(export, (id, code)),
         },
+        Message::HandlerCall(call) => call.call(actor, delivery, kill, max).await,
     }
 }
 

@@ -56,10 +56,15 @@ pub(crate) enum Export {
     HandleStdout,
     HandleStderr,
     HandleExit,
+    HttpHandleRequest,
+    HttpHandleMiddleware,
+    WebsocketConnect,
+    WebsocketMessage,
+    WebsocketDisconnect,
 }
 
 impl Export {
-    pub(crate) const COUNT: usize = 12;
+    pub(crate) const COUNT: usize = 17;
 
     /// The export a chain names as `interface.function`.
     pub(crate) fn from_path(path: &str) -> Option<Export> {
@@ -79,6 +84,11 @@ impl Export {
         Export::HandleStdout,
         Export::HandleStderr,
         Export::HandleExit,
+        Export::HttpHandleRequest,
+        Export::HttpHandleMiddleware,
+        Export::WebsocketConnect,
+        Export::WebsocketMessage,
+        Export::WebsocketDisconnect,
     ];
 
     pub(crate) fn interface(self) -> &'static str {
@@ -95,6 +105,11 @@ impl Export {
             Export::HandleStdout | Export::HandleStderr | Export::HandleExit => {
                 "theater:simple/process-handlers"
             }
+            Export::HttpHandleRequest
+            | Export::HttpHandleMiddleware
+            | Export::WebsocketConnect
+            | Export::WebsocketMessage
+            | Export::WebsocketDisconnect => "theater:simple/http-handlers",
         }
     }
 
@@ -112,6 +127,11 @@ impl Export {
             Export::HandleStdout => "handle-stdout",
             Export::HandleStderr => "handle-stderr",
             Export::HandleExit => "handle-exit",
+            Export::HttpHandleRequest => "handle-request",
+            Export::HttpHandleMiddleware => "handle-middleware",
+            Export::WebsocketConnect => "handle-websocket-connect",
+            Export::WebsocketMessage => "handle-websocket-message",
+            Export::WebsocketDisconnect => "handle-websocket-disconnect",
         }
     }
 
@@ -136,6 +156,13 @@ impl Export {
             Export::HandleStdout => "theater:simple/process-handlers.handle-stdout",
             Export::HandleStderr => "theater:simple/process-handlers.handle-stderr",
             Export::HandleExit => "theater:simple/process-handlers.handle-exit",
+            Export::HttpHandleRequest => "theater:simple/http-handlers.handle-request",
+            Export::HttpHandleMiddleware => "theater:simple/http-handlers.handle-middleware",
+            Export::WebsocketConnect => "theater:simple/http-handlers.handle-websocket-connect",
+            Export::WebsocketMessage => "theater:simple/http-handlers.handle-websocket-message",
+            Export::WebsocketDisconnect => {
+                "theater:simple/http-handlers.handle-websocket-disconnect"
+            }
         }
     }
 }

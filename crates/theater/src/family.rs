@@ -68,6 +68,17 @@ pub enum StateScope {
     Instance,
 }
 
+/// What [`crate::handlers::Handler::on_recover`] gets: the actor, and the host calls of the
+/// family's interfaces its chain recorded, in order (none when the actor starts over from
+/// `init`).
+pub struct Recovery<'a> {
+    pub actor: &'a str,
+    pub host_calls: Vec<&'a theater_chain::HostCall>,
+    /// The runtime's shared services (an `Arc<crate::shared::Shared>`), for the families of
+    /// this crate; typed as `Any` so that this module stays below the core.
+    pub(crate) runtime: &'a (dyn Any + Send + Sync),
+}
+
 /// How an actor's run ended, for `Handler::on_exit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
@@ -91,7 +102,12 @@ pub(crate) trait Family: Send + Sync + 'static {
     fn new_state(&self, settings: &AnySettings) -> Box<dyn Any + Send>;
     fn state_scope(&self) -> StateScope;
     fn on_exit(&self, state: &mut (dyn Any + Send), how: ExitKind);
-    fn on_recover(&self, settings: &AnySettings, state: &mut (dyn Any + Send));
+    fn on_recover(
+        &self,
+        settings: &AnySettings,
+        state: &mut (dyn Any + Send),
+        recovery: &Recovery<'_>,
+    ) -> Result<(), String>;
     fn keeps_run_alive(&self, settings: &AnySettings) -> bool;
     fn check(&self, settings: &AnySettings) -> Result<(), String>;
 }

@@ -61,6 +61,8 @@ pub(crate) struct Recover {
     pub(crate) event: theater_chain::Recovery,
     /// `init` never returned before the crash: run it again.
     pub(crate) run_init: bool,
+    /// Every host call its chain recorded, for the handlers to rebuild what they held.
+    pub(crate) host_calls: Vec<theater_chain::HostCall>,
 }
 
 /// Spawns an actor. Returns once `init` has returned; a failed or trapping `init` leaves no
@@ -232,10 +234,19 @@ pub(crate) async fn spawn(
 
     let ctx = ActorCtx::new(id.clone(), manifest.clone(), shared, chain);
     let max = shared.settings.max_instances;
-    let recovering = request.recover.is_some();
-    let (reason, state, run_init) = match request.recover {
-        Some(recover) => (InstanceReason::Recovery, recover.state, recover.run_init),
-        None => (InstanceReason::Spawn, initial, true),
+    let (reason, state, run_init, recovered_calls) = match request.recover {
+        Some(recover) => (
+            InstanceReason::Recovery,
+            recover.state,
+            recover.run_init,
+            // An actor that starts over from `init` rebuilds everything itself.
+            Some(if recover.run_init {
+                Vec::new()
+            } else {
+                recover.host_calls
+            }),
+        ),
+        None => (InstanceReason::Spawn, initial, true, None),
     };
     let mut actor = match Actor::instantiate(prepared, ctx, reason, state, max).await {
         Ok(actor) => actor,
@@ -246,8 +257,14 @@ pub(crate) async fn spawn(
             return Err(fail(message));
         }
     };
-    if recovering {
-        actor.ctx_mut().handlers_recover();
+    if let Some(host_calls) = recovered_calls
+        && let Err(message) = actor.ctx_mut().handlers_recover(&host_calls)
+    {
+        let (mut ctx, _) = actor.into_parts();
+        ctx.handlers_exit(ExitKind::Failed);
+        record_end(&mut ctx, ShutdownReason::Failed, None).await;
+        remove(shared, &cell, ActorExit::Failed(message.clone()), false);
+        return Err(fail(message));
     }
     if let Start::Init(_) = start
         && run_init

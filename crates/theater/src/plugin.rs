@@ -25,8 +25,8 @@ use wasmtime::{AsContextMut, StoreContextMut};
 
 use crate::actor::ActorCtx;
 use crate::family::{
-    AnySettings, ExitKind, Families, Family, Grant, Refusal, SettingKey, SettingsInput, StateScope,
-    typed,
+    AnySettings, ExitKind, Families, Family, Grant, Recovery, Refusal, SettingKey, SettingsInput,
+    StateScope, typed,
 };
 use crate::replay_log::{Rebuild, ReplayLog};
 
@@ -91,8 +91,18 @@ pub trait Handler: Send + Sync + 'static {
     /// Called once when the actor's run ends (stop, shutdown, trap, failed start): release what
     /// the state holds.
     fn on_exit(&self, _state: &mut Self::State, _how: ExitKind) {}
-    /// Called when a runtime brings the actor back after a crash, before its first call.
-    fn on_recover(&self, _settings: &Self::Settings, _state: &mut Self::State) {}
+    /// Called when a runtime brings the actor back after a crash, before its first call, with
+    /// what its chain recorded of this family's host calls: rebuild what the state held
+    /// outside the actor (a server's listening socket, say). An error fails the actor, with it
+    /// as the reason.
+    fn on_recover(
+        &self,
+        _settings: &Self::Settings,
+        _state: &mut Self::State,
+        _recovery: &Recovery<'_>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
     /// Whether an actor with this grant keeps the run going while idle (a server waiting for
     /// connections, a process): the runtime is not quiescent while such an actor lives.
     fn keeps_run_alive(&self, _settings: &Self::Settings) -> bool {
@@ -160,9 +170,15 @@ impl<H: Handler> Family for H {
             Handler::on_exit(self, state, how);
         }
     }
-    fn on_recover(&self, settings: &AnySettings, state: &mut (dyn Any + Send)) {
-        if let Some(state) = state.downcast_mut::<H::State>() {
-            Handler::on_recover(self, typed(settings), state);
+    fn on_recover(
+        &self,
+        settings: &AnySettings,
+        state: &mut (dyn Any + Send),
+        recovery: &Recovery<'_>,
+    ) -> Result<(), String> {
+        match state.downcast_mut::<H::State>() {
+            Some(state) => Handler::on_recover(self, typed(settings), state, recovery),
+            None => Ok(()),
         }
     }
     fn keeps_run_alive(&self, settings: &AnySettings) -> bool {
@@ -183,18 +199,6 @@ pub(crate) struct Plain {
     /// by name.
     pub(crate) link: Option<fn(&mut HostLinker<'_>) -> wasmtime::Result<()>>,
     pub(crate) always_granted: bool,
-}
-
-impl Plain {
-    /// A type the API names that this build does not implement yet.
-    pub(crate) const fn planned(name: &'static str, interfaces: &'static [&'static str]) -> Plain {
-        Plain {
-            name,
-            interfaces,
-            link: None,
-            always_granted: false,
-        }
-    }
 }
 
 impl Handler for Plain {

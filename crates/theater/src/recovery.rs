@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use theater_chain::{
-    ChainInfo, ChainReader, Event, EventKind, HostCall, HostResult, Recovery as RecoveryEvent,
-    ShutdownReason, StoredEvent,
+    ChainInfo, ChainReader, Event, EventKind, HostCall, HostResult, InstanceReason,
+    Recovery as RecoveryEvent, ShutdownReason, StoredEvent,
 };
 
 use crate::cell::Start;
@@ -234,6 +234,7 @@ impl Runtime {
                     state: if run_init { initial } else { state },
                     event,
                     run_init,
+                    host_calls: standing_host_calls(decoded),
                 }),
             },
         )
@@ -274,6 +275,26 @@ impl Runtime {
             tracing::warn!("ending the chain of {}: {e}", info.actor_id);
         }
     }
+}
+
+/// The host calls whose effects the actor's handler states still hold: those of completed calls
+/// since its last fresh start (a restart makes the handlers' states anew); not those of the call
+/// the crash cut off, whose state change is dropped.
+fn standing_host_calls(events: &[Event]) -> Vec<HostCall> {
+    let (mut standing, mut in_call) = (Vec::new(), Vec::new());
+    for event in events {
+        match &event.kind {
+            EventKind::Instance {
+                reason: InstanceReason::Spawn | InstanceReason::Restart,
+                ..
+            } => standing.clear(),
+            EventKind::CallStart(_) => in_call.clear(),
+            EventKind::HostCall(call) => in_call.push(call.clone()),
+            EventKind::CallEnd(_) => standing.append(&mut in_call),
+            _ => {}
+        }
+    }
+    standing
 }
 
 /// Whether `parent`'s chain records a `supervisor.resume` that returned `child`.

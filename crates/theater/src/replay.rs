@@ -23,7 +23,9 @@ use theater_chain::{
 };
 
 use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State};
+use crate::bindings::theater::simple::http_types::{HttpRequest, HttpResponse, MiddlewareResult};
 use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
+use crate::bindings::theater::simple::websocket_types::WebsocketMessage;
 use crate::component::{ComponentCache, Export, Prepared};
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
 use crate::error::one_line;
@@ -593,5 +595,13 @@ async fn dispatch(
         Export::HandleChildExternalStop => call!((String,), (State,)),
         Export::HandleStdout | Export::HandleStderr => call!((u64, Vec<u8>), (State,)),
         Export::HandleExit => call!((u64, i32), (State,)),
+        Export::HttpHandleRequest => call!((u64, HttpRequest), (State, (HttpResponse,))),
+        Export::HttpHandleMiddleware => call!((u64, HttpRequest), (State, (MiddlewareResult,))),
+        Export::WebsocketConnect => call!((u64, u64, String, Option<String>), (State,)),
+        Export::WebsocketMessage => call!(
+            (u64, u64, WebsocketMessage),
+            (State, (Vec<WebsocketMessage>,))
+        ),
+        Export::WebsocketDisconnect => call!((u64, u64), (State,)),
     })
 }

@@ -385,3 +385,51 @@ async fn handler_state_survives_a_dormant_hibernation() {
     let (_, summary) = replay_from(h.dir.path(), tally.id(), &registry).await;
     assert!(summary.instances >= 2, "{summary:?}");
 }
+
+/// A family that is registered but says it is not implemented yet (a type a newer API names).
+struct Unfinished;
+
+impl Handler for Unfinished {
+    type Settings = ();
+    type State = ();
+    fn name(&self) -> &'static str {
+        "unfinished"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["test:plugin/unfinished"]
+    }
+    fn parse(&self, _: &SettingsInput<'_>) -> Result<(), String> {
+        Ok(())
+    }
+    fn attenuate(&self, _: &(), (): ()) -> Result<(), Refusal> {
+        Ok(())
+    }
+    fn link(&self, _: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        wasmtime::bail!("not linked")
+    }
+    fn implemented(&self) -> bool {
+        false
+    }
+    fn new_state(&self, (): &()) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_but_unimplemented_handler_is_a_clear_error() {
+    let registry = Registry::builtin().with(Unfinished).unwrap();
+    let h = harness_with(|config| config.handlers = registry.clone());
+    let text = format!(
+        "name = \"x\"\nversion = \"0.1.0\"\ncomponent = {:?}\n[[handler]]\ntype = \"timing\"\n[[handler]]\ntype = \"unfinished\"\n",
+        test_actors::UNGRANTED
+    );
+    let origin = ManifestOrigin::Inline {
+        base_dir: ".".into(),
+    };
+    let manifest = Manifest::parse_with(&text, origin, &registry).unwrap();
+    let err = h.runtime.spawn(manifest).await.unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "handler type \"unfinished\" is part of the API but this build does not implement it yet"
+        ),
+        "{err}"
+    );
+}

@@ -287,23 +287,6 @@ async fn ungranted_import_fails_spawn_naming_interface_and_handler() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn granted_but_unimplemented_handler_is_a_clear_error() {
-    let h = harness();
-    let err = h
-        .runtime
-        .spawn(manifest(
-            test_actors::UNGRANTED,
-            "[[handler]]\ntype = \"timing\"\n[[handler]]\ntype = \"http-framework\"\n",
-        ))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("does not implement it yet"),
-        "{err}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_kinds_of_file_are_refused_with_clear_errors() {
     let h = harness();
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 mod environment;
 mod filesystem;
 mod http_client;
+mod http_framework;
 mod message_server;
 mod process;
 mod programs;
@@ -20,7 +21,9 @@ mod timing;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-pub use crate::family::{ExitKind, Grant, Refusal, SettingKey, SettingsInput, StateScope};
+pub use crate::family::{
+    ExitKind, Grant, Recovery, Refusal, SettingKey, SettingsInput, StateScope,
+};
 pub use crate::log_rate::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_LINE_BYTES};
 use crate::manifest::{Manifest, ManifestError, ManifestOrigin};
 use crate::plugin::Plain;
@@ -36,6 +39,11 @@ pub use filesystem::{
 pub use http_client::{
     AllowedHost, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MAX_RESPONSE_BYTES,
     HttpClientHandler, HttpClientSettings, MAX_REDIRECTS, NameResolver, SystemResolver, is_public,
+};
+pub use http_framework::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING, DEFAULT_MAX_SERVERS,
+    DEFAULT_REQUEST_TIMEOUT_MS, HttpFrameworkSettings, ListenRule, MAX_ROUTES, PARAM_HEADER_PREFIX,
+    WEBSOCKET_QUEUE,
 };
 pub use process::{
     DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_OUTPUT_BYTES, MAX_PROCESS_BUFFER, PROCESSES_DIR,
@@ -85,7 +93,6 @@ impl Registry {
         static BUILTIN: OnceLock<Registry> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                let planned = |name, interfaces| Arc::new(Plain::planned(name, interfaces));
                 Registry::of(vec![
                     Arc::new(runtime::HANDLER),
                     Arc::new(message_server::HANDLER),
@@ -97,7 +104,7 @@ impl Registry {
                     Arc::new(filesystem::FilesystemHandler),
                     Arc::new(process::ProcessHandler),
                     Arc::new(http_client::HttpClientHandler::new()),
-                    planned("http-framework", &["theater:simple/http-framework"]),
+                    Arc::new(http_framework::HttpFrameworkHandler),
                 ])
             })
             .clone()

@@ -1,0 +1,1711 @@
+//! `theater:simple/http-framework` and the `http-handlers` exports: HTTP/1.1 servers whose
+//! requests the actor answers. Granted by the `http-framework` handler.
+//!
+//! A server binds only an address and port the handler's `listen` allows (loopback, any port,
+//! by default). Each request, each middleware pass and each websocket event becomes a call of
+//! one of the actor's `http-handlers` exports, delivered through its mailbox in order with its
+//! other messages and recorded like them, so an HTTP actor replays with no server and no
+//! network. The response goes back to the client.
+//!
+//! What a client can cost is bounded: at most `max_pending` requests of a server wait for the
+//! actor at once, and past that (or with the actor's mailbox full) a request gets a 503 at once;
+//! a body is at most `max_body_bytes`; a request that waits longer than `request_timeout_ms`
+//! gets a 503; at most `max_connections` connections are open. A guest error or trap is a 500
+//! that names nothing internal. Servers stop when the actor's run ends, and a running server
+//! keeps `theater run` from ending as quiescent. TLS (rustls, ring) reads its certificate and
+//! key beneath the handler's `root`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::{Message as WsFrame, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State as AxumState};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ComponentNamedList, Lower};
+
+use theater_chain::HostResult;
+use theater_files::guest::GuestPath;
+
+use super::{
+    ExitKind, Handler, HostFuture, HostLinker, RecordAs, Recovery, Refusal, RootSetting,
+    SettingKey, SettingsInput, at_most, positive,
+};
+use crate::actor::{ActorCtx, Returns, State};
+use crate::bindings::theater::simple::http_types::{
+    HttpRequest, HttpResponse, MiddlewareResult, ServerConfig, ServerInfo, TlsConfig,
+};
+use crate::bindings::theater::simple::websocket_types::{MessageType, WebsocketMessage};
+use crate::cell::{CallFailure, ExportCall, Message};
+use crate::component::Export;
+use crate::shared::{Shared, Work};
+use crate::sync::LockExt;
+
+type Answer<T> = (Result<T, String>,);
+
+pub const DEFAULT_MAX_SERVERS: u64 = 8;
+pub const DEFAULT_MAX_PENDING: u64 = 64;
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 256;
+/// Routes and middleware per server.
+pub const MAX_ROUTES: usize = 1024;
+/// Messages a websocket connection holds for sending before `send-websocket-message` refuses.
+pub const WEBSOCKET_QUEUE: usize = 64;
+/// The longest path, method or handler name a guest may register.
+pub const MAX_NAME_BYTES: usize = 4096;
+/// Ceilings of the counted settings, so that no manifest sizes a table past reason.
+const MAX_PENDING_CEILING: u64 = 1 << 20;
+const MAX_CONNECTIONS_CEILING: u64 = 1 << 16;
+/// How long a client may take to send a request's headers (and, kept alive, the next ones).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A certificate or key file larger than this is not one.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+/// Headers through which a route's path parameters reach the actor; a client's own are dropped.
+pub const PARAM_HEADER_PREFIX: &str = "x-theater-param-";
+
+/// An address and port (any, when `None`) a server may bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenRule {
+    pub host: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl ListenRule {
+    fn parse(text: &str) -> Result<ListenRule, String> {
+        let bad = || {
+            format!(
+                "`listen` entry {text:?} is not ADDRESS:PORT (an IP address, and a port or `*`; IPv6 in brackets)"
+            )
+        };
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let host = match host {
+            "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            _ => host.parse().map_err(|_| bad())?,
+        };
+        let port = match port {
+            "*" => None,
+            p => Some(p.parse().map_err(|_| bad())?),
+        };
+        Ok(ListenRule { host, port })
+    }
+
+    fn allows(&self, host: IpAddr, port: u16) -> bool {
+        self.host == host && self.port.is_none_or(|p| p == port)
+    }
+
+    fn covers(&self, child: &ListenRule) -> bool {
+        self.host == child.host && (self.port.is_none() || self.port == child.port)
+    }
+}
+
+impl std::fmt::Display for ListenRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let port = self.port.map_or("*".to_owned(), |p| p.to_string());
+        match self.host {
+            IpAddr::V6(h) => write!(f, "[{h}]:{port}"),
+            IpAddr::V4(h) => write!(f, "{h}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpFrameworkSettings {
+    /// Where servers may listen; unset: loopback (IPv4 and IPv6), any port.
+    pub listen: Option<Vec<ListenRule>>,
+    /// Beneath which TLS certificates and keys are read.
+    pub root: RootSetting,
+    pub max_servers: Option<u64>,
+    pub max_pending: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+    pub max_connections: Option<u64>,
+}
+
+impl HttpFrameworkSettings {
+    pub fn listen(&self) -> Vec<ListenRule> {
+        self.listen.clone().unwrap_or_else(|| {
+            vec![
+                ListenRule {
+                    host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    port: None,
+                },
+                ListenRule {
+                    host: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    port: None,
+                },
+            ]
+        })
+    }
+    fn max_servers(&self) -> u64 {
+        self.max_servers.unwrap_or(DEFAULT_MAX_SERVERS)
+    }
+    fn max_pending(&self) -> u64 {
+        self.max_pending.unwrap_or(DEFAULT_MAX_PENDING)
+    }
+    fn request_timeout_ms(&self) -> u64 {
+        self.request_timeout_ms
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS)
+    }
+    fn max_body_bytes(&self) -> u64 {
+        self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES)
+    }
+    fn max_connections(&self) -> u64 {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    }
+}
+
+/// A positive setting no larger than `ceiling`.
+fn at_most_ceiling(table: &toml::Table, key: &str, ceiling: u64) -> Result<Option<u64>, String> {
+    match positive(table, key)? {
+        Some(n) if n > ceiling => Err(format!("`{key}` may be at most {ceiling}")),
+        n => Ok(n),
+    }
+}
+
+pub struct HttpFrameworkHandler;
+
+impl Handler for HttpFrameworkHandler {
+    type Settings = HttpFrameworkSettings;
+    type State = HttpFrameworkState;
+
+    fn name(&self) -> &'static str {
+        "http-framework"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["theater:simple/http-framework"]
+    }
+    fn keys(&self) -> &'static [SettingKey] {
+        &[
+            SettingKey {
+                key: "listen",
+                rule: "every entry covered by one of the parent's (same address; the parent's port or `*`); unset: the parent's",
+            },
+            SettingKey {
+                key: "root",
+                rule: "beneath the parent's root, opened beneath it (kernel-confined); unset: the parent's root",
+            },
+            SettingKey {
+                key: "max_servers",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_pending",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "request_timeout_ms",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_body_bytes",
+                rule: "at most the parent's; unset: the parent's",
+            },
+            SettingKey {
+                key: "max_connections",
+                rule: "at most the parent's; unset: the parent's",
+            },
+        ]
+    }
+    fn parse(&self, input: &SettingsInput<'_>) -> Result<HttpFrameworkSettings, String> {
+        let table = input.table;
+        let listen = match table.get("listen") {
+            None => None,
+            Some(v) => Some(
+                v.as_array()
+                    .and_then(|a| a.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>())
+                    .ok_or("`listen` must be a list of \"ADDRESS:PORT\" strings (PORT may be `*`)")?
+                    .into_iter()
+                    .map(ListenRule::parse)
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        Ok(HttpFrameworkSettings {
+            listen,
+            root: RootSetting::parse(input, None)?,
+            max_servers: positive(table, "max_servers")?,
+            max_pending: at_most_ceiling(table, "max_pending", MAX_PENDING_CEILING)?,
+            request_timeout_ms: positive(table, "request_timeout_ms")?,
+            max_body_bytes: positive(table, "max_body_bytes")?,
+            max_connections: at_most_ceiling(table, "max_connections", MAX_CONNECTIONS_CEILING)?,
+        })
+    }
+    fn attenuate(
+        &self,
+        parent: &HttpFrameworkSettings,
+        child: HttpFrameworkSettings,
+    ) -> Result<HttpFrameworkSettings, Refusal> {
+        const H: &str = "http-framework";
+        let parent_listen = parent.listen();
+        let listen = match child.listen {
+            None => parent_listen,
+            Some(rules) => {
+                if let Some(wider) = rules
+                    .iter()
+                    .find(|r| !parent_listen.iter().any(|p| p.covers(r)))
+                {
+                    return Err(Refusal::handler(
+                        H,
+                        "listen",
+                        format!("{wider} is not within the parent's listen"),
+                    ));
+                }
+                rules
+            }
+        };
+        Ok(HttpFrameworkSettings {
+            listen: Some(listen),
+            max_servers: at_most(H, "max_servers", child.max_servers, parent.max_servers())?,
+            max_pending: at_most(H, "max_pending", child.max_pending, parent.max_pending())?,
+            request_timeout_ms: at_most(
+                H,
+                "request_timeout_ms",
+                child.request_timeout_ms,
+                parent.request_timeout_ms(),
+            )?,
+            max_body_bytes: at_most(
+                H,
+                "max_body_bytes",
+                child.max_body_bytes,
+                parent.max_body_bytes(),
+            )?,
+            max_connections: at_most(
+                H,
+                "max_connections",
+                child.max_connections,
+                parent.max_connections(),
+            )?,
+            root: child.root.within(&parent.root, H)?,
+        })
+    }
+    fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
+        let mut http = linker.interface("theater:simple/http-framework")?;
+        http.func("create-server", RecordAs::Value, create_server)?;
+        http.func("get-server-info", RecordAs::Value, get_server_info)?;
+        http.func("start-server", RecordAs::Value, start_server)?;
+        http.func("stop-server", RecordAs::Value, stop_server)?;
+        http.func("destroy-server", RecordAs::Value, destroy_server)?;
+        http.func("register-handler", RecordAs::Value, register_handler)?;
+        http.func("add-route", RecordAs::Value, add_route)?;
+        http.func("remove-route", RecordAs::Value, remove_route)?;
+        http.func("add-middleware", RecordAs::Value, add_middleware)?;
+        http.func("remove-middleware", RecordAs::Value, remove_middleware)?;
+        http.func("enable-websocket", RecordAs::Value, enable_websocket)?;
+        http.func(
+            "send-websocket-message",
+            RecordAs::Value,
+            send_websocket_message,
+        )?;
+        http.func("close-websocket", RecordAs::Value, close_websocket)?;
+        Ok(())
+    }
+    fn new_state(&self, _: &HttpFrameworkSettings) -> HttpFrameworkState {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        HttpFrameworkState {
+            next_id: 0,
+            next_connection: Arc::new(AtomicU64::new(seed)),
+            servers: BTreeMap::new(),
+            handlers: BTreeMap::new(),
+        }
+    }
+    fn on_recover(
+        &self,
+        settings: &HttpFrameworkSettings,
+        state: &mut HttpFrameworkState,
+        recovery: &Recovery<'_>,
+    ) -> Result<(), String> {
+        state.recover(settings, recovery)
+    }
+    fn on_exit(&self, state: &mut HttpFrameworkState, _how: ExitKind) {
+        // Dropping a running server stops it and frees its port.
+        state.servers.clear();
+    }
+}
+
+/// An actor's servers and handler names.
+pub struct HttpFrameworkState {
+    /// One counter for servers, handlers, routes and middleware: an id names one thing.
+    next_id: u64,
+    /// Websocket connection ids, for every server of the actor. Seeded from the clock, so that
+    /// an id a guest kept from before a restart or a crash never names a new client.
+    next_connection: Arc<AtomicU64>,
+    servers: BTreeMap<u64, Server>,
+    handlers: BTreeMap<u64, String>,
+}
+
+impl HttpFrameworkState {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn server(&mut self, id: u64) -> Result<&mut Server, String> {
+        self.servers
+            .get_mut(&id)
+            .ok_or_else(|| format!("no server {id}"))
+    }
+
+    fn handler(&self, id: u64) -> Result<(), String> {
+        if self.handlers.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no handler {id}; register it with register-handler"
+            ))
+        }
+    }
+}
+
+struct Server {
+    host: IpAddr,
+    /// As asked (0: any free port).
+    port: u16,
+    tls: Option<TlsConfig>,
+    table: Arc<Mutex<Table>>,
+    running: Option<Running>,
+    /// The actor's websocket connection counter.
+    next_connection: Arc<AtomicU64>,
+}
+
+/// What a server does with a request; changes apply to a running server at once.
+#[derive(Default)]
+struct Table {
+    routes: Vec<Route>,
+    middleware: Vec<Middleware>,
+    websocket: Option<WebsocketRoute>,
+}
+
+struct Route {
+    id: u64,
+    method: String,
+    pattern: Pattern,
+    handler: u64,
+}
+
+struct Middleware {
+    id: u64,
+    prefix: Pattern,
+    handler: u64,
+}
+
+#[derive(Clone)]
+struct WebsocketRoute {
+    path: Pattern,
+    connect: Option<u64>,
+    message: u64,
+    disconnect: Option<u64>,
+}
+
+/// A route's path: literal segments, `{name}` (or `:name`) parameters, and a trailing `{*name}`
+/// (or `*`) that takes the rest.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Pattern {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Rest(String),
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Pattern, String> {
+        if !text.starts_with('/') {
+            return Err(format!("path {text:?} must start with `/`"));
+        }
+        let parts: Vec<&str> = text[1..].split('/').filter(|s| !s.is_empty()).collect();
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let name = part
+                .strip_prefix('{')
+                .and_then(|p| p.strip_suffix('}'))
+                .or_else(|| part.strip_prefix(':'));
+            let segment = match (name, *part) {
+                (_, "*") => Segment::Rest("rest".into()),
+                (Some(name), _) if name.starts_with('*') => Segment::Rest(name[1..].into()),
+                (Some(name), _) => Segment::Param(name.into()),
+                (None, literal) => Segment::Literal(literal.into()),
+            };
+            if let Segment::Param(name) | Segment::Rest(name) = &segment
+                && (name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            {
+                return Err(format!(
+                    "path {text:?}: parameter {name:?} must be letters, digits, `_` or `-`"
+                ));
+            }
+            if matches!(segment, Segment::Rest(_)) && i + 1 != parts.len() {
+                return Err(format!("path {text:?}: `*` may only end a path"));
+            }
+            segments.push(segment);
+        }
+        Ok(Pattern {
+            text: text.to_owned(),
+            segments,
+        })
+    }
+
+    /// The parameters, if `path` matches.
+    fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let mut parts = path.split('/').filter(|s| !s.is_empty());
+        let mut params = Vec::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(l) => {
+                    if parts.next()? != l {
+                        return None;
+                    }
+                }
+                Segment::Param(name) => params.push((name.clone(), parts.next()?.to_owned())),
+                Segment::Rest(name) => {
+                    params.push((name.clone(), parts.collect::<Vec<_>>().join("/")));
+                    return Some(params);
+                }
+            }
+        }
+        parts.next().is_none().then_some(params)
+    }
+
+    /// Whether `path` is this prefix or beneath it, segment by segment.
+    fn prefixes(&self, path: &str) -> bool {
+        let mut parts = path.split('/').filter(|s| !s.is_empty());
+        self.segments.iter().all(|segment| match segment {
+            Segment::Literal(l) => parts.next() == Some(l.as_str()),
+            Segment::Param(_) => parts.next().is_some(),
+            Segment::Rest(_) => true,
+        })
+    }
+
+    /// Literal segments before parameters, parameters before a rest, segment by segment.
+    fn rank(&self) -> Vec<u8> {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(_) => 0,
+                Segment::Param(_) => 1,
+                Segment::Rest(_) => 2,
+            })
+            .collect()
+    }
+}
+
+impl Table {
+    /// The route for `method` and `path`, with its parameters; `Err(true)` when the path has
+    /// routes but none for this method.
+    fn route(&self, method: &str, path: &str) -> Result<(u64, Vec<(String, String)>), bool> {
+        let mut best: Option<(&Route, Vec<(String, String)>)> = None;
+        let mut path_known = false;
+        for route in &self.routes {
+            let Some(params) = route.pattern.matches(path) else {
+                continue;
+            };
+            path_known = true;
+            if route.method != "*" && route.method != method {
+                continue;
+            }
+            // The more specific path wins; on the same path, a method named before `*`.
+            let key = |r: &Route| (r.pattern.rank(), r.method == "*");
+            if best.as_ref().is_none_or(|(b, _)| key(route) < key(b)) {
+                best = Some((route, params));
+            }
+        }
+        best.map(|(r, p)| (r.handler, p)).ok_or(path_known)
+    }
+}
+
+/// A server that is listening. Dropping it stops it: the listener and every connection close.
+struct Running {
+    port: u16,
+    live: Arc<Live>,
+    stop: watch::Sender<bool>,
+    /// The accept loop, which owns the listener.
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// The run is not quiescent while a server listens.
+    _work: Work,
+}
+
+impl Running {
+    /// Stops it, and returns once its port is closed (so that the actor may bind it again).
+    async fn close(mut self) {
+        let task = self.task.take();
+        drop(self);
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+        self.live.connections.locked().clear();
+    }
+}
+
+/// What a running server's tasks share.
+struct Live {
+    actor: Arc<str>,
+    shared: Weak<Shared>,
+    table: Arc<Mutex<Table>>,
+    /// Requests waiting for the actor: the bounded queue in front of its mailbox.
+    pending: Semaphore,
+    connection_slots: Arc<Semaphore>,
+    timeout: Duration,
+    max_body: usize,
+    connections: Mutex<HashMap<u64, mpsc::Sender<Outgoing>>>,
+    next_connection: Arc<AtomicU64>,
+    stop: watch::Receiver<bool>,
+}
+
+enum Outgoing {
+    Send(WebsocketMessage),
+    Close,
+}
+
+/// Why a request got no answer from the actor.
+enum Failure {
+    /// The queue or the mailbox is full, or the actor is gone: try again later.
+    Unavailable(&'static str),
+    /// The request is larger than the actor takes.
+    TooLarge,
+    /// The guest's error or trap: logged in the chain, never shown to the client.
+    Actor,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Unavailable(why) => plain(StatusCode::SERVICE_UNAVAILABLE, why),
+            Failure::TooLarge => plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request is larger than this server takes",
+            ),
+            Failure::Actor => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, format!("{text}\n")).into_response()
+}
+
+impl Live {
+    /// Calls `export` of the actor through its mailbox and waits for its results.
+    async fn call<P, O>(&self, export: Export, params: P, len: usize) -> Result<O::Rest, Failure>
+    where
+        P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+        O: Returns,
+        O::Rest: Send,
+    {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or(Failure::Unavailable("the server is shutting down"))?;
+        let cell = shared
+            .cell(&self.actor)
+            .ok_or(Failure::Unavailable("the actor is not running"))?;
+        if !cell.exports(export) {
+            return Err(Failure::Actor);
+        }
+        if len > cell.messaging.max_message_bytes as usize {
+            return Err(Failure::TooLarge);
+        }
+        let (reply, answer) = oneshot::channel();
+        let message = Message::HandlerCall(Box::new(ExportCall::<P, O> {
+            export,
+            params,
+            len,
+            reply,
+        }));
+        // No waiting for room: a full mailbox is a busy actor, and the client hears so now.
+        shared
+            .deliver(None, &self.actor, message, None, Duration::ZERO)
+            .await
+            .map_err(|_| Failure::Unavailable("the actor is busy; try again later"))?;
+        drop((shared, cell));
+        match answer.await {
+            Ok(Ok(rest)) => Ok(rest),
+            Ok(Err(CallFailure::Failed)) => Err(Failure::Actor),
+            Ok(Err(CallFailure::NotMade)) | Err(_) => {
+                Err(Failure::Unavailable("the actor is not running"))
+            }
+        }
+    }
+}
+
+fn request_len(request: &HttpRequest) -> usize {
+    request.uri.len()
+        + request.method.len()
+        + request.body.as_ref().map_or(0, Vec::len)
+        + request
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// Every request of a running server.
+async fn dispatch(AxumState(live): AxumState<Arc<Live>>, request: Request) -> Response {
+    match tokio::time::timeout(live.timeout, serve(&live, request)).await {
+        Ok(response) => response,
+        Err(_) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the actor did not answer in time",
+        ),
+    }
+}
+
+async fn serve(live: &Arc<Live>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let websocket = live.table.locked().websocket.clone().filter(|route| {
+        route.path.matches(parts.uri.path()).is_some()
+            && parts.headers.contains_key(axum::http::header::UPGRADE)
+    });
+    let upgrade = match websocket {
+        None => None,
+        Some(_) => match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => Some(upgrade),
+            Err(rejection) => return rejection.into_response(),
+        },
+    };
+    let body = match axum::body::to_bytes(body, live.max_body).await {
+        Ok(body) => body,
+        Err(_) => return Failure::TooLarge.into_response(),
+    };
+    // A slot in the queue only once the body is in: a slow upload holds its connection, not
+    // the actor's queue.
+    let Ok(_waiting) = live.pending.try_acquire() else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the actor has too many requests waiting; try again later",
+        );
+    };
+    let request = HttpRequest {
+        method: parts.method.to_string(),
+        uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.to_string(), ToString::to_string),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.as_str().starts_with(PARAM_HEADER_PREFIX))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: (!body.is_empty()).then(|| body.to_vec()),
+    };
+    drop(body);
+    // Middleware sees every request beneath its path, websocket upgrades included.
+    let mut request = match run_middleware(live, request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    if let (Some(route), Some(upgrade)) = (websocket, upgrade) {
+        let Ok(slot) = live.connection_slots.clone().try_acquire_owned() else {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server has all the connections it takes",
+            );
+        };
+        let path = path_of(&request.uri).to_owned();
+        let query = request.uri.split_once('?').map(|(_, q)| q.to_owned());
+        let live = live.clone();
+        return upgrade
+            .max_message_size(live.max_body)
+            .max_frame_size(live.max_body)
+            .on_upgrade(move |socket| async move {
+                run_socket(&live, route, socket, path, query).await;
+                drop(slot);
+            });
+    }
+    let routed = live
+        .table
+        .locked()
+        .route(&request.method, path_of(&request.uri));
+    let (handler, params) = match routed {
+        Ok(found) => found,
+        Err(true) => return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        Err(false) => return plain(StatusCode::NOT_FOUND, "not found"),
+    };
+    request
+        .headers
+        .retain(|(k, _)| !k.to_ascii_lowercase().starts_with(PARAM_HEADER_PREFIX));
+    for (name, value) in params {
+        request.headers.push((
+            format!("{PARAM_HEADER_PREFIX}{}", name.to_ascii_lowercase()),
+            value,
+        ));
+    }
+    let len = request_len(&request);
+    match live
+        .call::<_, (State, (HttpResponse,))>(Export::HttpHandleRequest, (handler, request), len)
+        .await
+    {
+        Ok(response) => to_response(response),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// Runs the middleware whose path `request` is at or beneath, in the order added: the request
+/// to go on with, or the response that ends it.
+async fn run_middleware(live: &Live, mut request: HttpRequest) -> Result<HttpRequest, Response> {
+    let middleware: Vec<(u64, Pattern)> = live
+        .table
+        .locked()
+        .middleware
+        .iter()
+        .map(|m| (m.handler, m.prefix.clone()))
+        .collect();
+    for (handler, prefix) in middleware {
+        if !prefix.prefixes(path_of(&request.uri)) {
+            continue;
+        }
+        let len = request_len(&request);
+        match live
+            .call::<_, (State, (MiddlewareResult,))>(
+                Export::HttpHandleMiddleware,
+                (handler, request),
+                len,
+            )
+            .await
+        {
+            Ok(result) if result.proceed => request = result.request,
+            Ok(_) => return Err(plain(StatusCode::FORBIDDEN, "refused")),
+            Err(failure) => return Err(failure.into_response()),
+        }
+    }
+    Ok(request)
+}
+
+/// The path of a request's URI (origin form, or absolute after a middleware's rewrite).
+fn path_of(uri: &str) -> &str {
+    let path = if uri.starts_with('/') {
+        uri
+    } else {
+        // `scheme://authority/path`: the path starts at the first `/` after the authority.
+        let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+        rest.find('/').map_or("/", |i| &rest[i..])
+    };
+    path.split(['?', '#']).next().unwrap_or("/")
+}
+
+/// The actor's response; one it built wrong (a bad status or header) is a 500.
+fn to_response(response: HttpResponse) -> Response {
+    // 1xx would switch the connection's protocol or confuse it: the actor answers 200–599.
+    let status = match StatusCode::from_u16(response.status) {
+        Ok(status) if (200..600).contains(&response.status) => status,
+        _ => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+    };
+    let mut built = Response::new(Body::from(response.body.unwrap_or_default()));
+    *built.status_mut() = status;
+    for (name, value) in response.headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) else {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        };
+        built.headers_mut().append(name, value);
+    }
+    built
+}
+
+/// One websocket connection: its events are calls of the actor's websocket exports; what the
+/// actor answers, and what it pushes with `send-websocket-message`, goes to the client.
+async fn run_socket(
+    live: &Arc<Live>,
+    route: WebsocketRoute,
+    mut socket: WebSocket,
+    path: String,
+    query: Option<String>,
+) {
+    let id = live.next_connection.fetch_add(1, Ordering::Relaxed);
+    let (tx, outgoing) = mpsc::channel(WEBSOCKET_QUEUE);
+    live.connections.locked().insert(id, tx);
+    let connected = match route.connect {
+        None => true,
+        Some(handler) => {
+            let len = path.len() + query.as_ref().map_or(0, String::len);
+            live.call::<_, (State,)>(Export::WebsocketConnect, (handler, id, path, query), len)
+                .await
+                .is_ok()
+        }
+    };
+    if connected {
+        converse(live, &route, &mut socket, id, outgoing).await;
+    }
+    live.connections.locked().remove(&id);
+    let _ = socket.send(WsFrame::Close(None)).await;
+    if connected && let Some(handler) = route.disconnect {
+        let _ = live
+            .call::<_, (State,)>(Export::WebsocketDisconnect, (handler, id), 0)
+            .await;
+    }
+}
+
+/// Passes a connection's messages to the actor and its answers back, until either side closes
+/// or the server stops.
+async fn converse(
+    live: &Arc<Live>,
+    route: &WebsocketRoute,
+    socket: &mut WebSocket,
+    id: u64,
+    mut outgoing: mpsc::Receiver<Outgoing>,
+) {
+    let mut stop = live.stop.clone();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            out = outgoing.recv() => match out {
+                Some(Outgoing::Send(message)) => {
+                    if let Some(frame) = to_frame(message)
+                        && socket.send(frame).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Outgoing::Close) | None => break,
+            },
+            incoming = socket.recv() => {
+                let message = match incoming {
+                    Some(Ok(WsFrame::Text(text))) => WebsocketMessage {
+                        ty: MessageType::Text,
+                        data: None,
+                        text: Some(text.to_string()),
+                    },
+                    Some(Ok(WsFrame::Binary(data))) => WebsocketMessage {
+                        ty: MessageType::Binary,
+                        data: Some(data.to_vec()),
+                        text: None,
+                    },
+                    // Pings are answered by the server itself.
+                    Some(Ok(WsFrame::Ping(_) | WsFrame::Pong(_))) => continue,
+                    Some(Ok(WsFrame::Close(_)) | Err(_)) | None => break,
+                };
+                let len = message.text.as_ref().map_or(0, String::len)
+                    + message.data.as_ref().map_or(0, Vec::len);
+                let replies = live
+                    .call::<_, (State, (Vec<WebsocketMessage>,))>(
+                        Export::WebsocketMessage,
+                        (route.message, id, message),
+                        len,
+                    )
+                    .await;
+                let Ok(replies) = replies else { break };
+                let mut closed = false;
+                for reply in replies {
+                    if matches!(reply.ty, MessageType::Close) {
+                        closed = true;
+                        break;
+                    }
+                    if let Some(frame) = to_frame(reply)
+                        && socket.send(frame).await.is_err()
+                    {
+                        closed = true;
+                        break;
+                    }
+                }
+                if closed {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn to_frame(message: WebsocketMessage) -> Option<WsFrame> {
+    let bytes = || {
+        message
+            .data
+            .clone()
+            .or_else(|| message.text.clone().map(String::into_bytes))
+            .unwrap_or_default()
+    };
+    Some(match &message.ty {
+        MessageType::Text => WsFrame::Text(
+            message
+                .text
+                .clone()
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes()).into_owned())
+                .into(),
+        ),
+        MessageType::Binary => WsFrame::Binary(bytes().into()),
+        MessageType::Ping => WsFrame::Ping(bytes().into()),
+        MessageType::Pong => WsFrame::Pong(bytes().into()),
+        MessageType::Close => WsFrame::Close(None),
+        MessageType::Connect | MessageType::Other(_) => return None,
+    })
+}
+
+/// How long a stopping server's connections get to finish the responses under way (the one to
+/// the request whose call stopped the actor, say).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Accepts connections until told to stop (or aborted): the listener, and so the port, closes
+/// at once; each connection finishes its response under way within [`STOP_GRACE`].
+async fn accept(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    live: Arc<Live>,
+) {
+    let mut stop = live.stop.clone();
+    loop {
+        let stream = tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors, say: wait a moment rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = live.connection_slots.clone().try_acquire_owned() else {
+            // At the bound: a plain connection is told so (a TLS one, before its handshake,
+            // cannot be), and closed.
+            if tls.is_none() {
+                let _ = stream.try_write(
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let (tls, stop) = (tls.clone(), live.stop.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tls {
+                None => serve_connection(stream, service, stop).await,
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        serve_connection(stream, service, stop).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Serves one connection until it ends, or the server stops and the response under way is out.
+async fn serve_connection<I>(
+    io: I,
+    service: TowerToHyperService<Router>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(64 << 10)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        // A dropped sender (the server's state is gone) is a stop too.
+        _ = stop.changed() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(STOP_GRACE, connection).await;
+}
+
+/// What a call needs of the calling actor.
+struct Caller<'a> {
+    settings: HttpFrameworkSettings,
+    state: &'a mut HttpFrameworkState,
+}
+
+fn caller<'a>(store: &'a mut StoreContextMut<'_, ActorCtx>) -> Result<Caller<'a>, String> {
+    let ctx = store.data_mut();
+    let settings = ctx
+        .settings::<HttpFrameworkSettings>()
+        .cloned()
+        .ok_or("the http-framework handler is not granted")?;
+    let state = ctx
+        .handler_state::<HttpFrameworkState>()
+        .ok_or("the http-framework handler has no state for this actor")?;
+    Ok(Caller { settings, state })
+}
+
+/// The address a config asks for: an IP address (or `localhost`), 127.0.0.1 when unset.
+fn host_of(config: &ServerConfig) -> Result<IpAddr, String> {
+    match config.host.as_deref() {
+        None | Some("localhost") => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("host {host:?} is not an IP address")),
+    }
+}
+
+fn listen_allows(settings: &HttpFrameworkSettings, host: IpAddr, port: u16) -> Result<(), String> {
+    let rules = settings.listen();
+    if rules.iter().any(|r| r.allows(host, port)) {
+        return Ok(());
+    }
+    let asked = if port == 0 {
+        format!("{host} on any port")
+    } else {
+        SocketAddr::new(host, port).to_string()
+    };
+    let rules: Vec<String> = rules.iter().map(ToString::to_string).collect();
+    Err(format!(
+        "{asked} is not in the http-framework handler's `listen` ({})",
+        rules.join(", ")
+    ))
+}
+
+/// Reads a PEM file beneath the handler's root.
+fn read_pem(settings: &HttpFrameworkSettings, path: &str) -> Result<Vec<u8>, String> {
+    let root = settings.root.open("http-framework")?;
+    root.guest_read(&GuestPath::parse(path)?, MAX_PEM_BYTES)
+}
+
+fn tls_acceptor(
+    settings: &HttpFrameworkSettings,
+    tls: &TlsConfig,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = read_pem(settings, &tls.cert_path)?;
+    let key = read_pem(settings, &tls.key_path)?;
+    let certs = CertificateDer::pem_slice_iter(&cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate {:?}: {e}", tls.cert_path))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "certificate {:?} holds no PEM certificate",
+            tls.cert_path
+        ));
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(&key).map_err(|e| format!("key {:?}: {e}", tls.key_path))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate {:?}: {e}", tls.cert_path))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Binds `address`. A port in use is tried again for a moment: a server of this actor that was
+/// just dropped (its run ended, and a restart binds the same port) closes it on its next poll.
+fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let mut tries = 0;
+    loop {
+        match std::net::TcpListener::bind(address) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            bound => return bound,
+        }
+    }
+}
+
+/// Binds `server`'s address on `port` (0: a free one) and starts serving it.
+fn launch(
+    shared: &Arc<Shared>,
+    actor: Arc<str>,
+    settings: &HttpFrameworkSettings,
+    server: &Server,
+    port: u16,
+) -> Result<Running, String> {
+    listen_allows(settings, server.host, port)?;
+    let tls = server
+        .tls
+        .as_ref()
+        .map(|t| tls_acceptor(settings, t))
+        .transpose()?;
+    let address = SocketAddr::new(server.host, port);
+    let listener = bind(address)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(TcpListener::from_std)
+        .map_err(|e| format!("binding {address}: {e}"))?;
+    let bound = listener.local_addr().map_or(port, |a| a.port());
+    let (stop, stopped) = watch::channel(false);
+    let live = Arc::new(Live {
+        actor,
+        shared: Arc::downgrade(shared),
+        table: server.table.clone(),
+        pending: Semaphore::new(settings.max_pending() as usize),
+        connection_slots: Arc::new(Semaphore::new(settings.max_connections() as usize)),
+        timeout: Duration::from_millis(settings.request_timeout_ms()),
+        max_body: settings.max_body_bytes() as usize,
+        connections: Mutex::default(),
+        next_connection: server.next_connection.clone(),
+        stop: stopped,
+    });
+    let router = Router::new().fallback(dispatch).with_state(live.clone());
+    let task = tokio::spawn(accept(listener, tls, router, live.clone()));
+    Ok(Running {
+        port: bound,
+        live,
+        stop,
+        task: Some(task),
+        _work: shared.busy.begin(),
+    })
+}
+
+/// The host functions' work on the actor's state, apart from the store, so that a recovery
+/// can run the chain's calls through the same code.
+impl HttpFrameworkState {
+    fn create_server(
+        &mut self,
+        settings: &HttpFrameworkSettings,
+        config: ServerConfig,
+    ) -> Result<u64, String> {
+        let host = host_of(&config)?;
+        let port = config.port.unwrap_or(0);
+        listen_allows(settings, host, port)?;
+        if let Some(tls) = &config.tls_config {
+            GuestPath::parse(&tls.cert_path)?;
+            GuestPath::parse(&tls.key_path)?;
+        }
+        if self.servers.len() as u64 >= settings.max_servers() {
+            return Err(format!(
+                "the actor has {} servers already, its http-framework max_servers",
+                self.servers.len()
+            ));
+        }
+        let id = self.id();
+        self.servers.insert(
+            id,
+            Server {
+                host,
+                port,
+                tls: config.tls_config,
+                table: Arc::default(),
+                running: None,
+                next_connection: self.next_connection.clone(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn server_info(&mut self, id: u64) -> Result<ServerInfo, String> {
+        let server = self.server(id)?;
+        let table = server.table.locked();
+        Ok(ServerInfo {
+            id,
+            port: server.running.as_ref().map_or(server.port, |r| r.port),
+            host: server.host.to_string(),
+            running: server.running.is_some(),
+            routes_count: table.routes.len() as u32,
+            middleware_count: table.middleware.len() as u32,
+            websocket_enabled: table.websocket.is_some(),
+        })
+    }
+
+    fn register_handler(&mut self, name: String) -> Result<u64, String> {
+        short("handler name", &name)?;
+        if self.handlers.len() >= MAX_ROUTES {
+            return Err(format!("the actor has {MAX_ROUTES} handlers already"));
+        }
+        let id = self.id();
+        self.handlers.insert(id, name);
+        Ok(id)
+    }
+
+    /// Checks the server, the handlers and the table's size, then changes the table; the
+    /// change gets the next id, taken only if it succeeds.
+    fn with_table<T>(
+        &mut self,
+        server: u64,
+        handlers: &[u64],
+        change: impl FnOnce(&mut Table, u64) -> Result<T, String>,
+    ) -> Result<T, String> {
+        for handler in handlers {
+            self.handler(*handler)?;
+        }
+        let id = self.next_id + 1;
+        let table = self.server(server)?.table.clone();
+        let mut table = table.locked();
+        if table.routes.len() + table.middleware.len() >= MAX_ROUTES {
+            return Err(format!(
+                "server {server} has {MAX_ROUTES} routes and middleware already"
+            ));
+        }
+        let answer = change(&mut table, id)?;
+        self.next_id = id;
+        Ok(answer)
+    }
+
+    fn add_route(
+        &mut self,
+        server: u64,
+        path: String,
+        method: String,
+        handler: u64,
+    ) -> Result<u64, String> {
+        short("path", &path)?;
+        short("method", &method)?;
+        let pattern = Pattern::parse(&path)?;
+        let method = method.to_ascii_uppercase();
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'*') {
+            return Err(format!("method {method:?} is not an HTTP method (or `*`)"));
+        }
+        self.with_table(server, &[handler], |table, id| {
+            if table
+                .routes
+                .iter()
+                .any(|r| r.method == method && r.pattern == pattern)
+            {
+                return Err(format!(
+                    "server {server} has a {method} route for {path:?} already"
+                ));
+            }
+            table.routes.push(Route {
+                id,
+                method,
+                pattern,
+                handler,
+            });
+            Ok(id)
+        })
+    }
+
+    fn add_middleware(&mut self, server: u64, path: String, handler: u64) -> Result<u64, String> {
+        short("path", &path)?;
+        let prefix = Pattern::parse(&path)?;
+        self.with_table(server, &[handler], |table, id| {
+            table.middleware.push(Middleware {
+                id,
+                prefix,
+                handler,
+            });
+            Ok(id)
+        })
+    }
+
+    /// Removes the route (or middleware) `id` from whichever server has it.
+    fn remove(&mut self, id: u64, middleware: bool) -> Result<(), String> {
+        for server in self.servers.values() {
+            let mut table = server.table.locked();
+            let found = if middleware {
+                let i = table.middleware.iter().position(|m| m.id == id);
+                i.map(|i| drop(table.middleware.remove(i)))
+            } else {
+                let i = table.routes.iter().position(|r| r.id == id);
+                i.map(|i| drop(table.routes.remove(i)))
+            };
+            if found.is_some() {
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "no {} {id}",
+            if middleware { "middleware" } else { "route" }
+        ))
+    }
+
+    fn enable_websocket(
+        &mut self,
+        server: u64,
+        path: String,
+        connect: Option<u64>,
+        message: u64,
+        disconnect: Option<u64>,
+    ) -> Result<(), String> {
+        short("path", &path)?;
+        let path = Pattern::parse(&path)?;
+        let handlers: Vec<u64> = [connect, Some(message), disconnect]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.with_table(server, &handlers, |table, _| {
+            table.websocket = Some(WebsocketRoute {
+                path,
+                connect,
+                message,
+                disconnect,
+            });
+            Ok(())
+        })
+    }
+
+    /// The running server, taken out to be closed.
+    fn stop_server(&mut self, id: u64) -> Result<Running, String> {
+        self.server(id)?
+            .running
+            .take()
+            .ok_or_else(|| format!("server {id} is not running"))
+    }
+
+    /// Forgets the server; returns it if it was running, to be closed.
+    fn destroy_server(&mut self, id: u64) -> Result<Option<Running>, String> {
+        self.servers
+            .remove(&id)
+            .map(|s| s.running)
+            .ok_or_else(|| format!("no server {id}"))
+    }
+
+    /// The queue of websocket `connection` on running `server`.
+    fn connection(
+        &mut self,
+        server: u64,
+        connection: u64,
+    ) -> Result<mpsc::Sender<Outgoing>, String> {
+        let running = self
+            .server(server)?
+            .running
+            .as_ref()
+            .ok_or_else(|| format!("server {server} is not running"))?;
+        running
+            .live
+            .connections
+            .locked()
+            .get(&connection)
+            .cloned()
+            .ok_or_else(|| format!("server {server} has no open websocket connection {connection}"))
+    }
+
+    /// Rebuilds the servers the chain's calls made, and starts again those that were running,
+    /// on the ports they had.
+    fn recover(
+        &mut self,
+        settings: &HttpFrameworkSettings,
+        recovery: &Recovery<'_>,
+    ) -> Result<(), String> {
+        let mut running: BTreeMap<u64, u16> = BTreeMap::new();
+        for call in &recovery.host_calls {
+            let HostResult::Value(result) = &call.result else {
+                continue;
+            };
+            let params = &call.params;
+            // Only calls that succeeded changed anything; each is run again here and must
+            // answer what it answered then.
+            macro_rules! again {
+                ($params:ty, $answer:ty, |$p:pat_param| $run:expr) => {{
+                    let (recorded,): Answer<$answer> = decode(result, &call.function)?;
+                    if let Ok(recorded) = recorded {
+                        let $p: $params = decode(params, &call.function)?;
+                        let now: Result<$answer, String> = $run;
+                        if now.as_ref().ok() != Some(&recorded) {
+                            return Err(format!(
+                                "`{}` answers {now:?} now where the chain has {recorded:?}",
+                                call.function
+                            ));
+                        }
+                    }
+                }};
+            }
+            match &*call.function {
+                "create-server" => again!((ServerConfig,), u64, |(config,)| self
+                    .create_server(settings, config)),
+                "register-handler" => {
+                    again!((String,), u64, |(name,)| self.register_handler(name))
+                }
+                "add-route" => again!((u64, String, String, u64), u64, |(
+                    server,
+                    path,
+                    method,
+                    handler,
+                )| self
+                    .add_route(server, path, method, handler)),
+                "add-middleware" => again!((u64, String, u64), u64, |(server, path, handler)| self
+                    .add_middleware(server, path, handler)),
+                "remove-route" => again!((u64,), (), |(id,)| self.remove(id, false)),
+                "remove-middleware" => again!((u64,), (), |(id,)| self.remove(id, true)),
+                "enable-websocket" => again!(
+                    (u64, String, Option<u64>, u64, Option<u64>),
+                    (),
+                    |(server, path, connect, message, disconnect)| self
+                        .enable_websocket(server, path, connect, message, disconnect)
+                ),
+                "start-server" => {
+                    let (recorded,): Answer<u16> = decode(result, &call.function)?;
+                    let (id,): (u64,) = decode(params, &call.function)?;
+                    if let Ok(port) = recorded {
+                        running.insert(id, port);
+                    }
+                }
+                "stop-server" | "destroy-server" => {
+                    let (recorded,): Answer<()> = decode(result, &call.function)?;
+                    let (id,): (u64,) = decode(params, &call.function)?;
+                    if recorded.is_ok() {
+                        running.remove(&id);
+                        if call.function == "destroy-server" {
+                            // Nothing of a recovery runs yet.
+                            drop(self.destroy_server(id)?);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let shared = recovery
+            .runtime
+            .downcast_ref::<Arc<Shared>>()
+            .ok_or("the runtime's services are not at hand")?;
+        for (id, port) in running {
+            let server = self.server(id)?;
+            let address = SocketAddr::new(server.host, port);
+            let started = launch(shared, recovery.actor.into(), settings, server, port)
+                .map_err(|e| format!("server {id} cannot serve {address} again: {e}"))?;
+            server.running = Some(started);
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a guest's string longer than [`MAX_NAME_BYTES`].
+fn short(what: &str, text: &str) -> Result<(), String> {
+    if text.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "a {what} of {} bytes is longer than {MAX_NAME_BYTES}",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], function: &str) -> Result<T, String> {
+    crate::payload::decode(bytes).map_err(|e| format!("the chain's `{function}` call: {e}"))
+}
+
+/// A host function that works on the actor's state only.
+macro_rules! state_fn {
+    ($name:ident, ($($p:ident: $t:ty),*) -> $r:ty, |$c:ident| $body:expr) => {
+        fn $name(
+            mut store: StoreContextMut<'_, ActorCtx>,
+            ($($p,)*): ($($t,)*),
+        ) -> HostFuture<'_, Answer<$r>> {
+            Box::pin(async move {
+                let result = caller(&mut store).and_then(|$c| $body);
+                Ok((result,))
+            })
+        }
+    };
+}
+
+state_fn!(create_server, (config: ServerConfig) -> u64, |c| c
+    .state
+    .create_server(&c.settings, config));
+state_fn!(get_server_info, (id: u64) -> ServerInfo, |c| c.state.server_info(id));
+fn stop_server(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (id,): (u64,),
+) -> HostFuture<'_, Answer<()>> {
+    Box::pin(async move {
+        let result = match caller(&mut store).and_then(|c| c.state.stop_server(id)) {
+            Ok(running) => {
+                running.close().await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        Ok((result,))
+    })
+}
+
+fn destroy_server(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (id,): (u64,),
+) -> HostFuture<'_, Answer<()>> {
+    Box::pin(async move {
+        let result = match caller(&mut store).and_then(|c| c.state.destroy_server(id)) {
+            Ok(Some(running)) => {
+                running.close().await;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        Ok((result,))
+    })
+}
+state_fn!(register_handler, (name: String) -> u64, |c| c.state.register_handler(name));
+state_fn!(add_route, (server: u64, path: String, method: String, handler: u64) -> u64, |c| c
+    .state
+    .add_route(server, path, method, handler));
+state_fn!(remove_route, (id: u64) -> (), |c| c.state.remove(id, false));
+state_fn!(add_middleware, (server: u64, path: String, handler: u64) -> u64, |c| c
+    .state
+    .add_middleware(server, path, handler));
+state_fn!(remove_middleware, (id: u64) -> (), |c| c.state.remove(id, true));
+state_fn!(
+    enable_websocket,
+    (server: u64, path: String, connect: Option<u64>, message: u64, disconnect: Option<u64>) -> (),
+    |c| c.state.enable_websocket(server, path, connect, message, disconnect)
+);
+state_fn!(
+    send_websocket_message,
+    (server: u64, id: u64, message: WebsocketMessage) -> (),
+    |c| c.state.connection(server, id).and_then(|queue| {
+        let len = message.text.as_ref().map_or(0, String::len)
+            + message.data.as_ref().map_or(0, Vec::len);
+        if len as u64 > c.settings.max_body_bytes() {
+            return Err(format!(
+                "a websocket message of {len} bytes is over the http-framework max_body_bytes"
+            ));
+        }
+        queue.try_send(Outgoing::Send(message)).map_err(|_| {
+            format!(
+                "websocket connection {id} has {WEBSOCKET_QUEUE} messages waiting to be sent, or is closing"
+            )
+        })
+    })
+);
+state_fn!(close_websocket, (server: u64, id: u64) -> (), |c| c
+.state
+.connection(server, id)
+.map(|queue| {
+    // A full queue closes when the connection sees the server stop or the client go.
+    let _ = queue.try_send(Outgoing::Close);
+}));
+
+fn start_server(
+    mut store: StoreContextMut<'_, ActorCtx>,
+    (id,): (u64,),
+) -> HostFuture<'_, Answer<u16>> {
+    Box::pin(async move {
+        let ctx = store.data();
+        let actor = ctx.id.clone();
+        let shared = ctx.shared().map_err(|e| e.to_string());
+        let result = shared.and_then(|shared| {
+            let c = caller(&mut store)?;
+            let server = c.state.server(id)?;
+            if let Some(running) = &server.running {
+                return Err(format!(
+                    "server {id} is running already, on port {}",
+                    running.port
+                ));
+            }
+            let running = launch(&shared, actor, &c.settings, server, server.port)?;
+            let port = running.port;
+            server.running = Some(running);
+            Ok(port)
+        });
+        Ok((result,))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_literals_parameters_and_rests() {
+        let p = Pattern::parse("/users/{id}/posts/:post").unwrap();
+        assert_eq!(
+            p.matches("/users/7/posts/9"),
+            Some(vec![("id".into(), "7".into()), ("post".into(), "9".into())])
+        );
+        assert_eq!(p.matches("/users/7/posts"), None);
+        assert_eq!(p.matches("/users/7/posts/9/x"), None);
+        let rest = Pattern::parse("/files/{*path}").unwrap();
+        assert_eq!(
+            rest.matches("/files/a/b.txt"),
+            Some(vec![("path".into(), "a/b.txt".into())])
+        );
+        assert!(Pattern::parse("/a/*/b").is_err());
+        assert!(Pattern::parse("a").is_err());
+        assert!(Pattern::parse("/{bad name}").is_err());
+        let prefix = Pattern::parse("/api").unwrap();
+        assert!(prefix.prefixes("/api/x"));
+        assert!(prefix.prefixes("/api"));
+        assert!(!prefix.prefixes("/apix"));
+        assert!(Pattern::parse("/").unwrap().prefixes("/anything"));
+    }
+
+    #[test]
+    fn literal_routes_win_and_methods_are_told_apart() {
+        let mut table = Table::default();
+        for (id, (method, path)) in [("GET", "/users/{id}"), ("GET", "/users/me"), ("POST", "/x")]
+            .into_iter()
+            .enumerate()
+        {
+            table.routes.push(Route {
+                id: id as u64,
+                method: method.into(),
+                pattern: Pattern::parse(path).unwrap(),
+                handler: id as u64 + 10,
+            });
+        }
+        assert_eq!(table.route("GET", "/users/me").unwrap().0, 11);
+        assert_eq!(table.route("GET", "/users/5").unwrap().0, 10);
+        assert_eq!(table.route("GET", "/x"), Err(true));
+        assert_eq!(table.route("GET", "/nowhere"), Err(false));
+        // A rest added first does not shadow a longer literal prefix; `*` yields to a method.
+        for (id, (method, path)) in [
+            ("GET", "/{*any}"),
+            ("GET", "/files/{*p}"),
+            ("*", "/files/{*p}"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            table.routes.push(Route {
+                id: 20 + id as u64,
+                method: method.into(),
+                pattern: Pattern::parse(path).unwrap(),
+                handler: 30 + id as u64,
+            });
+        }
+        assert_eq!(table.route("GET", "/files/a/b").unwrap().0, 31);
+        assert_eq!(table.route("PUT", "/files/a").unwrap().0, 32);
+        assert_eq!(table.route("GET", "/elsewhere").unwrap().0, 30);
+    }
+
+    #[test]
+    fn listen_rules_parse_and_cover() {
+        let any = ListenRule::parse("127.0.0.1:*").unwrap();
+        let one = ListenRule::parse("127.0.0.1:8080").unwrap();
+        let v6 = ListenRule::parse("[::1]:*").unwrap();
+        assert!(any.covers(&one) && !one.covers(&any) && !any.covers(&v6));
+        assert!(one.allows("127.0.0.1".parse().unwrap(), 8080));
+        assert!(!one.allows("127.0.0.1".parse().unwrap(), 0));
+        assert!(!any.allows("0.0.0.0".parse().unwrap(), 80));
+        assert!(ListenRule::parse("example.com:80").is_err());
+        assert!(ListenRule::parse("127.0.0.1").is_err());
+        assert_eq!(v6.to_string(), "[::1]:*");
+    }
+
+    #[test]
+    fn paths_come_from_origin_and_absolute_uris() {
+        assert_eq!(path_of("/a/b?x=1"), "/a/b");
+        assert_eq!(path_of("http://h:1/a?x"), "/a");
+        assert_eq!(path_of("http://h"), "/");
+        // A URL in the query is not the path.
+        assert_eq!(path_of("/public?next=http://x/admin"), "/public");
+    }
+}
