@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the theater CLI and the hello, dice and notes actors, runs them on the default data dir
-# ($THEATER_HOME, else ~/.theater), then shows, verifies (with the node's key) and replays
-# their event chains.
+# Builds the theater CLI and the hello, dice, notes and http-server actors, runs them on the
+# default data dir ($THEATER_HOME, else ~/.theater), then shows, verifies (with the node's key)
+# and replays their event chains. The HTTP server is curled on 127.0.0.1:8080, then stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +34,34 @@ echo "==> theater run actors/notes/manifest.toml (a store, a file and one allowe
 $theater run actors/notes/manifest.toml 2>&1 | tee /tmp/theater-demo.log
 id=$(sed -n 's/^theater: root actor notes \([0-9a-f-]*\).*/\1/p' /tmp/theater-demo.log | head -1)
 echo "==> theater replay $id (store reads, file reads and wc's output come from the chain)"
+$theater replay "$id"
+
+echo "==> theater build actors/http-server"
+$theater build actors/http-server
+echo "==> theater run actors/http-server/manifest.toml (an HTTP server on 127.0.0.1:8080), in the background"
+$theater run actors/http-server/manifest.toml > /tmp/theater-demo.log 2>&1 &
+server=$!
+for _ in $(seq 1 200); do
+    if ! kill -0 "$server" 2> /dev/null; then
+        cat /tmp/theater-demo.log
+        echo "the server exited (is port 8080 taken? set another in actors/http-server/port.txt)" >&2
+        exit 1
+    fi
+    curl -s -o /dev/null http://127.0.0.1:8080/hello/demo && break
+    sleep 0.1
+done
+echo "==> curl http://127.0.0.1:8080/hello/demo"
+curl -s http://127.0.0.1:8080/hello/demo
+echo "==> curl http://127.0.0.1:8080/old/rewritten (middleware rewrites it to /hello/rewritten)"
+curl -s http://127.0.0.1:8080/old/rewritten
+echo "==> curl http://127.0.0.1:8080/admin (middleware refuses it without a token)"
+curl -s -o /dev/null -w "%{http_code}\n" http://127.0.0.1:8080/admin
+echo "==> curl http://127.0.0.1:8080/count"
+curl -s http://127.0.0.1:8080/count
+echo "==> SIGTERM: the run shuts the server down cleanly"
+kill -TERM "$server"
+wait "$server"
+cat /tmp/theater-demo.log
+id=$(sed -n 's/^theater: root actor http-server \([0-9a-f-]*\).*/\1/p' /tmp/theater-demo.log | head -1)
+echo "==> theater replay $id (every request comes from the chain; nothing listens)"
 $theater replay "$id"

@@ -927,3 +927,135 @@ fn a_process_left_by_a_killed_run_is_killed_on_resume() {
         "the leftover group still runs"
     );
 }
+
+/// One HTTP/1.1 GET on loopback; the response's status line and body, or `None` when nothing
+/// answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.lines().next()?.to_owned();
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some(format!("{status} {body}"))
+}
+
+/// An HTTP server actor keeps `theater run` going; after SIGKILL its port is free, and
+/// `run --resume` serves again on the same port with the state the actor had.
+#[test]
+fn an_http_server_killed_with_sigkill_serves_again_on_resume() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(work.path().join("web.state"), port.to_string()).unwrap();
+    let manifest = work.path().join("web.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            // Every event committed before the actor goes on: a response leaves only once its
+            // call is durable, so the state after SIGKILL counts every answered request.
+            "name = \"web\"\nversion = \"0.1.0\"\ncomponent = {:?}\ninit_state = \"web.state\"\n[chain]\ndurability = \"every-event\"\n[[handler]]\ntype = \"http-framework\"\n",
+            test_actors::HTTP_SERVER
+        ),
+    )
+    .unwrap();
+    let serve = |args: &[&std::ffi::OsStr]| {
+        theater(data.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = serve(&["run".as_ref(), manifest.as_os_str()]);
+    assert!(
+        eventually(|| http_get(port, "/hello/x").is_some()),
+        "the server never answered"
+    );
+    assert_eq!(
+        http_get(port, "/count").unwrap(),
+        "HTTP/1.1 200 OK 2 requests\n"
+    );
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "the port is free after SIGKILL"
+    );
+    let mut resumed = serve(&["run".as_ref(), "--resume".as_ref()]);
+    let answered = eventually(|| http_get(port, "/count").is_some());
+    let count = http_get(port, "/count");
+    resumed.kill().unwrap();
+    resumed.wait().unwrap();
+    assert!(answered, "the resumed run never served");
+    // Two requests before the crash, the probe above, and this one.
+    assert_eq!(count.unwrap(), "HTTP/1.1 200 OK 4 requests\n");
+}
+
+/// `theater new --template http-server` builds as it is, runs, and serves its page and routes.
+#[test]
+fn the_http_server_template_builds_runs_and_serves() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = run(theater(data.path()).current_dir(work.path()).args([
+        "new",
+        "my-web",
+        "--template",
+        "http-server",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = work.path().join("my-web");
+    // Any free port, so that the test never collides with a server on 8080.
+    std::fs::write(project.join("port.txt"), "0").unwrap();
+    let out = run(theater(data.path()).current_dir(&project).arg("build"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut server = theater(data.path())
+        .current_dir(&project)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = server.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let port = loop {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(60)) else {
+            let _ = server.kill();
+            panic!("the server never said where it listens");
+        };
+        if let Some((_, port)) = line.split_once("listening on http://127.0.0.1:") {
+            break port.trim().parse::<u16>().unwrap();
+        }
+    };
+    let page = http_get(port, "/");
+    let hello = http_get(port, "/hello/you");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let page = page.unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("new WebSocket"), "{page}");
+    assert_eq!(hello.unwrap(), "HTTP/1.1 200 OK hello you\n");
+}

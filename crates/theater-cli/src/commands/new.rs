@@ -12,7 +12,7 @@ pub struct Args {
     /// The project's name; also its directory unless --dir is given
     name: String,
     /// The kind of actor to start from
-    #[arg(long, default_value = "basic", value_parser = ["basic", "message-server", "supervisor"])]
+    #[arg(long, default_value = "basic", value_parser = ["basic", "message-server", "supervisor", "http-server"])]
     template: String,
     /// Where to create the project [default: ./NAME]
     #[arg(long)]
@@ -51,8 +51,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dir.display(),
         args.template
     ));
+    let then = if args.template == "http-server" {
+        "\n  curl http://127.0.0.1:8080/hello/you   # from another terminal; port.txt sets the port"
+    } else {
+        ""
+    };
     eprintln!(
-        "\nNext:\n  cd {}\n  theater build\n  theater run",
+        "\nNext:\n  cd {}\n  theater build\n  theater run{then}",
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -95,6 +100,9 @@ strip = "debuginfo"
         ),
         (".gitignore".into(), "/target\n".into()),
     ];
+    if template == "http-server" {
+        files.push(("port.txt".into(), "8080\n".into()));
+    }
     if template == "supervisor" {
         let worker = manifest(
             &format!("{name}-worker"),
@@ -124,6 +132,9 @@ fn world_wit(name: &str, template: &str) -> String {
         "basic" => "    import theater:simple/runtime;\n    export theater:simple/actor;\n",
         "message-server" => {
             "    import theater:simple/runtime;\n    import theater:simple/message-server-host;\n    export theater:simple/actor;\n    export theater:simple/message-server-client;\n"
+        }
+        "http-server" => {
+            "    import theater:simple/runtime;\n    import theater:simple/http-framework;\n    export theater:simple/actor;\n    export theater:simple/http-handlers;\n"
         }
         _ => {
             "    import theater:simple/runtime;\n    import theater:simple/message-server-host;\n    import theater:simple/supervisor;\n    export theater:simple/actor;\n    export theater:simple/message-server-client;\n    export theater:simple/supervisor-handlers;\n"
@@ -164,6 +175,20 @@ type = "message-server"
 # request_timeout_ms = 30000
 # mailbox_capacity = 10000
 # max_message_bytes = 1048576
+"#,
+        ),
+        "http-server" => text.push_str(
+            r#"# The port to listen on (0: any free port); the actor reads it as its initial state.
+init_state = "port.txt"
+
+[[handler]]
+type = "http-framework"
+# Optional; these are the defaults (docs/manifest.md in the Theater repository).
+# listen = ["127.0.0.1:*", "[::1]:*"]   # where servers may listen
+# max_pending = 64                      # requests waiting for the actor; more get 503
+# request_timeout_ms = 30000
+# max_body_bytes = 1048576
+# root = "certs"                        # where a tls-config's certificate and key are read
 "#,
         ),
         "worker" => text.push_str(
@@ -216,6 +241,9 @@ mod bindings {{
 }}
 "#
     );
+    if template == "http-server" {
+        return format!("{header}{}", http_server_body());
+    }
     let body = match template {
         "basic" => format!(
             r#"
@@ -371,4 +399,16 @@ impl Handlers for Component {{
         ),
     };
     format!("{header}{body}\nbindings::export!(Component with_types_in bindings);\n")
+}
+
+/// The http-server template: the repository's actor (actors/http-server, which the tests run),
+/// with its bindings made from the project's own `wit/`.
+fn http_server_body() -> &'static str {
+    const ACTOR: &str = include_str!("../../../../actors/http-server/src/lib.rs");
+    const BINDINGS_END: &str = "\n}\n";
+    let start = ACTOR
+        .find("mod bindings {")
+        .expect("the actor has a bindings module");
+    let end = start + ACTOR[start..].find(BINDINGS_END).expect("it ends") + BINDINGS_END.len();
+    &ACTOR[end..]
 }

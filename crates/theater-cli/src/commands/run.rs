@@ -129,17 +129,37 @@ async fn run_actors(args: Args, manifest: Option<Manifest>, data_dir: PathBuf) -
             root.exited().await;
         }
     };
+    // Ctrl-C or SIGTERM shuts the actors down cleanly (their chains end with `shutdown`), so
+    // that a server run in the foreground can be stopped without looking like a crash.
+    let signalled = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        // A second Ctrl-C does not wait for the shutdown.
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        });
+    };
+    let mut stopped_by_signal = false;
     if args.keep_alive {
         tokio::select! {
             biased;
             () = all_ended => {}
-            _ = tokio::signal::ctrl_c() => {}
+            () = signalled => stopped_by_signal = true,
         }
     } else {
         tokio::select! {
             biased;
             () = all_ended => {}
             _ = runtime.quiescent() => {}
+            () = signalled => stopped_by_signal = true,
         }
     }
     // Quiescence and a root's end can arrive together (a root that shuts down stops its
@@ -169,7 +189,7 @@ async fn run_actors(args: Args, manifest: Option<Manifest>, data_dir: PathBuf) -
                 code = ExitCode::FAILURE;
                 "failed"
             }
-            None if args.keep_alive => "was stopped by Ctrl-C",
+            None if stopped_by_signal => "was shut down by Ctrl-C or SIGTERM",
             None => "is quiescent",
         };
         output::status(&format!("{} {what}{saved}", root.name()));
