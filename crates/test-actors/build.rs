@@ -7,7 +7,13 @@ use std::path::PathBuf;
 use theater_toolchain::{BuildOptions, Progress, Toolchain};
 
 /// The actors `theater bench` runs (see crates/theater-bench).
-const EMBEDDED: &[&str] = &["minimal", "bench-actor", "skynet", "io-bench"];
+const EMBEDDED: &[&str] = &[
+    "minimal",
+    "bench-actor",
+    "skynet",
+    "io-bench",
+    "http-server",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -10,6 +10,7 @@
 //! so an installed `theater` binary can run them anywhere.
 
 mod density;
+mod http;
 mod io;
 mod messaging;
 mod skynet;
@@ -160,6 +161,13 @@ pub const WORKLOADS: &[Workload] = &[
         erlang: None,
         run: io::run,
     },
+    Workload {
+        name: "http",
+        about: "an actor serving HTTP (wrk: requests per second, p99) and a websocket echo, against a plain axum server",
+        modes: &["recorded", "unrecorded", "axum"],
+        erlang: None,
+        run: http::run,
+    },
 ];
 
 /// The workload called `name`.
@@ -189,6 +197,7 @@ struct Components {
     bench_actor: PathBuf,
     skynet: PathBuf,
     io_bench: PathBuf,
+    http_server: PathBuf,
 }
 
 impl Components {
@@ -205,6 +214,7 @@ impl Components {
             bench_actor: write("bench-actor.wasm", test_actors::embedded::BENCH_ACTOR)?,
             skynet: write("skynet.wasm", test_actors::embedded::SKYNET)?,
             io_bench: write("io-bench.wasm", test_actors::embedded::IO_BENCH)?,
+            http_server: write("http-server.wasm", test_actors::embedded::HTTP_SERVER)?,
             _dir: dir,
         })
     }

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 /// own with `figure`).
 const FIGURES: &[&str] = &[
     "round_trip_us",
+    "requests_per_second",
+    "p99_us",
     "messages_per_second",
     "ops_per_second",
     "hop_us",
@@ -20,15 +22,29 @@ const FIGURES: &[&str] = &[
     "seconds",
 ];
 /// Higher is better for these; the other figures are times or sizes.
-const RATES: &[&str] = &["messages_per_second", "events_per_second", "ops_per_second"];
+const RATES: &[&str] = &[
+    "messages_per_second",
+    "events_per_second",
+    "ops_per_second",
+    "requests_per_second",
+];
 /// `floor`: the least any implementation could do (chain verification: one BLAKE3 per event).
 /// `direct`: the same work done without Theater (SQLite, `std::fs`, `std::process`).
-const PREFERRED_MODES: &[&str] = &["recorded", "unrecorded", "erlang", "floor", "direct"];
+/// `axum`: the same server written as a plain axum handler.
+const PREFERRED_MODES: &[&str] = &[
+    "recorded",
+    "unrecorded",
+    "erlang",
+    "floor",
+    "direct",
+    "axum",
+];
 const RATIOS: &[(&str, &str)] = &[
     ("recorded", "unrecorded"),
     ("recorded", "erlang"),
     ("recorded", "floor"),
     ("recorded", "direct"),
+    ("recorded", "axum"),
 ];
 
 /// The figures of a sitting, as lines arrive.
