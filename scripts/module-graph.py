@@ -24,7 +24,9 @@ LAYERS = [
     ("core: actors, scheduler, services, plug-in API",
      "actor cell component plugin shared lifecycle messaging replay"),
     ("handler families", "handlers handlers/environment handlers/message_server "
-     "handlers/filesystem handlers/http_client handlers/http_framework handlers/process handlers/programs handlers/random "
+     "handlers/filesystem handlers/http_client handlers/http_framework "
+     "handlers/http_framework/routes handlers/http_framework/serve "
+     "handlers/process handlers/programs handlers/random "
      "handlers/root handlers/runtime "
      "handlers/store handlers/supervisor handlers/timing"),
     ("composition root", "runtime recovery"),
