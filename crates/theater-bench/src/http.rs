@@ -57,8 +57,9 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
                 serde_json::Value::String(why)
             ),
         }
-        let ws = std::thread::spawn(move || ws_load(port, ws_messages))
-            .join()
+        // Off the server's one worker thread, which must go on serving meanwhile.
+        let ws = tokio::task::spawn_blocking(move || ws_load(port, ws_messages))
+            .await
             .expect("the websocket clients' thread");
         let (rate, p99) = ws;
         println!(
