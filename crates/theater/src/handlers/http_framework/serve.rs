@@ -117,12 +117,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 
 impl Live {
     /// Calls `export` of the actor through its mailbox and waits for its results.
-    async fn call<P, O>(
-        &self,
-        export: Export,
-        params: P,
-        len: usize,
-    ) -> Result<O::Rest, Failure>
+    async fn call<P, O>(&self, export: Export, params: P, len: usize) -> Result<O::Rest, Failure>
     where
         P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
         O: Returns,
@@ -284,10 +279,7 @@ async fn serve(live: &Arc<Live>, request: Request) -> Response {
 
 /// Runs the middleware whose path `request` is at or beneath, in the order added: the request
 /// to go on with, or the response that ends it.
-async fn run_middleware(
-    live: &Live,
-    mut request: HttpRequest,
-) -> Result<HttpRequest, Response> {
+async fn run_middleware(live: &Live, mut request: HttpRequest) -> Result<HttpRequest, Response> {
     let middleware: Vec<(u64, Pattern)> = live
         .table
         .locked()
