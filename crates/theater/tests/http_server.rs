@@ -204,23 +204,24 @@ async fn websockets_echo_push_close_and_are_recorded_for_replay() {
     assert!(summary.calls >= 8, "{summary:?}");
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost, as PEM (certificate, key).
-fn certificate() -> (String, String) {
+/// A self-signed certificate for 127.0.0.1 and localhost, written as `certs/cert.pem` and
+/// `certs/key.pem` in the harness's dir; returns them as PEM (certificate, key).
+fn certificate(h: &Harness) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let params =
         rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
+    let (cert, key) = (params.self_signed(&key).unwrap().pem(), key.serialize_pem());
+    let certs = h.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::write(certs.join("cert.pem"), &cert).unwrap();
+    std::fs::write(certs.join("key.pem"), &key).unwrap();
+    (cert, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_with_a_certificate_from_the_handlers_root() {
     let h = harness();
-    let certs = h.dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let (cert, key) = certificate();
-    std::fs::write(certs.join("cert.pem"), &cert).unwrap();
-    std::fs::write(certs.join("key.pem"), &key).unwrap();
+    let (cert, key) = certificate(&h);
     // A key outside the root is never read.
     std::fs::write(h.dir.path().join("outside.pem"), &key).unwrap();
     let err = h
@@ -460,11 +461,7 @@ async fn every_framework_call_answers_and_refuses_as_documented() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_client_refuses_a_certificate_it_cannot_trust() {
     let h = harness();
-    let certs = h.dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let (cert, key) = certificate();
-    std::fs::write(certs.join("cert.pem"), &cert).unwrap();
-    std::fs::write(certs.join("key.pem"), &key).unwrap();
+    certificate(&h);
     let (_server, port) = serve(&h, "root = \"certs\"\n", "0 tls cert.pem key.pem").await;
     let client = common::keeper(
         &h,
