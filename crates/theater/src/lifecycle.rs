@@ -61,7 +61,8 @@ pub(crate) struct Recover {
     pub(crate) event: theater_chain::Recovery,
     /// `init` never returned before the crash: run it again.
     pub(crate) run_init: bool,
-    /// Every host call its chain recorded, for the handlers to rebuild what they held.
+    /// The host calls whose effects its handlers' states still hold (those of completed calls
+    /// since its last fresh start), for the handlers to rebuild what they held.
     pub(crate) host_calls: Vec<theater_chain::HostCall>,
 }
 
