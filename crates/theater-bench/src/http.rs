@@ -90,20 +90,14 @@ async fn actor(
     };
     let state = data_dir.join("port.txt");
     std::fs::write(&state, "0").expect("writing the port");
-    let manifest = theater::Manifest::parse(
-        &crate::manifest_text(
-            "web",
-            component,
-            &format!(
-                "init_state = {:?}\n[[handler]]\ntype = \"http-framework\"\nmax_pending = 1024\n",
-                state.display().to_string()
-            ),
+    let manifest = crate::manifest(
+        "web",
+        component,
+        &format!(
+            "init_state = {:?}\n[[handler]]\ntype = \"http-framework\"\nmax_pending = 1024\n",
+            state.display().to_string()
         ),
-        theater::ManifestOrigin::Inline {
-            base_dir: ".".into(),
-        },
-    )
-    .expect("the http manifest is valid");
+    );
     let runtime = Runtime::new(config).unwrap();
     let actor = runtime.spawn(manifest).await.unwrap();
     std::mem::forget(actor);

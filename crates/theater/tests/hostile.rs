@@ -13,7 +13,7 @@ use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Harness, ask, harness_with, puppet, puppet_manifest};
+use common::{Harness, ask, harness_with, peak_rss_kb, puppet, puppet_manifest};
 use theater::chain::ChainReader;
 
 const CASE_VAR: &str = "THEATER_HOSTILE_CASE";
@@ -213,15 +213,6 @@ async fn latencies(healthy: &theater::ActorHandle, n: usize) -> Vec<u128> {
 
 fn percentile(sorted: &[u128], p: usize) -> u128 {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
-
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// Whether any event of `id`'s chain holds `needle` (strings are stored as UTF-8 bytes).

@@ -62,17 +62,6 @@ async fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-/// This process's peak resident memory, in MiB.
-fn peak_rss_mb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        / 1024
-}
-
 /// Whether `port` can be bound again (its server has let go of it).
 async fn freed(port: u16) -> bool {
     for _ in 0..100 {
@@ -340,7 +329,7 @@ async fn a_slow_actor_answers_503_past_its_queue_every_request_is_answered_and_m
     };
     let path = format!("/work/{n}");
     let clients = 200;
-    let before = peak_rss_mb();
+    let before = common::peak_rss_kb() / 1024;
     let flood = client();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -353,7 +342,7 @@ async fn a_slow_actor_answers_503_past_its_queue_every_request_is_answered_and_m
     for task in tasks {
         statuses.push(task.await.unwrap());
     }
-    let grown = peak_rss_mb().saturating_sub(before);
+    let grown = (common::peak_rss_kb() / 1024).saturating_sub(before);
     println!("{clients} clients: peak RSS grew {grown} MiB");
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let busy = statuses.iter().filter(|s| **s == 503).count();

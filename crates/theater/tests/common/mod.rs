@@ -208,3 +208,14 @@ pub async fn keeper(h: &Harness, component: &str, extra: &str) -> ActorHandle {
         .await
         .unwrap()
 }
+
+/// This process's peak resident memory (`VmHWM`), in KiB.
+#[allow(dead_code)] // Not every test binary measures memory.
+pub fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

@@ -80,14 +80,7 @@ impl ListenRule {
             )
         };
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let host = match host {
-            "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            _ => host.parse().map_err(|_| bad())?,
-        };
+        let host = ip_of(host).ok_or_else(bad)?;
         let port = match port {
             "*" => None,
             p => Some(p.parse().map_err(|_| bad())?),
@@ -395,13 +388,22 @@ fn caller<'a>(store: &'a mut StoreContextMut<'_, ActorCtx>) -> Result<Caller<'a>
 /// The address a config asks for: an IP address (or `localhost`), 127.0.0.1 when unset.
 fn host_of(config: &ServerConfig) -> Result<IpAddr, String> {
     match config.host.as_deref() {
-        None | Some("localhost") => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .map_err(|_| format!("host {host:?} is not an IP address")),
+        None => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Some(host) => ip_of(host).ok_or_else(|| format!("host {host:?} is not an IP address")),
     }
+}
+
+/// An address as `listen` and a server config write it: an IP address (IPv6 may be in
+/// brackets), or `localhost` for 127.0.0.1. Names are not resolved.
+fn ip_of(host: &str) -> Option<IpAddr> {
+    if host == "localhost" {
+        return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse().ok()
 }
 
 fn listen_allows(settings: &HttpFrameworkSettings, host: IpAddr, port: u16) -> Result<(), String> {
@@ -807,8 +809,7 @@ state_fn!(
     send_websocket_message,
     (server: u64, id: u64, message: WebsocketMessage) -> (),
     |c| c.state.connection(server, id).and_then(|queue| {
-        let len = message.text.as_ref().map_or(0, String::len)
-            + message.data.as_ref().map_or(0, Vec::len);
+        let len = serve::message_len(&message);
         if len as u64 > c.settings.max_body_bytes() {
             return Err(format!(
                 "a websocket message of {len} bytes is over the http-framework max_body_bytes"

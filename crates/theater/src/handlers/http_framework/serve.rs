@@ -183,10 +183,17 @@ async fn dispatch(AxumState(live): AxumState<Arc<Live>>, request: Request) -> Re
 
 async fn serve(live: &Arc<Live>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
-    let websocket = live.table.locked().websocket.clone().filter(|route| {
-        route.path.matches(parts.uri.path()).is_some()
-            && parts.headers.contains_key(axum::http::header::UPGRADE)
-    });
+    // Looked at under the lock; copied only for an upgrade on its path.
+    let websocket = if parts.headers.contains_key(axum::http::header::UPGRADE) {
+        let table = live.table.locked();
+        table
+            .websocket
+            .as_ref()
+            .filter(|route| route.path.matches(parts.uri.path()).is_some())
+            .cloned()
+    } else {
+        None
+    };
     let upgrade = match websocket {
         None => None,
         Some(_) => match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
@@ -413,8 +420,7 @@ async fn converse(
                     Some(Ok(WsFrame::Ping(_) | WsFrame::Pong(_))) => continue,
                     Some(Ok(WsFrame::Close(_)) | Err(_)) | None => break,
                 };
-                let len = message.text.as_ref().map_or(0, String::len)
-                    + message.data.as_ref().map_or(0, Vec::len);
+                let len = message_len(&message);
                 let replies = live
                     .call::<_, (State, (Vec<WebsocketMessage>,))>(
                         Export::WebsocketMessage,
@@ -442,6 +448,11 @@ async fn converse(
             }
         }
     }
+}
+
+/// The bytes a websocket message carries, as limits count them.
+pub(super) fn message_len(message: &WebsocketMessage) -> usize {
+    message.text.as_ref().map_or(0, String::len) + message.data.as_ref().map_or(0, Vec::len)
 }
 
 fn to_frame(message: WebsocketMessage) -> Option<WsFrame> {
