@@ -9,10 +9,12 @@
 //! The guest components are embedded in this crate (built from `actors/` by `test-actors`),
 //! so an installed `theater` binary can run them anywhere.
 
+pub mod alloc;
 mod density;
 mod http;
 mod io;
 mod messaging;
+mod per_message;
 mod skynet;
 mod spawn;
 pub mod table;
@@ -22,6 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use theater::{Manifest, ManifestOrigin, RuntimeConfig};
+
+/// Every binary that runs the workloads counts allocations, for `per-message`.
+#[global_allocator]
+static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;
 
 /// How big each workload runs. Every field has an environment variable, through which a
 /// parent `theater bench` hands it to the process running one mode and to the Erlang twins.
@@ -126,6 +132,13 @@ pub const WORKLOADS: &[Workload] = &[
             source: include_str!("../../../bench/erlang/messaging.escript"),
         }),
         run: messaging::run,
+    },
+    Workload {
+        name: "per-message",
+        about: "allocations per message on ping-pong requests and counting (instructions too, under scripts/per-message.sh)",
+        modes: RECORDED_AND_NOT,
+        erlang: None,
+        run: per_message::run,
     },
     Workload {
         name: "spawn",

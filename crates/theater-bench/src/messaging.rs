@@ -9,9 +9,9 @@ use theater::{ActorHandle, Runtime, RuntimeConfig};
 
 use crate::{Components, Sizes};
 
-const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n[limits]\nmax_call_cpu_ms = 3600000\n[messaging]\nrequest_timeout_ms = 3600000\n";
+pub(crate) const GRANTS: &str = "[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\nroot = \"/\"\n[limits]\nmax_call_cpu_ms = 3600000\n[messaging]\nrequest_timeout_ms = 3600000\n";
 
-async fn ask(actor: &ActorHandle, command: String) -> (Vec<u8>, Duration) {
+pub(crate) async fn ask(actor: &ActorHandle, command: String) -> (Vec<u8>, Duration) {
     let start = Instant::now();
     let answer = actor
         .request_within(command.into_bytes(), Duration::from_secs(3600))

@@ -19,6 +19,7 @@ const FIGURES: &[&str] = &[
     "seconds_per_gib",
     "bytes_per_actor",
     "wake_us",
+    "allocations_per_message",
     "seconds",
 ];
 /// Higher is better for these; the other figures are times or sizes.
