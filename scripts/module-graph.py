@@ -2,38 +2,50 @@
 """The module graph of `crates/theater/src`: which modules name which, the cycles among them,
 and whether every edge keeps to the layers below.
 
-    scripts/module-graph.py [--check]
+    scripts/module-graph.py [--check] [--root DIR] [--handlers-root DIR]
 
 Prints each module with the modules it uses (`crate::x` or `super::x` paths, comments aside),
 then every strongly connected component of more than one module (a cycle a reader has to hold
 in mind whole), then the layers of LAYERS and any edge that climbs from a layer to one above
-it. With `--check` it exits 1 on such an edge or a module no layer lists (the test suite runs
-it). `lib.rs` (the composition of re-exports) is left out.
+it. It also checks that the handler families of `crates/theater-handlers/src` name no module
+of the runtime but `theater::plugin`. With `--check` it exits 1 on such an edge, such a name or
+a module no layer lists (the test suite runs it). `lib.rs` (the composition of re-exports) is
+left out. `--root` and `--handlers-root` point it at other trees (its own test plants edges in
+copies).
 """
 import pathlib
 import re
 import sys
 
 # Bottom to top. A module may use its own layer and those listed before it. Modules within a
-# layer may name each other (the core is one such cycle; see docs/architecture.md).
+# layer may name each other (the scheduler is one such cycle; see docs/architecture.md).
 LAYERS = [
-    ("models and config", "sync memo payload wit bindings describe supervision deadlock "
-     "log_rate family manifest attenuation error"),
+    ("models and config", "sync memo payload recordable wit bindings describe supervision "
+     "deadlock log_rate family manifest attenuation error"),
     ("chain recorder", "replay_log recording"),
     ("wasm engine", "engine"),
-    ("core: actors, scheduler, services, plug-in API",
-     "actor cell component plugin shared lifecycle messaging replay"),
-    ("handler families", "handlers handlers/environment handlers/message_server "
-     "handlers/filesystem handlers/http_client handlers/http_framework "
-     "handlers/http_framework/routes handlers/http_framework/serve "
-     "handlers/process handlers/programs handlers/random "
-     "handlers/root handlers/runtime "
-     "handlers/store handlers/supervisor handlers/timing"),
-    ("composition root", "runtime recovery"),
+    ("services contract", "services"),
+    ("instance and linking", "actor component host"),
+    ("scheduler and services", "cell shared lifecycle messaging replay"),
+    ("actor-model handler families", "handlers handlers/message_server handlers/root "
+     "handlers/runtime handlers/supervisor"),
+    ("composition root and public API", "runtime recovery plugin"),
 ]
 
-check = "--check" in sys.argv[1:]
-root = pathlib.Path(__file__).resolve().parent.parent / "crates/theater/src"
+args = sys.argv[1:]
+check = "--check" in args
+repo = pathlib.Path(__file__).resolve().parent.parent
+
+
+def option(name, default):
+    """The path after `name` in the arguments, or `default`."""
+    if name in args:
+        return pathlib.Path(args[args.index(name) + 1])
+    return default
+
+
+root = option("--root", repo / "crates/theater/src")
+handlers_root = option("--handlers-root", repo / "crates/theater-handlers/src")
 modules = {}
 for path in sorted(root.rglob("*.rs")):
     rel = path.relative_to(root).with_suffix("")
@@ -49,7 +61,8 @@ for path in sorted(root.rglob("*.rs")):
     # Comments may point anywhere (a doc saying who calls this); only code makes an edge.
     text = re.sub(r"//[^\n]*", "", text)
     uses = set()
-    for m in re.finditer(r"\b(crate|super)::([a-z_]+)(?:::([a-z_]+))?", text):
+    # `$crate::` in a macro is the path its callers outside see, not an edge.
+    for m in re.finditer(r"(?<!\$)\b(crate|super)::([a-z_]+)(?:::([a-z_]+))?", text):
         kind, first, second = m.groups()
         if kind == "super" and "/" in name:
             parent = name.rsplit("/", 1)[0]
@@ -121,6 +134,19 @@ for name in sorted(modules):
             problems.append(
                 f"{name} (layer {layer_of[name] + 1}) uses {used} (layer {layer_of[used] + 1}, above it)"
             )
+
+# The handler families outside the runtime use its public plug-in API alone: `theater::plugin`
+# and what it re-exports, never another module of the runtime.
+for path in sorted(handlers_root.rglob("*.rs")):
+    text = re.sub(r"//[^\n]*", "", path.read_text().split("#[cfg(test)]")[0])
+    named = set(re.findall(r"(?<![:\w])theater::([A-Za-z_][A-Za-z_0-9]*)", text))
+    named |= {"{...}" for _ in re.findall(r"(?<![:\w])theater::\{", text)}
+    for item in sorted(named - {"plugin"}):
+        problems.append(
+            f"{path.relative_to(handlers_root.parent)} names theater::{item}: handler families "
+            "use only theater::plugin (grow the plug-in API instead)"
+        )
+
 print()
 print("\n".join(problems) if problems else "every edge keeps to its own layer or those below")
 if check and problems:

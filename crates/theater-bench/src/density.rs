@@ -26,6 +26,7 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
     let actors = sizes.density_actors;
     let data_dir = tempfile::tempdir().expect("a temporary data dir");
     let config = RuntimeConfig {
+        handlers: theater_handlers::builtin(),
         hibernate_after: Some(Duration::from_millis(100)),
         ..crate::config(&mode, data_dir.path())
     };

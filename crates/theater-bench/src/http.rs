@@ -81,6 +81,7 @@ async fn actor(
 ) -> (u16, Runtime) {
     let (tx, rx) = std::sync::mpsc::channel();
     let config = RuntimeConfig {
+        handlers: theater_handlers::builtin(),
         on_log: Arc::new(move |line| {
             if let Some((_, port)) = line.message.split_once("://127.0.0.1:") {
                 let _ = tx.send(port.trim().parse::<u16>().ok());

@@ -34,6 +34,7 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
         return;
     }
     let config = RuntimeConfig {
+        handlers: theater_handlers::builtin(),
         data_dir: Some(data_dir.path().to_owned()),
         record: mode == "recorded",
         durability: theater::chain::Durability::Batched,

@@ -134,13 +134,6 @@ pub const WORKLOADS: &[Workload] = &[
         run: messaging::run,
     },
     Workload {
-        name: "per-message",
-        about: "allocations per message on ping-pong requests and counting (instructions too, under scripts/per-message.sh)",
-        modes: RECORDED_AND_NOT,
-        erlang: None,
-        run: per_message::run,
-    },
-    Workload {
         name: "spawn",
         about: "spawning idle actors: microseconds each, resident bytes each",
         modes: &["recorded", "unrecorded", "memory", "recorded-hibernating"],
@@ -180,6 +173,13 @@ pub const WORKLOADS: &[Workload] = &[
         modes: &["recorded", "unrecorded", "axum"],
         erlang: None,
         run: http::run,
+    },
+    Workload {
+        name: "per-message",
+        about: "allocations per message on ping-pong requests and counting (instructions too, under scripts/per-message.sh)",
+        modes: RECORDED_AND_NOT,
+        erlang: None,
+        run: per_message::run,
     },
 ];
 
@@ -242,11 +242,12 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// An inline manifest for `component` with these extra lines.
 fn manifest(name: &str, component: &Path, extra: &str) -> Manifest {
-    Manifest::parse(
+    Manifest::parse_with(
         &manifest_text(name, component, extra),
         ManifestOrigin::Inline {
             base_dir: ".".into(),
         },
+        &theater_handlers::builtin(),
     )
     .expect("the workloads' manifests are valid")
 }
@@ -282,6 +283,7 @@ fn proc_status(field: &str) -> u64 {
 fn config(mode: &str, data_dir: &Path) -> RuntimeConfig {
     let recorded = mode == "recorded";
     RuntimeConfig {
+        handlers: theater_handlers::builtin(),
         data_dir: recorded.then(|| data_dir.to_owned()),
         record: recorded,
         durability: theater::chain::Durability::Batched,

@@ -33,6 +33,7 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
     let data_dir = tempfile::tempdir().expect("a temporary data dir");
     let recorded = mode == "recorded";
     let mut config = RuntimeConfig {
+        handlers: theater_handlers::builtin(),
         data_dir: recorded.then(|| data_dir.path().to_owned()),
         record: recorded,
         durability: theater::chain::Durability::Batched,

@@ -20,6 +20,7 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
     let data_dir = tempfile::tempdir().expect("a temporary data dir");
     let recorded = mode == "recorded";
     let mut config = RuntimeConfig {
+        handlers: theater_handlers::builtin(),
         data_dir: recorded.then(|| data_dir.path().to_owned()),
         record: recorded,
         durability: theater::chain::Durability::Batched,
@@ -53,8 +54,11 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
         if pattern != "ping-pong" {
             let consumer = spawn("consumer").await;
             crate::messaging::ask(&a, format!("count 1000 {}", consumer.id())).await;
-            let ((count, _), counted) =
-                counting(crate::messaging::ask(&a, format!("count {n} {}", consumer.id()))).await;
+            let ((count, _), counted) = counting(crate::messaging::ask(
+                &a,
+                format!("count {n} {}", consumer.id()),
+            ))
+            .await;
             assert_eq!(String::from_utf8(count).unwrap(), n.to_string());
             report(&mode, "per-message-counting", counted);
         }

@@ -22,6 +22,7 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
     let persisted = mode.starts_with("recorded");
     let hibernating = mode.ends_with("hibernating");
     let mut config = RuntimeConfig {
+        handlers: theater_handlers::builtin(),
         data_dir: persisted.then(|| data_dir.path().to_owned()),
         record: mode != "unrecorded",
         hibernate_after: hibernating.then(|| Duration::from_millis(100)),

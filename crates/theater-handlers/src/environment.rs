@@ -2,10 +2,13 @@
 //! allows (`allow = ["NAME", "PREFIX_*"]` in the `environment` handler table; nothing by
 //! default). Every result is recorded.
 
-use wasmtime::StoreContextMut;
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 
-use super::{Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput};
-use crate::actor::ActorCtx;
+use theater::plugin::ActorCtx;
+use theater::plugin::{
+    Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput,
+};
 
 /// The `environment` handler's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,18 +11,21 @@ use std::path::Path;
 
 use std::time::Duration;
 
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 use theater_files::Root;
 use theater_files::guest::GuestPath;
-use wasmtime::StoreContextMut;
 
-use super::programs::{self, Launch, Program};
-use super::root::RootSetting;
-use super::{
+use crate::programs::{self, Launch, Program};
+use theater::plugin::ActorCtx;
+use theater::plugin::RootSetting;
+use theater::plugin::bindings::theater::simple::filesystem::{
+    CommandError, CommandResult, CommandSuccess,
+};
+use theater::plugin::{
     Grant, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput, at_most,
     positive,
 };
-use crate::actor::ActorCtx;
-use crate::bindings::theater::simple::filesystem::{CommandError, CommandResult, CommandSuccess};
 
 type Answer<T> = (Result<T, String>,);
 

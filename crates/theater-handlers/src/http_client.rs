@@ -15,14 +15,15 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use wasmtime::StoreContextMut;
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 
-use super::{
+use theater::plugin::ActorCtx;
+use theater::plugin::bindings::theater::simple::http_types::{HttpRequest, HttpResponse};
+use theater::plugin::{
     Grant, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput, at_most,
     positive,
 };
-use crate::actor::ActorCtx;
-use crate::bindings::theater::simple::http_types::{HttpRequest, HttpResponse};
 
 type Answer<T> = (Result<T, String>,);
 
@@ -314,7 +315,7 @@ pub struct HttpClientHandler {
 }
 
 impl HttpClientHandler {
-    /// The handler with the system's resolver, as [`crate::Registry::builtin`] has it.
+    /// The handler with the system's resolver, as [`crate::builtin`] has it.
     pub fn new() -> HttpClientHandler {
         HttpClientHandler::with_resolver(Arc::new(SystemResolver))
     }

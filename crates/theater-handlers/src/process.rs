@@ -17,27 +17,27 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 use theater_files::Root;
 use theater_files::guest::GuestPath;
 use tokio::io::AsyncWriteExt;
-use wasmtime::StoreContextMut;
 
-use super::environment::{allowed, covered};
-use super::programs::{self, Group, Launch, Piece, Pipes, Program};
-use super::root::RootSetting;
-use super::{
+use crate::environment::{allowed, covered};
+use crate::programs::{self, Group, Launch, Piece, Pipes, Program};
+use theater::plugin::RootSetting;
+use theater::plugin::bindings::theater::simple::process::{
+    OutputMode, ProcessConfig, ProcessStatus,
+};
+use theater::plugin::{ActorCtx, now_ms};
+use theater::plugin::{Call, ExportDecl, HandlerExport, LockExt, OutsideInput, State};
+use theater::plugin::{
     ExitKind, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput,
     at_most, positive,
 };
-use crate::actor::{ActorCtx, now_ms};
-use crate::bindings::theater::simple::process::{OutputMode, ProcessConfig, ProcessStatus};
-use crate::cell::{EventParams, Message};
-use crate::component::Export;
-use crate::shared::Shared;
-use crate::sync::LockExt;
 
 type Answer<T> = (Result<T, String>,);
 
@@ -266,6 +266,14 @@ impl Handler for ProcessHandler {
             ..child
         })
     }
+    fn exports(&self) -> &'static [&'static ExportDecl] {
+        static EXPORTS: [&ExportDecl; 3] = [
+            HANDLE_STDOUT.decl(),
+            HANDLE_STDERR.decl(),
+            HANDLE_EXIT.decl(),
+        ];
+        &EXPORTS
+    }
     fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
         let mut process = linker.interface("theater:simple/process")?;
         process.func("os-spawn", RecordAs::Value, os_spawn)?;
@@ -285,12 +293,41 @@ impl Handler for ProcessHandler {
     fn on_exit(&self, state: &mut ProcessState, _how: ExitKind) {
         state.kill_all();
     }
+    fn on_data_dir_locked(&self, data_dir: &Path) {
+        // Holding the lock, any process group still recorded belongs to a runtime that died
+        // without stopping its actors.
+        let killed = kill_leftovers(data_dir);
+        if killed > 0 {
+            tracing::warn!(
+                "killed {killed} process groups a previous run left in {}",
+                data_dir.display()
+            );
+        }
+    }
 }
+
+/// The exports a process's output and exit call, each with the process id.
+type OutputExport = HandlerExport<(u64, Vec<u8>), (State,)>;
+static HANDLE_STDOUT: OutputExport = HandlerExport::new(
+    "theater:simple/process-handlers",
+    "handle-stdout",
+    "theater:simple/process-handlers.handle-stdout",
+);
+static HANDLE_STDERR: OutputExport = HandlerExport::new(
+    "theater:simple/process-handlers",
+    "handle-stderr",
+    "theater:simple/process-handlers.handle-stderr",
+);
+static HANDLE_EXIT: HandlerExport<(u64, i32), (State,)> = HandlerExport::new(
+    "theater:simple/process-handlers",
+    "handle-exit",
+    "theater:simple/process-handlers.handle-exit",
+);
 
 /// What a call needs of the calling actor.
 struct Caller<'a> {
     settings: ProcessSettings,
-    shared: Arc<Shared>,
+    input: OutsideInput,
     actor: Arc<str>,
     state: &'a mut ProcessState,
 }
@@ -301,14 +338,14 @@ fn caller<'a>(store: &'a mut StoreContextMut<'_, ActorCtx>) -> Result<Caller<'a>
         .settings::<ProcessSettings>()
         .cloned()
         .ok_or("the process handler is not granted")?;
-    let shared = ctx.shared().map_err(|e| e.to_string())?;
-    let actor = ctx.id.clone();
+    let input = ctx.outside_input();
+    let actor: Arc<str> = ctx.actor_id().into();
     let state = ctx
         .handler_state::<ProcessState>()
         .ok_or("the process handler has no state for this actor")?;
     Ok(Caller {
         settings,
-        shared,
+        input,
         actor,
         state,
     })
@@ -359,7 +396,7 @@ async fn spawn(
 ) -> Result<u64, String> {
     let Caller {
         settings,
-        shared,
+        input,
         actor,
         state,
     } = caller(store)?;
@@ -388,10 +425,9 @@ async fn spawn(
     // Opened before anything can reap it, so it names this process.
     let pidfd = rustix::process::Pid::from_raw(pid as i32)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    let record = shared
-        .data_dir
-        .as_deref()
-        .and_then(|dir| record_group(dir, pid as i32, &actor));
+    let record = input
+        .data_dir()
+        .and_then(|dir| record_group(&dir, pid as i32, &actor));
     let process = Arc::new(Running {
         pid,
         start_ms: now_ms(),
@@ -404,8 +440,9 @@ async fn spawn(
     });
     state.processes.insert(pid, process.clone());
     state.trim();
+    let work = input.keep_alive();
     let output = Output {
-        shared: Arc::downgrade(&shared),
+        input,
         actor,
         process: process.clone(),
         left: settings.max_output_bytes(),
@@ -414,7 +451,6 @@ async fn spawn(
         (Some(asked), Some(max)) => Some(asked.min(max)),
         (asked, max) => asked.or(max),
     };
-    let work = shared.busy.begin();
     tokio::spawn(async move {
         // Keeps the run from being quiescent until the output and the exit are delivered.
         let _work = work;
@@ -425,65 +461,59 @@ async fn spawn(
 
 /// Where a process's output goes, and how much more may go.
 struct Output {
-    shared: Weak<Shared>,
+    input: OutsideInput,
     actor: Arc<str>,
     process: Arc<Running>,
     left: u64,
 }
 
 impl Output {
-    /// Delivers one call to the actor, waiting for room in its mailbox (the process waits on
-    /// its pipe meanwhile), in parts no larger than the actor takes; false once the actor is
-    /// gone (nothing more will be delivered).
-    async fn deliver(&self, export: Export, params: EventParams) -> bool {
-        let Some(max) = self
-            .target()
-            .map(|(_, cell)| cell.messaging.max_message_bytes.max(1))
-        else {
+    /// Delivers a piece of output to the actor, waiting for room in its mailbox (the process
+    /// waits on its pipe meanwhile), in parts no larger than the actor takes; false once the
+    /// actor is gone (nothing more will be delivered).
+    async fn output(&self, export: &'static OutputExport, pid: u64, data: Vec<u8>) -> bool {
+        let Some(max) = self.input.max_message_bytes().map(|m| m.max(1) as usize) else {
             return false;
         };
-        match params {
-            EventParams::Bytes(id, data) if data.len() > max as usize => {
-                for part in data.chunks(max as usize) {
-                    if !self
-                        .deliver_one(export, EventParams::Bytes(id, part.to_vec()))
-                        .await
-                    {
-                        return false;
-                    }
-                }
-                true
-            }
-            params => self.deliver_one(export, params).await,
+        if data.len() <= max {
+            return self
+                .deliver(export.decl(), || {
+                    export.notice((pid, data.clone()), data.len())
+                })
+                .await;
         }
-    }
-
-    fn target(&self) -> Option<(Arc<Shared>, Arc<crate::cell::Cell>)> {
-        let shared = self.shared.upgrade()?;
-        let cell = shared.cell(&self.actor)?;
-        Some((shared, cell))
-    }
-
-    async fn deliver_one(&self, export: Export, params: EventParams) -> bool {
-        loop {
-            if self.process.is_stopped() {
+        for part in data.chunks(max) {
+            let call = || export.notice((pid, part.to_vec()), part.len());
+            if !self.deliver(export.decl(), call).await {
                 return false;
             }
-            let Some((shared, cell)) = self.target() else {
+        }
+        true
+    }
+
+    /// Delivers the process's exit code.
+    async fn exit(&self, pid: u64, code: i32) -> bool {
+        self.deliver(HANDLE_EXIT.decl(), || HANDLE_EXIT.notice((pid, code), 0))
+            .await
+    }
+
+    /// Delivers one call (made again for each try) to the actor, waiting for room as a sender
+    /// would; false once the actor is gone.
+    async fn deliver(&self, export: &'static ExportDecl, call: impl Fn() -> Call) -> bool {
+        loop {
+            if self.process.is_stopped() || self.input.max_message_bytes().is_none() {
                 return false;
-            };
-            if !cell.exports(export) {
+            }
+            if !self.input.exports(export) {
                 // It does not take this output: read and dropped.
                 return true;
             }
-            let message = Message::HandlerEvent {
-                export,
-                params: params.clone(),
-            };
-            let delivered = shared
-                .deliver(None, &self.actor, message, None, Duration::from_secs(60))
-                .await;
-            if delivered.is_ok() {
+            if self
+                .input
+                .deliver(call(), Duration::from_secs(60))
+                .await
+                .is_ok()
+            {
                 return true;
             }
             // A full mailbox, or every mailbox together full: wait, as a sender would.
@@ -506,14 +536,8 @@ async fn watch(
     let buffer = config.buffer_size.clamp(1, MAX_PROCESS_BUFFER) as usize;
     let chunk = config.chunk_size.map_or(buffer, |c| c as usize);
     let mut streams = [
-        (
-            Framing::new(config.stdout_mode, chunk),
-            Export::HandleStdout,
-        ),
-        (
-            Framing::new(config.stderr_mode, chunk),
-            Export::HandleStderr,
-        ),
+        (Framing::new(config.stdout_mode, chunk), &HANDLE_STDOUT),
+        (Framing::new(config.stderr_mode, chunk), &HANDLE_STDERR),
     ];
     let mut pipes = Pipes::of(&mut child, buffer);
     let process = output.process.clone();
@@ -540,7 +564,7 @@ async fn watch(
                 }
             };
             for piece in pieces {
-                if !output.deliver(export, EventParams::Bytes(pid, piece)).await {
+                if !output.output(export, pid, piece).await {
                     return Ended::ActorGone;
                 }
             }
@@ -586,9 +610,7 @@ async fn watch(
     *output.process.exit.locked() = Some(code);
     output.process.forget_record();
     if ended != Ended::ActorGone {
-        output
-            .deliver(Export::HandleExit, EventParams::Code(pid, code))
-            .await;
+        output.exit(pid, code).await;
     }
 }
 

@@ -3,10 +3,11 @@
 //!
 //! Every result is recorded, so a replay gets the same numbers without a generator.
 
-use wasmtime::StoreContextMut;
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 
-use super::{HostFuture, HostLinker, Plain, RecordAs};
-use crate::actor::ActorCtx;
+use theater::plugin::ActorCtx;
+use theater::plugin::{HostFuture, HostLinker, Plain, RecordAs};
 
 type Answer<T> = (Result<T, String>,);
 

@@ -10,18 +10,18 @@
 
 use std::sync::Arc;
 
-use theater_chain::TransactOp;
-use theater_store::stores::{self, LabelMode, StoreName, shown};
-use theater_store::{ContentHash, ContentStore, MAX_BLOB_BYTES};
-use wasmtime::StoreContextMut;
+use theater::plugin::chain::{ChainWriter, TransactOp};
+use theater::plugin::store::stores::{self, LabelMode, StoreName, shown};
+use theater::plugin::store::{ContentHash, ContentStore, MAX_BLOB_BYTES};
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 
-use super::{
+use theater::plugin::ActorCtx;
+use theater::plugin::bindings::theater::simple::store::ContentRef;
+use theater::plugin::{
     Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput, at_most,
     positive,
 };
-use crate::actor::ActorCtx;
-use crate::bindings::theater::simple::store::ContentRef;
-use crate::shared::Shared;
 
 type Answer<T> = (Result<T, String>,);
 
@@ -155,26 +155,27 @@ impl Handler for StoreHandler {
 
 /// What a call needs: the runtime, and the actor's id and settings.
 struct Caller {
-    shared: Arc<Shared>,
+    writer: Arc<ChainWriter>,
+    content: Arc<ContentStore>,
     actor: Arc<str>,
     settings: StoreSettings,
 }
 
 impl Caller {
     fn of(ctx: &ActorCtx) -> Result<Caller, String> {
-        let shared = ctx.shared().map_err(|e| e.to_string())?;
-        if shared.writer.is_none() || shared.content.is_none() {
+        let (Some(writer), Some(content)) = (ctx.chain_writer(), ctx.content_store()) else {
             return Err("the store handler needs a data dir, and this runtime has none".into());
-        }
+        };
         Ok(Caller {
-            shared,
-            actor: ctx.id.clone(),
+            writer,
+            content,
+            actor: ctx.actor_id().into(),
             settings: ctx.settings::<StoreSettings>().cloned().unwrap_or_default(),
         })
     }
 
     fn content(&self) -> &ContentStore {
-        self.shared.content.as_ref().expect("checked in Caller::of")
+        &self.content
     }
 
     /// The store `id` names for this actor: a named store its manifest lists, or a store it
@@ -197,9 +198,8 @@ impl Caller {
 
     /// Runs `op` in the database writer's transaction and waits for it to commit.
     async fn write(&self, bytes: usize, op: TransactOp) -> Result<(), String> {
-        let writer = self.shared.writer.as_ref().expect("checked in Caller::of");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        writer
+        self.writer
             .transact(
                 op,
                 bytes as u64,

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use wasmtime::StoreContextMut;
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 
-use super::{HostFuture, HostLinker, Plain, RecordAs};
-use crate::actor::{ActorCtx, now_ms};
+use theater::plugin::{ActorCtx, now_ms};
+use theater::plugin::{HostFuture, HostLinker, Plain, RecordAs};
 
 type Answer<T> = (Result<T, String>,);
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{Harness, ask, harness, keeper, keeper_manifest, ok, puppet};
-use theater::Registry;
 
 const KEEPER: &str = test_actors::FILE_KEEPER;
 
@@ -335,7 +334,7 @@ async fn a_missing_root_or_program_refuses_the_spawn() {
         .await
         .unwrap();
     let text = "name = \"x\"\nversion = \"1\"\ncomponent = \"x.wasm\"\n[[handler]]\ntype = \"filesystem\"\n";
-    let e = theater::Manifest::parse(
+    let e = common::parse(
         text,
         theater::ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -394,7 +393,7 @@ async fn files_and_commands_replay_after_they_are_gone() {
     let Harness { runtime, dir, .. } = h;
     runtime.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir.path().join("root")).unwrap();
-    let (len, summary) = common::replay_from(dir.path(), &id, &Registry::builtin()).await;
+    let (len, summary) = common::replay_from(dir.path(), &id, &theater_handlers::builtin()).await;
     assert_eq!(summary.events, len as u64);
     assert!(summary.host_calls >= 5, "{summary:?}");
     assert!(listing.contains("a.txt"));

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Harness, ask, harness, harness_with, keeper, puppet};
-use theater::handlers::{HttpClientHandler, NameResolver};
-use theater::{Manifest, ManifestOrigin, Registry};
+use theater::{Manifest, ManifestOrigin};
+use theater_handlers::{HttpClientHandler, NameResolver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEEPER: &str = test_actors::HTTP_KEEPER;
@@ -267,7 +267,7 @@ async fn names_resolve_through_the_seam() {
         "api.test".to_owned(),
         vec!["127.0.0.1".parse().unwrap()],
     )]));
-    let registry = Registry::builtin()
+    let registry = theater_handlers::builtin()
         .replacing(HttpClientHandler::with_resolver(Arc::new(table)))
         .unwrap();
     let h = harness_with(|c| c.handlers = registry.clone());
@@ -389,7 +389,7 @@ async fn requests_replay_with_the_network_down() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the server still listens"
     );
-    let (len, summary) = common::replay_from(dir.path(), &id, &Registry::builtin()).await;
+    let (len, summary) = common::replay_from(dir.path(), &id, &theater_handlers::builtin()).await;
     assert_eq!(summary.events, len as u64);
     assert_eq!(summary.host_calls, 2, "{summary:?}");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Harness, harness, replay_from};
 use futures_util::{SinkExt, StreamExt};
-use theater::{ActorExit, ActorHandle, Manifest, ManifestOrigin, Registry};
+use theater::{ActorExit, ActorHandle, Manifest, ManifestOrigin};
 use tokio_tungstenite::tungstenite::Message;
 
 /// The http-server actor with this handler table and init state, written in the harness's dir.
@@ -25,7 +25,7 @@ fn server_manifest(h: &Harness, file: &str, handler: &str, init: &str) -> Manife
     );
     let path = dir.join(file);
     std::fs::write(&path, &text).unwrap();
-    Manifest::parse(&text, ManifestOrigin::File(path)).unwrap()
+    common::parse(&text, ManifestOrigin::File(path)).unwrap()
 }
 
 /// Spawns the server and returns it with the port it says it listens on.
@@ -197,7 +197,7 @@ async fn websockets_echo_push_close_and_are_recorded_for_replay() {
     // The replay serves nothing and binds nothing: every request and websocket event comes
     // from the chain, and every host call's answer too.
     let holder = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
-    let (len, summary) = replay_from(h.dir.path(), &id, &Registry::builtin()).await;
+    let (len, summary) = replay_from(h.dir.path(), &id, &theater_handlers::builtin()).await;
     drop(holder);
     assert_eq!(summary.events, len as u64);
     // init, connect, 4 messages, disconnect, one request.
@@ -302,7 +302,7 @@ async fn a_server_binds_only_what_listen_allows() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not in"), "{err}");
-    let bad = Manifest::parse(
+    let bad = common::parse(
         "name = \"x\"\nversion = \"0.1.0\"\ncomponent = \"x.wasm\"\n[[handler]]\ntype = \"http-framework\"\nlisten = [\"example.com:80\"]\n",
         ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -372,6 +372,7 @@ async fn a_recovered_server_that_cannot_listen_again_fails_its_actor_saying_why(
     let mut config = theater::RuntimeConfig {
         data_dir: Some(dir.path().to_owned()),
         on_log: std::sync::Arc::new(|_| {}),
+        handlers: theater_handlers::builtin(),
         ..Default::default()
     };
     config.engine.max_instances = 16;

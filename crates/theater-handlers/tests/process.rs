@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{Harness, ask, harness, harness_with, keeper, ok, puppet};
-use theater::{ActorHandle, Registry};
+use theater::ActorHandle;
 
 const KEEPER: &str = test_actors::PROCESS_KEEPER;
 
@@ -370,7 +370,7 @@ async fn a_process_replays_after_the_program_is_gone() {
     let Harness { runtime, dir, .. } = h;
     runtime.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir.path().join("bin")).unwrap();
-    let (len, summary) = common::replay_from(dir.path(), &id, &Registry::builtin()).await;
+    let (len, summary) = common::replay_from(dir.path(), &id, &theater_handlers::builtin()).await;
     assert_eq!(summary.events, len as u64);
     // The output and the exit were handled as calls, and they replay.
     assert!(summary.calls >= 4, "{summary:?}");

@@ -5,7 +5,6 @@
 mod common;
 
 use common::{Harness, ask, harness, harness_with, keeper, keeper_manifest, ok, puppet};
-use theater::Registry;
 
 const KEEPER: &str = test_actors::STORE_KEEPER;
 const NOTES: &str = "[[handler]]\ntype = \"store\"\nstores = [\"notes\"]\n";
@@ -226,7 +225,7 @@ async fn a_store_outlives_its_runtime_and_replays_without_it() {
     )
     .unwrap();
     drop(db);
-    let (len, summary) = common::replay_from(dir.path(), &id, &Registry::builtin()).await;
+    let (len, summary) = common::replay_from(dir.path(), &id, &theater_handlers::builtin()).await;
     assert_eq!(summary.events, len as u64);
     assert!(summary.host_calls >= 1, "{summary:?}");
 }

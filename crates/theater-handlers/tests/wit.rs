@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use theater::Registry;
 use wit_parser::Resolve;
 
 fn resolve() -> Resolve {
@@ -69,7 +68,7 @@ fn package_has_every_interface_of_the_spec() {
 #[test]
 fn every_handler_interface_is_in_the_package() {
     let resolve = resolve();
-    let registry = Registry::builtin();
+    let registry = theater_handlers::builtin();
     for name in registry.names() {
         for interface in registry.interfaces(name).unwrap() {
             functions_of(&resolve, interface);
@@ -80,7 +79,7 @@ fn every_handler_interface_is_in_the_package() {
 #[test]
 fn every_function_of_every_implemented_interface_is_registered() {
     let resolve = resolve();
-    let registry = Registry::builtin();
+    let registry = theater_handlers::builtin();
     for name in registry.names() {
         if !registry.is_implemented(name) {
             continue;

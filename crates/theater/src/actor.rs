@@ -10,22 +10,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use serde::Serialize;
 use theater_chain::{CallEnd, CallStart, EventKind, Hash, InstanceReason, TrapKind};
 use tokio::sync::oneshot;
 use wasmtime::component::TypedFunc;
 use wasmtime::component::{ComponentNamedList, ComponentType, Func, Instance, Lift, Lower};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
-use crate::component::{Export, Prepared};
+use crate::component::{Callee, Export, ExportDecl, Prepared};
 use crate::engine::EPOCH_TICK;
 use crate::error::one_line;
 use crate::family::{ExitKind, StateScope};
 use crate::manifest::Manifest;
+use crate::recordable::Recordable;
 use crate::recording::ChainRecorder;
-use crate::shared::{LogLine, LogSink, Shared};
+use crate::services::{LogLine, LogSink, Services};
 
-pub(crate) type State = Option<Vec<u8>>;
+/// An actor's state between calls: bytes only the actor reads, or none.
+pub type State = Option<Vec<u8>>;
 
 /// Where a request's answer goes, and the largest answer the requester takes: an answer is a
 /// message to the requester, held to its `[messaging] max_message_bytes` like any other.
@@ -90,7 +91,8 @@ pub struct ActorCtx {
     pub(crate) id: Arc<str>,
     pub(crate) name: Arc<str>,
     pub(crate) manifest: Arc<Manifest>,
-    pub(crate) shared: Weak<Shared>,
+    /// The runtime it runs in; none in a replay.
+    pub(crate) services: Weak<dyn Services>,
     pub(crate) chain: ChainRecorder,
     /// Set by `runtime.shutdown`; acted on when the current call returns.
     pub(crate) shutdown_requested: Option<Option<Vec<u8>>>,
@@ -100,7 +102,7 @@ pub struct ActorCtx {
     pub(crate) deferred: HashMap<Arc<str>, Deferred>,
     pub(crate) note: HostNote,
     /// Each granted handler's state, in the order of `manifest.handlers`.
-    handler_states: Vec<Box<dyn Any + Send>>,
+    handler_states: HandlerStates,
     on_log: LogSink,
     /// How many log lines it may still print now (`theater:simple/runtime.log`).
     pub(crate) log_budget: crate::log_rate::LogBudget,
@@ -117,32 +119,38 @@ impl ActorCtx {
     pub(crate) fn new(
         id: Arc<str>,
         manifest: Arc<Manifest>,
-        shared: &Arc<Shared>,
+        services: Weak<dyn Services>,
         chain: ChainRecorder,
     ) -> ActorCtx {
-        let on_log = shared.on_log.clone();
-        Self::with(id, manifest, Arc::downgrade(shared), chain, on_log)
+        let on_log = log_sink(&services);
+        Self::with(id, manifest, services, chain, on_log)
     }
 
     /// A context for replaying the actor's chain: no runtime behind it (host functions do not
     /// run in a replay) and no log output.
     pub(crate) fn for_replay(id: Arc<str>, manifest: Arc<Manifest>, chain: ChainRecorder) -> Self {
-        Self::with(id, manifest, Weak::new(), chain, Arc::new(|_| {}))
+        Self::with(
+            id,
+            manifest,
+            Weak::<NoServices>::new(),
+            chain,
+            Arc::new(|_| {}),
+        )
     }
 
     fn with(
         id: Arc<str>,
         manifest: Arc<Manifest>,
-        shared: Weak<Shared>,
+        services: Weak<dyn Services>,
         chain: ChainRecorder,
         on_log: LogSink,
     ) -> ActorCtx {
         ActorCtx {
             // Made with each new instance (see `reset_for_new_instance`).
-            handler_states: Vec::new(),
+            handler_states: HandlerStates::default(),
             name: manifest.name.as_str().into(),
             id,
-            shared,
+            services,
             chain,
             shutdown_requested: None,
             current_request: None,
@@ -187,16 +195,20 @@ impl ActorCtx {
         if !lent {
             return;
         }
-        if let Some(places) = self.shared.upgrade().and_then(|s| s.call_places.clone()) {
+        if let Some(places) = self
+            .services
+            .upgrade()
+            .and_then(|s| s.call_places().cloned())
+        {
             self.place = places.try_acquire_owned().ok();
         }
     }
 
-    /// The runtime, while it exists.
-    pub(crate) fn shared(&self) -> wasmtime::Result<Arc<Shared>> {
-        self.shared
+    /// The runtime's services, while it runs (never in a replay).
+    fn services(&self) -> Result<Arc<dyn Services>, String> {
+        self.services
             .upgrade()
-            .ok_or_else(|| wasmtime::format_err!("the runtime is shutting down"))
+            .ok_or_else(|| "the runtime is shutting down".to_owned())
     }
 
     /// Forgets what belonged to the previous instance before a restart.
@@ -250,13 +262,26 @@ impl ActorCtx {
             .find_map(|s| s.downcast_mut::<T>())
     }
 
-    /// A way for a handler to deliver input from outside (a timer, a connection, a process's
-    /// output) to this actor's mailbox, as a `handle-send` call recorded like any message.
-    pub fn outside_input(&self) -> OutsideInput {
-        OutsideInput {
-            shared: self.shared.clone(),
-            id: self.id.clone(),
-        }
+    /// Prints `message` as this actor's log line (held to no rate: the `runtime` handler's
+    /// `log` is what the guest's lines go through).
+    pub fn log_line(&self, message: &str) {
+        self.log(message);
+    }
+
+    /// The data dir's chain writer, for a handler that commits its own tables with the
+    /// chains (`ChainWriter::transact`). None without a data dir, or once the runtime stops.
+    pub fn chain_writer(&self) -> Option<Arc<theater_chain::ChainWriter>> {
+        self.services().ok()?.chain_writer().cloned()
+    }
+
+    /// The data dir's content store (blobs by BLAKE3 hash). None without a data dir.
+    pub fn content_store(&self) -> Option<Arc<theater_store::ContentStore>> {
+        self.services().ok()?.content_store().cloned()
+    }
+
+    /// The runtime's data dir, if it has one.
+    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
+        self.services().ok()?.data_dir().map(Into::into)
     }
 
     /// Tells every handler the actor's run ended, once; says how many log lines the rate
@@ -267,7 +292,7 @@ impl ActorCtx {
             self.log(&crate::log_rate::held_back_notice(held_back));
         }
         let states = std::mem::take(&mut self.handler_states);
-        for (grant, mut state) in self.manifest.handlers.iter().zip(states) {
+        for (grant, mut state) in self.manifest.handlers.iter().zip(states.into_vec()) {
             grant.family.on_exit(state.as_mut(), how);
         }
     }
@@ -277,8 +302,8 @@ impl ActorCtx {
     pub(crate) fn handlers_recover(
         &mut self,
         host_calls: &[theater_chain::HostCall],
+        runtime: &(dyn Any + Send + Sync),
     ) -> Result<(), String> {
-        let shared = self.shared().map_err(|e| e.to_string())?;
         for (grant, state) in self.manifest.handlers.iter().zip(&mut self.handler_states) {
             let interfaces = grant.family.interfaces();
             let recovery = crate::family::Recovery {
@@ -287,7 +312,7 @@ impl ActorCtx {
                     .iter()
                     .filter(|c| interfaces.contains(&&*c.interface))
                     .collect(),
-                runtime: &shared,
+                runtime,
             };
             grant
                 .family
@@ -298,31 +323,46 @@ impl ActorCtx {
     }
 }
 
-/// Delivers outside input to one actor's mailbox (see [`ActorCtx::outside_input`]).
-#[derive(Clone)]
-pub struct OutsideInput {
-    shared: Weak<Shared>,
-    id: Arc<str>,
+/// Each granted handler's state, in the order of the manifest's handlers: a boxed slice, not a
+/// `Vec`, since every actor (a million hibernated ones too) holds one and never grows it.
+type HandlerStates = Box<[Box<dyn Any + Send>]>;
+
+/// The log sink of `services`, or none (a replay, or a runtime being dropped).
+fn log_sink(services: &Weak<dyn Services>) -> LogSink {
+    match services.upgrade() {
+        Some(services) => services.log_sink().clone(),
+        None => Arc::new(|_: &LogLine<'_>| {}),
+    }
 }
 
-impl OutsideInput {
-    /// Queues `msg` for the actor's `handle-send`; waits for room in a full mailbox up to the
-    /// default request timeout.
-    pub async fn send(&self, msg: Vec<u8>) -> Result<(), String> {
-        let shared = self
-            .shared
-            .upgrade()
-            .ok_or("the runtime is shutting down")?;
-        let id = shared.next_message_id();
-        shared
-            .deliver(
-                None,
-                &self.id,
-                crate::cell::Message::Send(msg),
-                Some(id),
-                std::time::Duration::from_millis(crate::manifest::DEFAULT_REQUEST_TIMEOUT_MS),
-            )
-            .await
+/// The services of a context with no runtime behind it (a replay): never made, only named so
+/// that an empty `Weak<dyn Services>` has a type to come from.
+struct NoServices;
+
+impl Services for NoServices {
+    fn log_sink(&self) -> &LogSink {
+        unreachable!("a NoServices is never made")
+    }
+    fn call_places(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+        None
+    }
+    fn hibernating(&self) -> bool {
+        false
+    }
+    fn hibernate_least_recently_used(&self) -> bool {
+        false
+    }
+    fn chain_writer(&self) -> Option<&Arc<theater_chain::ChainWriter>> {
+        None
+    }
+    fn content_store(&self) -> Option<&Arc<theater_store::ContentStore>> {
+        None
+    }
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
     }
 }
 
@@ -353,6 +393,8 @@ struct Live {
     store: Store<ActorCtx>,
     instance: Instance,
     funcs: [Option<Func>; Export::COUNT],
+    /// Its handlers' exports looked up so far.
+    handler_funcs: Vec<(&'static ExportDecl, Func)>,
 }
 
 enum Body {
@@ -372,9 +414,9 @@ enum Body {
 struct Dormant {
     id: Arc<str>,
     manifest: Arc<Manifest>,
-    shared: Weak<Shared>,
+    services: Weak<dyn Services>,
     chain: ChainRecorder,
-    handler_states: Vec<Box<dyn Any + Send>>,
+    handler_states: HandlerStates,
     log_budget: crate::log_rate::LogBudget,
 }
 
@@ -395,7 +437,7 @@ impl ActorCtx {
         let ActorCtx {
             id,
             manifest,
-            shared,
+            services,
             chain,
             handler_states,
             log_budget,
@@ -404,7 +446,7 @@ impl ActorCtx {
         Body::Dormant(Box::new(Dormant {
             id,
             manifest,
-            shared,
+            services,
             chain,
             handler_states,
             log_budget,
@@ -415,12 +457,8 @@ impl ActorCtx {
 impl Dormant {
     /// The context again, as it was when the actor went dormant.
     fn wake_context(self) -> Box<ActorCtx> {
-        let on_log = match self.shared.upgrade() {
-            Some(shared) => shared.on_log.clone(),
-            // A replay, or a runtime being dropped: no log output.
-            None => Arc::new(|_: &LogLine<'_>| {}),
-        };
-        let mut ctx = ActorCtx::with(self.id, self.manifest, self.shared, self.chain, on_log);
+        let on_log = log_sink(&self.services);
+        let mut ctx = ActorCtx::with(self.id, self.manifest, self.services, self.chain, on_log);
         ctx.handler_states = self.handler_states;
         ctx.log_budget = self.log_budget;
         Box::new(ctx)
@@ -452,9 +490,12 @@ pub(crate) enum Outcome<R> {
     Trapped(Trap),
 }
 
-/// The rest of an export's result after the new state.
-pub(crate) trait Returns: ComponentNamedList + Lift + Send + Sync + 'static {
-    type Rest: Serialize;
+/// An export's results: the actor's new state, then the rest (nothing, or one value). A
+/// handler's export is typed `(State,)` or `(State, (T,))`.
+pub trait Returns: ComponentNamedList + Lift + Send + Sync + 'static {
+    /// What the export returns besides the state.
+    type Rest: Recordable;
+    /// The state and the rest.
     fn split(self) -> (State, Self::Rest);
 }
 
@@ -467,7 +508,7 @@ impl Returns for (State,) {
 
 impl<T> Returns for (State, (T,))
 where
-    T: ComponentType + Lift + Serialize + Send + Sync + 'static,
+    T: ComponentType + Lift + Recordable,
 {
     type Rest = T;
     fn split(self) -> (State, T) {
@@ -529,12 +570,12 @@ impl Actor {
             // idle, every live instance is in a call, and one ends soon (each call has a CPU
             // budget): wait, up to a bound. With hibernation off only an exit frees a slot:
             // say so at once.
-            let shared = ctx.shared.upgrade();
-            let hibernating = shared.as_ref().is_some_and(|s| s.hibernate_after.is_some());
+            let services = ctx.services.upgrade();
+            let hibernating = services.as_ref().is_some_and(|s| s.hibernating());
             if !hibernating || tokio::time::Instant::now() >= deadline {
                 return Err((Box::new(ctx), error));
             }
-            if !shared.is_some_and(|s| s.hibernate_least_recently_used()) {
+            if !services.is_some_and(|s| s.hibernate_least_recently_used()) {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_millis(100));
             }
@@ -553,6 +594,7 @@ impl Actor {
                 store,
                 instance,
                 funcs: [None; Export::COUNT],
+                handler_funcs: Vec::new(),
             })),
             prepared,
             idle_since: Instant::now(),
@@ -692,16 +734,17 @@ impl Actor {
     /// state if it returns `Ok`. `kill` ends the call early (the instance is lost).
     pub(crate) async fn call<P, O>(
         &mut self,
-        export: Export,
+        export: impl Into<Callee>,
         params: P,
         delivery: Delivery<'_>,
         kill: &tokio::sync::Notify,
         max_instances: u32,
     ) -> Outcome<O::Rest>
     where
-        P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+        P: ComponentNamedList + Lower + Recordable,
         O: Returns,
     {
+        let export = export.into();
         if let Err(message) = self.wake(max_instances).await {
             // Not handled, and said so: a requester gets the error, and it is logged for a
             // send, whose sender was told it was delivered.
@@ -717,7 +760,7 @@ impl Actor {
         };
         let recording = self.ctx().chain.is_on();
         if recording {
-            let start = match crate::payload::encode(&params) {
+            let start = match crate::recordable::encode(&params) {
                 Ok(params) => EventKind::CallStart(CallStart {
                     export: export.path().into(),
                     state: self.state_hash,
@@ -725,7 +768,7 @@ impl Actor {
                     message_id: delivery.message_id.map(str::to_owned),
                     sender: delivery.sender.map(str::to_owned),
                 }),
-                Err(e) => return Outcome::GuestError(one_line(&e)),
+                Err(e) => return Outcome::GuestError(format!("encoding a chain payload: {e}")),
             };
             if let Err(e) = self.ctx_mut().chain.record(start).await {
                 // The chain cannot go on (a chain kept in memory is full): the actor stops.
@@ -748,7 +791,7 @@ impl Actor {
                 self.state_hash = self.state.as_deref().map(Hash::of);
                 EventKind::CallEnd(CallEnd {
                     export: export.path().into(),
-                    outcome: Ok(crate::payload::encode(rest).unwrap_or_default()),
+                    outcome: Ok(crate::recordable::encode(rest).unwrap_or_default()),
                     state: self.state_hash,
                 })
             }
@@ -820,7 +863,7 @@ impl Actor {
     }
 
     /// The live instance's `export`, its signature checked once per instance.
-    fn func<P, O>(&mut self, export: Export) -> Result<Func, String>
+    fn func<P, O>(&mut self, export: Callee) -> Result<Func, String>
     where
         P: ComponentNamedList + Lower + Send + Sync + 'static,
         O: Returns,
@@ -828,10 +871,18 @@ impl Actor {
         let Body::Live(live) = &mut self.body else {
             unreachable!("woken by the caller")
         };
-        if let Some(func) = live.funcs[export as usize] {
+        let cached = match export {
+            Callee::Core(export) => live.funcs[export as usize],
+            Callee::Handler(decl) => live
+                .handler_funcs
+                .iter()
+                .find(|(d, _)| std::ptr::eq(*d, decl))
+                .map(|(_, func)| *func),
+        };
+        if let Some(func) = cached {
             return Ok(func);
         }
-        let Some(index) = self.prepared.exports[export as usize] else {
+        let Some(index) = self.prepared.export_index(export) else {
             return Err(format!(
                 "actor {} does not export `{}`",
                 live.store.data().name,
@@ -851,7 +902,10 @@ impl Actor {
                     one_line(&e)
                 )
             })?;
-        live.funcs[export as usize] = Some(func);
+        match export {
+            Callee::Core(export) => live.funcs[export as usize] = Some(func),
+            Callee::Handler(decl) => live.handler_funcs.push((decl, func)),
+        }
         Ok(func)
     }
 
@@ -864,7 +918,7 @@ impl Actor {
         kill: &tokio::sync::Notify,
     ) -> Outcome<O::Rest>
     where
-        P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+        P: ComponentNamedList + Lower + Recordable,
         O: Returns,
     {
         let Body::Live(live) = &mut self.body else {
@@ -972,11 +1026,60 @@ impl Trap {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, as the chain and the timing handler count time.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Instances a replay needs at once: one, and one more while it is replaced.
+pub(crate) const REPLAY_MAX_INSTANCES: u32 = 2;
+
+/// Calls `export` with params decoded from the chain as `P`; returns whether the instance
+/// trapped.
+pub(crate) async fn call_decoded<P, O>(
+    actor: &mut Actor,
+    export: impl Into<Callee>,
+    path: &str,
+    params: &[u8],
+    delivery: Delivery<'_>,
+    kill: &tokio::sync::Notify,
+) -> Result<bool, String>
+where
+    P: ComponentNamedList + Lower + Recordable,
+    O: Returns,
+{
+    let params: P = crate::recordable::decode(params)
+        .map_err(|e| format!("the params of `{path}` do not decode as this build's types: {e}"))?;
+    let outcome = actor
+        .call::<P, O>(export, params, delivery, kill, REPLAY_MAX_INSTANCES)
+        .await;
+    Ok(matches!(outcome, Outcome::Trapped(_)))
+}
+
+/// The replay driver of a handler's export (see [`crate::component::ExportDecl`]), made for
+/// its types when the handler declares it.
+pub(crate) fn drive<'a, P, O>(
+    export: &'static ExportDecl,
+    actor: &'a mut Actor,
+    params: &'a [u8],
+    delivery: Delivery<'a>,
+    kill: &'a tokio::sync::Notify,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>
+where
+    P: ComponentNamedList + Lower + Recordable,
+    O: Returns,
+{
+    Box::pin(call_decoded::<P, O>(
+        actor,
+        export,
+        export.path(),
+        params,
+        delivery,
+        kill,
+    ))
 }
 
 #[cfg(test)]

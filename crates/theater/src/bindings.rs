@@ -7,3 +7,29 @@ wasmtime::component::bindgen!({
     world: "theater:simple/everything",
     additional_derives: [serde::Serialize, serde::Deserialize],
 });
+
+// Every WIT type is recorded in the chain through its serde impls (postcard).
+crate::record_with_serde!(
+    theater::simple::filesystem::CommandSuccess,
+    theater::simple::filesystem::CommandError,
+    theater::simple::filesystem::CommandResult,
+    theater::simple::http_types::HttpRequest,
+    theater::simple::http_types::HttpResponse,
+    theater::simple::http_types::TlsConfig,
+    theater::simple::http_types::ServerConfig,
+    theater::simple::http_types::ServerInfo,
+    theater::simple::http_types::MiddlewareResult,
+    theater::simple::websocket_types::MessageType,
+    theater::simple::websocket_types::WebsocketMessage,
+    theater::simple::process::OutputMode,
+    theater::simple::process::ProcessConfig,
+    theater::simple::process::ProcessStatus,
+    theater::simple::store::ContentRef,
+    theater::simple::types::ChannelAccept,
+    theater::simple::types::Event,
+    theater::simple::types::MetaEvent,
+    theater::simple::types::Chain,
+    theater::simple::types::ChainEvent,
+    theater::simple::types::WitErrorType,
+    theater::simple::types::WitActorError,
+);

@@ -16,13 +16,13 @@ use tokio::sync::{Notify, oneshot};
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::Serialize;
 use wasmtime::component::{ComponentNamedList, Lower};
 
 use crate::actor::{Actor, ActorCtx, Deferred, Delivery, Outcome, Reply, Returns, State, Trap};
 use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
-use crate::component::{Export, Prepared};
+use crate::component::{Callee, Export, ExportDecl, HandlerExport, Prepared};
 use crate::manifest::{Manifest, MessagingSettings};
+use crate::recordable::Recordable;
 use crate::shared::{ActorExit, Shared, Work, short_id};
 use crate::supervision::Supervision;
 use crate::sync::LockExt;
@@ -71,21 +71,16 @@ pub(crate) enum Message {
     ChildExternalStop {
         child: Arc<str>,
     },
-    /// Something a handler's background work produced for the actor (a process's output or
-    /// exit), delivered as a call of one of the handler's exports.
-    HandlerEvent {
-        export: Export,
-        params: EventParams,
-    },
-    /// A call of a handler's export whose result goes back to the handler (an HTTP request's
-    /// response). The handler supplies the typed call, so the core knows none of its types.
+    /// A call of one of a handler's exports (an HTTP request, a process's output), made in
+    /// order with the actor's other messages. The handler supplies the typed call, so the core
+    /// knows none of its types.
     HandlerCall(Box<dyn HandlerCall>),
 }
 
 /// A call of one of a handler's exports, made from the actor's mailbox in order with its other
 /// messages, that answers whoever is waiting for it (see [`ExportCall`]).
 pub(crate) trait HandlerCall: Send {
-    fn export(&self) -> Export;
+    fn export(&self) -> &'static ExportDecl;
     /// The bytes it carries, as mailboxes count them.
     fn payload_len(&self) -> usize;
     /// Calls the export and answers; a trap ends the actor.
@@ -100,18 +95,18 @@ pub(crate) trait HandlerCall: Send {
     fn refuse(self: Box<Self>, why: String);
 }
 
-/// A [`HandlerCall`] with params `P` and results `O`, answering on `reply` with the results
-/// after the state, or why there are none.
-pub(crate) struct ExportCall<P, O: Returns> {
-    pub(crate) export: Export,
-    pub(crate) params: P,
-    pub(crate) len: usize,
-    pub(crate) reply: oneshot::Sender<Result<O::Rest, CallFailure>>,
+/// A [`HandlerCall`] with params `P` and results `O`, answering on `reply` (if anyone waits)
+/// with the results after the state, or why there are none.
+struct ExportCall<P, O: Returns> {
+    export: &'static ExportDecl,
+    params: P,
+    len: usize,
+    reply: Option<oneshot::Sender<Result<O::Rest, CallFailure>>>,
 }
 
-/// Why an [`ExportCall`] has no results (the reason itself is in the actor's chain).
-#[derive(Debug)]
-pub(crate) enum CallFailure {
+/// Why a handler's export call has no results (the reason itself is in the actor's chain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFailure {
     /// The call was not made: the actor stopped or is stopping.
     NotMade,
     /// The guest returned an error, or trapped.
@@ -120,11 +115,11 @@ pub(crate) enum CallFailure {
 
 impl<P, O> HandlerCall for ExportCall<P, O>
 where
-    P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+    P: ComponentNamedList + Lower + Recordable,
     O: Returns,
     O::Rest: Send,
 {
-    fn export(&self) -> Export {
+    fn export(&self) -> &'static ExportDecl {
         self.export
     }
     fn payload_len(&self) -> usize {
@@ -141,7 +136,7 @@ where
             let this = *self;
             // Whoever asked gave up (a request past its timeout was answered already): the
             // call is not made, rather than made for no one.
-            if this.reply.is_closed() {
+            if this.reply.as_ref().is_some_and(|r| r.is_closed()) {
                 return Ok(());
             }
             let outcome = actor
@@ -152,28 +147,62 @@ where
                 Outcome::GuestError(_) => (Err(CallFailure::Failed), None),
                 Outcome::Trapped(trap) => (Err(CallFailure::Failed), Some(trap)),
             };
-            let _ = this.reply.send(answer);
+            if let Some(reply) = this.reply {
+                let _ = reply.send(answer);
+            }
             trap.map_or(Ok(()), Err)
         })
     }
     fn refuse(self: Box<Self>, _why: String) {
-        let _ = self.reply.send(Err(CallFailure::NotMade));
+        if let Some(reply) = self.reply {
+            let _ = reply.send(Err(CallFailure::NotMade));
+        }
     }
 }
 
-/// The params of a [`Message::HandlerEvent`], in the shapes handler exports take.
-#[derive(Clone)]
-pub(crate) enum EventParams {
-    /// `tuple<u64, list<u8>>`: an id and bytes.
-    Bytes(u64, Vec<u8>),
-    /// `tuple<u64, s32>`: an id and a code.
-    Code(u64, i32),
+/// A call of a handler's export on its way to the actor's mailbox: made by
+/// [`HandlerExport::call`] or [`HandlerExport::notice`], delivered by
+/// [`crate::messaging::OutsideInput`].
+pub struct Call(pub(crate) Box<dyn HandlerCall>);
+
+/// The results of a [`HandlerExport::call`] after the state, once the actor has made it.
+pub type CallAnswer<R> = oneshot::Receiver<Result<R, CallFailure>>;
+
+impl<P, O> HandlerExport<P, O>
+where
+    P: ComponentNamedList + Lower + Recordable,
+    O: Returns,
+    O::Rest: Send,
+{
+    /// A call of this export with `params` (`len`: the bytes it carries, as mailboxes count
+    /// them), whose results come back on the answer.
+    pub fn call(&'static self, params: P, len: usize) -> (Call, CallAnswer<O::Rest>) {
+        let (reply, answer) = oneshot::channel();
+        let call = ExportCall::<P, O> {
+            export: self.decl(),
+            params,
+            len,
+            reply: Some(reply),
+        };
+        (Call(Box::new(call)), answer)
+    }
+
+    /// A call of this export whose results nobody waits for (a process's output, say).
+    pub fn notice(&'static self, params: P, len: usize) -> Call {
+        let call = ExportCall::<P, O> {
+            export: self.decl(),
+            params,
+            len,
+            reply: None,
+        };
+        Call(Box::new(call))
+    }
 }
 
 impl Message {
     /// The export that handles it.
-    pub(crate) fn export(&self) -> Export {
-        match self {
+    pub(crate) fn export(&self) -> Callee {
+        Callee::Core(match self {
             Message::Send(_) => Export::HandleSend,
             Message::Request(..) => Export::HandleRequest,
             Message::ChannelOpen { .. } => Export::HandleChannelOpen,
@@ -182,9 +211,8 @@ impl Message {
             Message::ChildError { .. } => Export::HandleChildError,
             Message::ChildExit { .. } => Export::HandleChildExit,
             Message::ChildExternalStop { .. } => Export::HandleChildExternalStop,
-            Message::HandlerEvent { export, .. } => *export,
-            Message::HandlerCall(call) => call.export(),
-        }
+            Message::HandlerCall(call) => return Callee::Handler(call.export()),
+        })
     }
 
     /// The bytes it carries, as mailboxes count them.
@@ -194,14 +222,8 @@ impl Message {
             Message::ChannelOpen { msg, .. } | Message::ChannelMessage { msg, .. } => msg.len(),
             Message::ChildExit { data, .. } => data.as_ref().map_or(0, Vec::len),
             Message::ChildError { error, .. } => error.data.as_ref().map_or(0, Vec::len),
-            Message::HandlerEvent {
-                params: EventParams::Bytes(_, data),
-                ..
-            } => data.len(),
             Message::HandlerCall(call) => call.payload_len(),
-            Message::ChannelClose { .. }
-            | Message::ChildExternalStop { .. }
-            | Message::HandlerEvent { .. } => 0,
+            Message::ChannelClose { .. } | Message::ChildExternalStop { .. } => 0,
         }
     }
 
@@ -331,8 +353,8 @@ impl Cell {
         format!("{} ({})", self.name, short_id(&self.id))
     }
 
-    pub(crate) fn exports(&self, export: Export) -> bool {
-        self.prepared.exports[export as usize].is_some()
+    pub(crate) fn exports(&self, export: impl Into<Callee>) -> bool {
+        self.prepared.export_index(export.into()).is_some()
     }
 
     /// Its children's table if it supervises and has made it; `None` means no child was ever
@@ -600,7 +622,7 @@ pub(crate) async fn run(
         // A snapshot drops the instance as hibernation does; a runtime that promises never to
         // drop instances (no hibernation) takes none.
         if shared.hibernate_after.is_some() {
-            actor.snapshot_if_due(shared.content.as_ref()).await;
+            actor.snapshot_if_due(shared.content.as_deref()).await;
         }
         handled += 1;
         if handled.is_multiple_of(YIELD_EVERY) {
@@ -768,10 +790,6 @@ async fn deliver(
         Message::ChildExternalStop { child } => {
             state_only!(Export::HandleChildExternalStop, (child.to_string(),))
         }
-        Message::HandlerEvent { export, params } => match params {
-            EventParams::Bytes(id, data) => state_only!(export, (id, data)),
-            EventParams::Code(id, code) => state_only!(export, (id, code)),
-        },
         Message::HandlerCall(call) => call.call(actor, delivery, kill, max).await,
     }
 }

@@ -14,9 +14,9 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use crate::actor::ActorCtx;
 use crate::error::SpawnError;
 use crate::error::one_line;
+use crate::host::{HostLinker, Registry, TYPE_ONLY_INTERFACES};
 use crate::manifest::{ComponentSource, MAX_COMPONENT_BYTES, Manifest};
 use crate::memo::ByIdentity;
-use crate::plugin::{HostLinker, Registry, TYPE_ONLY_INTERFACES};
 use crate::sync::LockExt;
 
 /// The interface every actor exports and the function the runtime calls first.
@@ -41,7 +41,9 @@ impl LoadedComponent {
     }
 }
 
-/// The exports the runtime calls. All but `init` are optional.
+/// The actor model's exports, which the runtime itself calls. All but `init` are optional.
+/// A handler family's exports (an HTTP request's, a process's output) are its own: see
+/// [`ExportDecl`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Export {
     Init,
@@ -53,18 +55,13 @@ pub(crate) enum Export {
     HandleChildError,
     HandleChildExit,
     HandleChildExternalStop,
-    HandleStdout,
-    HandleStderr,
-    HandleExit,
-    HttpHandleRequest,
-    HttpHandleMiddleware,
-    WebsocketConnect,
-    WebsocketMessage,
-    WebsocketDisconnect,
 }
 
+const MESSAGE_SERVER_CLIENT: &str = "theater:simple/message-server-client";
+const SUPERVISOR_HANDLERS: &str = "theater:simple/supervisor-handlers";
+
 impl Export {
-    pub(crate) const COUNT: usize = 17;
+    pub(crate) const COUNT: usize = 9;
 
     /// The export a chain names as `interface.function`.
     pub(crate) fn from_path(path: &str) -> Option<Export> {
@@ -81,14 +78,6 @@ impl Export {
         Export::HandleChildError,
         Export::HandleChildExit,
         Export::HandleChildExternalStop,
-        Export::HandleStdout,
-        Export::HandleStderr,
-        Export::HandleExit,
-        Export::HttpHandleRequest,
-        Export::HttpHandleMiddleware,
-        Export::WebsocketConnect,
-        Export::WebsocketMessage,
-        Export::WebsocketDisconnect,
     ];
 
     pub(crate) fn interface(self) -> &'static str {
@@ -98,18 +87,10 @@ impl Export {
             | Export::HandleRequest
             | Export::HandleChannelOpen
             | Export::HandleChannelMessage
-            | Export::HandleChannelClose => "theater:simple/message-server-client",
+            | Export::HandleChannelClose => MESSAGE_SERVER_CLIENT,
             Export::HandleChildError
             | Export::HandleChildExit
-            | Export::HandleChildExternalStop => "theater:simple/supervisor-handlers",
-            Export::HandleStdout | Export::HandleStderr | Export::HandleExit => {
-                "theater:simple/process-handlers"
-            }
-            Export::HttpHandleRequest
-            | Export::HttpHandleMiddleware
-            | Export::WebsocketConnect
-            | Export::WebsocketMessage
-            | Export::WebsocketDisconnect => "theater:simple/http-handlers",
+            | Export::HandleChildExternalStop => SUPERVISOR_HANDLERS,
         }
     }
 
@@ -124,14 +105,6 @@ impl Export {
             Export::HandleChildError => "handle-child-error",
             Export::HandleChildExit => "handle-child-exit",
             Export::HandleChildExternalStop => "handle-child-external-stop",
-            Export::HandleStdout => "handle-stdout",
-            Export::HandleStderr => "handle-stderr",
-            Export::HandleExit => "handle-exit",
-            Export::HttpHandleRequest => "handle-request",
-            Export::HttpHandleMiddleware => "handle-middleware",
-            Export::WebsocketConnect => "handle-websocket-connect",
-            Export::WebsocketMessage => "handle-websocket-message",
-            Export::WebsocketDisconnect => "handle-websocket-disconnect",
         }
     }
 
@@ -153,17 +126,161 @@ impl Export {
             Export::HandleChildExternalStop => {
                 "theater:simple/supervisor-handlers.handle-child-external-stop"
             }
-            Export::HandleStdout => "theater:simple/process-handlers.handle-stdout",
-            Export::HandleStderr => "theater:simple/process-handlers.handle-stderr",
-            Export::HandleExit => "theater:simple/process-handlers.handle-exit",
-            Export::HttpHandleRequest => "theater:simple/http-handlers.handle-request",
-            Export::HttpHandleMiddleware => "theater:simple/http-handlers.handle-middleware",
-            Export::WebsocketConnect => "theater:simple/http-handlers.handle-websocket-connect",
-            Export::WebsocketMessage => "theater:simple/http-handlers.handle-websocket-message",
-            Export::WebsocketDisconnect => {
-                "theater:simple/http-handlers.handle-websocket-disconnect"
-            }
         }
+    }
+}
+
+/// A guest export a handler family calls, with its types erased: what
+/// [`crate::host::Handler::exports`] lists, what a mailbox message of the family names, and
+/// what a replay finds by the path a chain records. Made by [`HandlerExport::new`].
+pub struct ExportDecl {
+    interface: &'static str,
+    function: &'static str,
+    path: &'static str,
+    /// Calls the export in a replay, with params decoded from a recorded `call-start`.
+    pub(crate) drive: Drive,
+}
+
+/// How a replay calls a handler's export: the params as the chain recorded them; whether the
+/// instance trapped, or why the params do not decode.
+pub(crate) type Drive = for<'a> fn(
+    &'static ExportDecl,
+    &'a mut crate::actor::Actor,
+    &'a [u8],
+    crate::actor::Delivery<'a>,
+    &'a tokio::sync::Notify,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>,
+>;
+
+impl ExportDecl {
+    /// The exported interface, `theater:simple/process-handlers` say.
+    pub fn interface(&self) -> &'static str {
+        self.interface
+    }
+    /// The function, `handle-stdout` say.
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+    /// `interface.function`, as `call-start` and `call-end` events record it.
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+}
+
+impl std::fmt::Debug for ExportDecl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.path)
+    }
+}
+
+/// A guest export a handler family calls, with its types: `P` the params after the state,
+/// `O` the results (the new state, then the rest; see [`crate::host::Returns`]). Declare it
+/// as a `static`, list it in [`crate::host::Handler::exports`], and make calls of it with
+/// [`HandlerExport::call`] or [`HandlerExport::notice`]:
+///
+/// ```ignore
+/// static HANDLE_STDOUT: HandlerExport<(u64, Vec<u8>), (State,)> = HandlerExport::new(
+///     "theater:simple/process-handlers",
+///     "handle-stdout",
+///     "theater:simple/process-handlers.handle-stdout",
+/// );
+/// ```
+pub struct HandlerExport<P, O> {
+    decl: ExportDecl,
+    _types: std::marker::PhantomData<fn(P) -> O>,
+}
+
+impl<P, O> HandlerExport<P, O>
+where
+    P: wasmtime::component::ComponentNamedList
+        + wasmtime::component::Lower
+        + crate::recordable::Recordable,
+    O: crate::actor::Returns,
+{
+    /// `path` must be `interface.function` (checked when the static is made: a mismatch does
+    /// not compile).
+    pub const fn new(
+        interface: &'static str,
+        function: &'static str,
+        path: &'static str,
+    ) -> HandlerExport<P, O> {
+        assert!(
+            is_path_of(path.as_bytes(), interface.as_bytes(), function.as_bytes()),
+            "an export's path is its interface, a dot and its function"
+        );
+        HandlerExport {
+            decl: ExportDecl {
+                interface,
+                function,
+                path,
+                drive: crate::actor::drive::<P, O>,
+            },
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<P, O> HandlerExport<P, O> {
+    /// The declaration, types erased.
+    pub const fn decl(&'static self) -> &'static ExportDecl {
+        &self.decl
+    }
+}
+
+const fn is_path_of(path: &[u8], interface: &[u8], function: &[u8]) -> bool {
+    if path.len() != interface.len() + 1 + function.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < path.len() {
+        let want = if i < interface.len() {
+            interface[i]
+        } else if i == interface.len() {
+            b'.'
+        } else {
+            function[i - interface.len() - 1]
+        };
+        if path[i] != want {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Which export a call is of: one of the actor model's, or one a handler declared.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Callee {
+    Core(Export),
+    Handler(&'static ExportDecl),
+}
+
+impl Callee {
+    pub(crate) fn function(self) -> &'static str {
+        match self {
+            Callee::Core(export) => export.function(),
+            Callee::Handler(decl) => decl.function,
+        }
+    }
+
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Callee::Core(export) => export.path(),
+            Callee::Handler(decl) => decl.path,
+        }
+    }
+}
+
+impl From<Export> for Callee {
+    fn from(export: Export) -> Callee {
+        Callee::Core(export)
+    }
+}
+
+impl From<&'static ExportDecl> for Callee {
+    fn from(decl: &'static ExportDecl) -> Callee {
+        Callee::Handler(decl)
     }
 }
 
@@ -173,6 +290,30 @@ pub(crate) struct Prepared {
     pub(crate) pre: InstancePre<ActorCtx>,
     /// Where each [`Export`] is, if the component has it (`init` always is).
     pub(crate) exports: [Option<ComponentExportIndex>; Export::COUNT],
+    /// The exports its granted handlers declare, and where each is if the component has it.
+    pub(crate) handler_exports: Box<[(&'static ExportDecl, Option<ComponentExportIndex>)]>,
+}
+
+impl Prepared {
+    /// Where `callee` is, if the component has it.
+    pub(crate) fn export_index(&self, callee: Callee) -> Option<ComponentExportIndex> {
+        match callee {
+            Callee::Core(export) => self.exports[export as usize],
+            Callee::Handler(decl) => self
+                .handler_exports
+                .iter()
+                .find(|(d, _)| std::ptr::eq(*d, decl))
+                .and_then(|(_, index)| *index),
+        }
+    }
+
+    /// The handler export a chain names as `path`, among those of the granted handlers.
+    pub(crate) fn handler_export(&self, path: &str) -> Option<&'static ExportDecl> {
+        self.handler_exports
+            .iter()
+            .find(|(d, _)| d.path == path)
+            .map(|(d, _)| *d)
+    }
 }
 
 /// A component linked for a sorted set of granted handler families, by the families' addresses:
@@ -426,11 +567,12 @@ impl ComponentCache {
                 },
             });
         }
-        let exports = Export::ALL.map(|export| {
+        let find = |interface: &str, function: &str| {
             component
-                .get_export_index(None, export.interface())
-                .and_then(|i| component.get_export_index(Some(&i), export.function()))
-        });
+                .get_export_index(None, interface)
+                .and_then(|i| component.get_export_index(Some(&i), function))
+        };
+        let exports = Export::ALL.map(|export| find(export.interface(), export.function()));
         if exports[Export::Init as usize].is_none() {
             return Err(SpawnError::NotAnActor {
                 origin: loaded.origin.clone(),
@@ -447,6 +589,7 @@ impl ComponentCache {
             linker: &mut linker,
             registered: Vec::new(),
         };
+        let mut handler_exports = Vec::new();
         for grant in &manifest.handlers {
             if !grant.family.implemented() {
                 return Err(SpawnError::NotImplemented {
@@ -459,6 +602,12 @@ impl ComponentCache {
                 .family(grant.name())
                 .expect("checked by `registered`");
             family.link(&mut host).map_err(|e| internal(manifest, e))?;
+            handler_exports.extend(
+                family
+                    .exports()
+                    .iter()
+                    .map(|&decl| (decl, find(decl.interface, decl.function))),
+            );
         }
         let pre = linker
             .instantiate_pre(component)
@@ -470,6 +619,7 @@ impl ComponentCache {
             loaded,
             pre,
             exports,
+            handler_exports: handler_exports.into(),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! What the configuration layer knows of a handler family: its settings, what a grant lets
 //! others rely on, how a child's settings are held within its parent's, and its per-actor
 //! state. Not how it links its host functions: that needs the actor's store, which lives
-//! layers above (`crate::plugin`). Keeping this half here lets `manifest` and `attenuation`
+//! layers above (`crate::host`). Keeping this half here lets `manifest` and `attenuation`
 //! parse and narrow grants without naming the runtime.
 
 use std::any::Any;
@@ -74,8 +74,8 @@ pub enum StateScope {
 pub struct Recovery<'a> {
     pub actor: &'a str,
     pub host_calls: Vec<&'a theater_chain::HostCall>,
-    /// The runtime's shared services (an `Arc<crate::shared::Shared>`), for the families of
-    /// this crate; typed as `Any` so that this module stays below the core.
+    /// The actor's `OutsideInput` (see `Recovery::outside_input`); typed as `Any` so that this
+    /// module stays below the core.
     pub(crate) runtime: &'a (dyn Any + Send + Sync),
 }
 
@@ -89,7 +89,7 @@ pub enum ExitKind {
 }
 
 /// A handler family with its types erased, as manifests hold it: everything but its linking
-/// (see `crate::plugin::Linked`), which needs the actor's store.
+/// (see `crate::host::Linked`), which needs the actor's store.
 pub(crate) trait Family: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn interfaces(&self) -> &'static [&'static str];
@@ -121,7 +121,7 @@ pub(crate) fn typed<S: 'static>(settings: &AnySettings) -> &S {
 }
 
 /// The handler families a manifest may name, as parsing sees them (implemented by
-/// `crate::plugin::Registry`).
+/// `crate::host::Registry`).
 pub(crate) trait Families {
     /// Every manifest `type`, in registry order.
     fn names(&self) -> Vec<&'static str>;

@@ -14,20 +14,21 @@
 use std::any::Any;
 use std::fmt::Debug;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use theater_chain::{EventKind, HostCall, HostResult};
 use wasmtime::component::{ComponentNamedList, Lift, Linker, LinkerInstance, Lower};
 use wasmtime::{AsContextMut, StoreContextMut};
 
 use crate::actor::ActorCtx;
+use crate::component::ExportDecl;
 use crate::family::{
     AnySettings, ExitKind, Families, Family, Grant, Recovery, Refusal, SettingKey, SettingsInput,
     StateScope, typed,
 };
+use crate::recordable::Recordable;
 use crate::replay_log::{Rebuild, ReplayLog};
 
 /// The WIT package every built-in interface lives in.
@@ -67,6 +68,12 @@ pub trait Handler: Send + Sync + 'static {
     ) -> Result<Self::Settings, Refusal>;
     /// Registers its host functions, each through [`InterfaceBuilder::func`].
     fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()>;
+    /// The guest exports it calls (through [`crate::plugin::OutsideInput`]), each declared as a
+    /// [`HandlerExport`](crate::plugin::HandlerExport) `static`: linking finds them in the
+    /// component, and a replay drives their recorded calls.
+    fn exports(&self) -> &'static [&'static ExportDecl] {
+        &[]
+    }
 
     /// Whether this build implements it (a type the API names but this build does not
     /// provide yet is refused at spawn, naming it).
@@ -115,17 +122,29 @@ pub trait Handler: Send + Sync + 'static {
     fn check(&self, _settings: &Self::Settings) -> Result<(), String> {
         Ok(())
     }
+    /// Called when a runtime takes a data dir (holding the dir's lock, before any actor of it
+    /// runs): clean up what a runtime that died left behind there (the process handler kills
+    /// the process groups it recorded). Not called for a runtime without a data dir.
+    fn on_data_dir_locked(&self, _data_dir: &Path) {}
 }
 
 /// A handler family with its types erased, as the registry holds it: a [`Family`] that can
 /// also link its host functions.
 pub(crate) trait Linked: Family {
     fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()>;
+    fn exports(&self) -> &'static [&'static ExportDecl];
+    fn on_data_dir_locked(&self, data_dir: &Path);
 }
 
 impl<H: Handler> Linked for H {
     fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
         Handler::link(self, linker)
+    }
+    fn exports(&self) -> &'static [&'static ExportDecl] {
+        Handler::exports(self)
+    }
+    fn on_data_dir_locked(&self, data_dir: &Path) {
+        Handler::on_data_dir_locked(self, data_dir)
     }
 }
 
@@ -191,14 +210,15 @@ impl<H: Handler> Family for H {
 
 /// A handler family with no settings and no per-actor state: its name, its interfaces and how
 /// to link them. A child that has it has it as its parent does.
-pub(crate) struct Plain {
-    pub(crate) name: &'static str,
-    pub(crate) interfaces: &'static [&'static str],
+pub struct Plain {
+    pub name: &'static str,
+    pub interfaces: &'static [&'static str],
     /// `None`: a type the API names whose host functions this build does not provide yet. Its
     /// manifest entry parses (so manifests written for it are valid) and spawning refuses it
     /// by name.
-    pub(crate) link: Option<fn(&mut HostLinker<'_>) -> wasmtime::Result<()>>,
-    pub(crate) always_granted: bool,
+    pub link: Option<fn(&mut HostLinker<'_>) -> wasmtime::Result<()>>,
+    /// Whether every actor has it, listed in its manifest or not.
+    pub always_granted: bool,
 }
 
 impl Handler for Plain {
@@ -291,6 +311,25 @@ impl Registry {
         })
     }
 
+    /// This registry without the family `name`: manifests parsed with the result refuse it as
+    /// an unknown handler type. A family every actor has (`runtime`) cannot be left out.
+    pub fn without(self, name: &str) -> Result<Registry, String> {
+        if self.family(name).is_some_and(|f| f.always_granted()) {
+            return Err(format!(
+                "handler type {name:?} is granted to every actor and cannot be left out"
+            ));
+        }
+        let mut families = (*self.families).clone();
+        let before = families.len();
+        families.retain(|f| f.name() != name);
+        if families.len() == before {
+            return Err(format!("no handler type {name:?} to leave out"));
+        }
+        Ok(Registry {
+            families: Arc::new(families),
+        })
+    }
+
     pub(crate) fn family(&self, name: &str) -> Option<&Arc<dyn Linked>> {
         self.families.iter().find(|f| f.name() == name)
     }
@@ -300,6 +339,14 @@ impl Registry {
         self.families
             .iter()
             .find(|f| f.interfaces().contains(&interface))
+    }
+
+    /// Tells every family that a runtime took `data_dir` (see
+    /// [`Handler::on_data_dir_locked`]).
+    pub(crate) fn data_dir_locked(&self, data_dir: &Path) {
+        for family in self.families.iter() {
+            family.on_data_dir_locked(data_dir);
+        }
     }
 
     /// Every manifest `type`, in registry order.
@@ -415,8 +462,8 @@ impl InterfaceBuilder<'_> {
         f: for<'s> fn(StoreContextMut<'s, ActorCtx>, P) -> HostFuture<'s, R>,
     ) -> wasmtime::Result<()>
     where
-        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
-        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
+        P: ComponentNamedList + Lift + Recordable,
+        R: ComponentNamedList + Lower + Recordable,
     {
         self.register(function, record_as, f, None)
     }
@@ -432,8 +479,8 @@ impl InterfaceBuilder<'_> {
         rebuild: Rebuild<R>,
     ) -> wasmtime::Result<()>
     where
-        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
-        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
+        P: ComponentNamedList + Lift + Recordable,
+        R: ComponentNamedList + Lower + Recordable,
     {
         self.register(function, record_as, f, Some(rebuild))
     }
@@ -446,8 +493,8 @@ impl InterfaceBuilder<'_> {
         rebuild: Option<Rebuild<R>>,
     ) -> wasmtime::Result<()>
     where
-        P: ComponentNamedList + Lift + Serialize + Send + Sync + 'static,
-        R: ComponentNamedList + Lower + Serialize + DeserializeOwned + Send + Sync + 'static,
+        P: ComponentNamedList + Lift + Recordable,
+        R: ComponentNamedList + Lower + Recordable,
     {
         let interface = self.interface;
         self.instance.func_wrap_async(
@@ -459,7 +506,8 @@ impl InterfaceBuilder<'_> {
                         store.data_mut().note = Default::default();
                         return result;
                     }
-                    let encoded_params = crate::payload::encode(&params)?;
+                    let encoded_params = crate::recordable::encode(&params)
+                        .map_err(|e| wasmtime::format_err!("encoding a chain payload: {e}"))?;
                     let mut call = HostCall {
                         interface: interface.into(),
                         function: function.into(),
@@ -479,7 +527,9 @@ impl InterfaceBuilder<'_> {
                         (Err(e), _, _) => HostResult::Error(crate::error::one_line(e)),
                         (Ok(_), Some(result), _) => result,
                         (Ok(result), None, RecordAs::Value) => {
-                            HostResult::Value(crate::payload::encode(result)?)
+                            HostResult::Value(crate::recordable::encode(result).map_err(|e| {
+                                wasmtime::format_err!("encoding a chain payload: {e}")
+                            })?)
                         }
                         (Ok(_), None, RecordAs::ChainRef) => HostResult::ChainRef {
                             len: before.len,
@@ -527,7 +577,7 @@ async fn catch_panic<R>(function: &str, mut call: HostFuture<'_, R>) -> wasmtime
 
 /// A host call in a replay: the recorded result (or error), if the chain's next event is this
 /// same call (function and params); otherwise the divergence, recorded in the log.
-async fn replay_host_call<R: DeserializeOwned>(
+async fn replay_host_call<R: Recordable>(
     mut store: StoreContextMut<'_, ActorCtx>,
     log: &ReplayLog,
     mut call: HostCall,

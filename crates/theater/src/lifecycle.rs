@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use theater_chain::{EventKind, Hash, InstanceReason, RecordedManifest, ShutdownReason, Spawn};
@@ -27,7 +27,9 @@ use crate::error::SpawnError;
 use crate::error::one_line;
 use crate::family::{ExitKind, Grant};
 use crate::manifest::{MAX_INIT_STATE_BYTES, Manifest};
+use crate::messaging::OutsideInput;
 use crate::recording::{ChainRecorder, ChainSource};
+use crate::services::Services;
 use crate::shared::{ActorExit, Lifecycle, LifecycleEvent, Shared};
 use crate::supervision::{ChildExit, RestartFrom, Supervision, SupervisorSpec};
 use crate::sync::LockExt;
@@ -81,7 +83,7 @@ pub(crate) async fn spawn(
             message: "a child needs its parent's supervisor root".into(),
         });
     }
-    let content = shared.content.as_ref();
+    let content = shared.content.as_deref();
     let prepared = match (&request.parent, &request.root) {
         (Some(_), Some(root)) => {
             shared
@@ -233,7 +235,12 @@ pub(crate) async fn spawn(
     // Registered before `init`, so that whoever `init` talks to can answer it.
     shared.insert(cell.clone());
 
-    let ctx = ActorCtx::new(id.clone(), manifest.clone(), shared, chain);
+    let ctx = ActorCtx::new(
+        id.clone(),
+        manifest.clone(),
+        Arc::downgrade(shared) as Weak<dyn Services>,
+        chain,
+    );
     let max = shared.settings.max_instances;
     let (reason, state, run_init, recovered_calls) = match request.recover {
         Some(recover) => (
@@ -259,7 +266,9 @@ pub(crate) async fn spawn(
         }
     };
     if let Some(host_calls) = recovered_calls
-        && let Err(message) = actor.ctx_mut().handlers_recover(&host_calls)
+        && let Err(message) = actor
+            .ctx_mut()
+            .handlers_recover(&host_calls, &OutsideInput::of(shared, id.clone()))
     {
         let (mut ctx, _) = actor.into_parts();
         ctx.handlers_exit(ExitKind::Failed);

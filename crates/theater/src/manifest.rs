@@ -784,10 +784,11 @@ mod tests {
 
     #[test]
     fn unknown_handler_type_is_named_with_suggestion() {
-        let err = parse(&format!("{BASE}[[handler]]\ntype = \"file-system\"\n")).unwrap_err();
+        // (The I/O families' names are suggested too: theater-handlers, tests/manifest.rs.)
+        let err = parse(&format!("{BASE}[[handler]]\ntype = \"message_server\"\n")).unwrap_err();
         let s = err.to_string();
-        assert!(s.contains("unknown handler type \"file-system\""), "{s}");
-        assert!(s.contains("did you mean \"filesystem\""), "{s}");
+        assert!(s.contains("unknown handler type \"message_server\""), "{s}");
+        assert!(s.contains("did you mean \"message-server\""), "{s}");
         assert!(s.contains(":4:"), "{s}");
     }
 

@@ -9,14 +9,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::actor::Reply;
-use crate::cell::{Cell, Envelope, Message, Refused};
+use crate::actor::{ActorCtx, Reply};
+use crate::cell::{Call, Cell, Envelope, Message, Refused};
+use crate::component::ExportDecl;
 use crate::deadlock::Cycle;
+use crate::family::Recovery;
 use crate::shared::{Shared, Work, short_id};
 use crate::sync::LockExt;
 
@@ -426,4 +428,120 @@ fn full(cell: &Cell) -> String {
         cell.messaging.mailbox_capacity,
         cell.messaging.mailbox_bytes
     )
+}
+
+/// A handle on one actor for a handler's work outside its calls (a server's connections, a
+/// process's output, a timer): delivers to its mailbox and keeps the run going while the work
+/// lasts. It holds the runtime weakly: once the runtime is gone, deliveries fail.
+#[derive(Clone)]
+pub struct OutsideInput {
+    shared: Weak<Shared>,
+    id: Arc<str>,
+}
+
+/// Keeps the runtime from counting as quiescent (`Runtime::quiescent`, the end of `theater
+/// run`) until dropped: work of a handler that will still deliver to its actor.
+pub struct KeepAlive(#[allow(dead_code)] Work);
+
+impl ActorCtx {
+    /// A handle for delivering input from outside (a connection, a process's output, a timer)
+    /// to this actor's mailbox, recorded like any message when the actor handles it.
+    pub fn outside_input(&self) -> OutsideInput {
+        OutsideInput {
+            shared: self
+                .shared()
+                .map_or_else(|_| Weak::new(), |s| Arc::downgrade(&s)),
+            id: self.id.clone(),
+        }
+    }
+}
+
+impl Recovery<'_> {
+    /// The recovering actor's [`OutsideInput`], to start again what served it from outside.
+    pub fn outside_input(&self) -> Option<OutsideInput> {
+        self.runtime.downcast_ref::<OutsideInput>().cloned()
+    }
+}
+
+impl OutsideInput {
+    pub(crate) fn of(shared: &Arc<Shared>, id: Arc<str>) -> OutsideInput {
+        OutsideInput {
+            shared: Arc::downgrade(shared),
+            id,
+        }
+    }
+
+    /// The actor's id.
+    pub fn actor_id(&self) -> &str {
+        &self.id
+    }
+
+    fn target(&self) -> Result<(Arc<Shared>, Arc<Cell>), String> {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or("the runtime is shutting down")?;
+        let cell = shared
+            .cell(&self.id)
+            .ok_or_else(|| format!("actor {} is not running", short_id(&self.id)))?;
+        Ok((shared, cell))
+    }
+
+    /// Whether the runtime still runs (the actor may have stopped).
+    pub fn runtime_running(&self) -> bool {
+        self.shared.strong_count() > 0
+    }
+
+    /// Whether the actor is running and its component has `export`.
+    pub fn exports(&self, export: &'static ExportDecl) -> bool {
+        self.target().is_ok_and(|(_, cell)| cell.exports(export))
+    }
+
+    /// The largest message the actor takes (its `[messaging] max_message_bytes`), while it runs.
+    pub fn max_message_bytes(&self) -> Option<u64> {
+        self.target()
+            .ok()
+            .map(|(_, cell)| u64::from(cell.messaging.max_message_bytes))
+    }
+
+    /// Queues `msg` for the actor's `handle-send`; waits for room in a full mailbox up to the
+    /// default request timeout.
+    pub async fn send(&self, msg: Vec<u8>) -> Result<(), String> {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or("the runtime is shutting down")?;
+        let id = shared.next_message_id();
+        shared
+            .deliver(
+                None,
+                &self.id,
+                Message::Send(msg),
+                Some(id),
+                Duration::from_millis(crate::manifest::DEFAULT_REQUEST_TIMEOUT_MS),
+            )
+            .await
+    }
+
+    /// Queues `call` in the actor's mailbox, waiting up to `wait` for room (zero: not at all).
+    /// A call that cannot be queued is dropped, and its answer says it was not made.
+    pub async fn deliver(&self, call: Call, wait: Duration) -> Result<(), String> {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or("the runtime is shutting down")?;
+        shared
+            .deliver(None, &self.id, Message::HandlerCall(call.0), None, wait)
+            .await
+    }
+
+    /// A [`KeepAlive`] for work that will deliver to the actor; none once the runtime is gone.
+    pub fn keep_alive(&self) -> Option<KeepAlive> {
+        Some(KeepAlive(self.shared.upgrade()?.busy.begin()))
+    }
+
+    /// The runtime's data dir, if it has one and still runs.
+    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
+        Some(self.shared.upgrade()?.data_dir.as_deref()?.clone())
+    }
 }

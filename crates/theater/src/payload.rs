@@ -2,12 +2,7 @@
 //! deterministic serde format with a published wire spec), applied to the WIT values as the
 //! `bindgen!`-generated Rust types hold them. See `docs/chain-format.md`, "Payloads".
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-pub(crate) fn encode<T: Serialize>(value: &T) -> wasmtime::Result<Vec<u8>> {
-    postcard::to_allocvec(value).map_err(|e| wasmtime::format_err!("encoding a chain payload: {e}"))
-}
 
 #[allow(dead_code)] // Used by replay and by `theater events` to show payloads.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> wasmtime::Result<T> {

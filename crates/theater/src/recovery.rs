@@ -141,7 +141,7 @@ impl Runtime {
             .as_deref()
             .map_or_else(|| PathBuf::from("."), PathBuf::from);
         let text = crate::replay::manifest_text(&spawn.manifest, |hash| {
-            shared.content.as_ref()?.get(&hash.0).ok().flatten()
+            shared.content.as_deref()?.get(&hash.0).ok().flatten()
         })?;
         let mut manifest =
             Manifest::parse_with(&text, ManifestOrigin::Inline { base_dir }, &shared.handlers)
@@ -183,12 +183,14 @@ impl Runtime {
             ReplayOptions {
                 compiled_cache: Some(data_dir.join("compiled")),
                 from_snapshot: true,
+                // The recorded manifest names this runtime's families, whichever they are.
+                handlers: shared.handlers.clone(),
                 ..Default::default()
             },
         )
         .await
         .map_err(|e| format!("replaying its chain to rebuild its state: {e}"))?;
-        let content = shared.content.as_ref();
+        let content = shared.content.as_deref();
         let initial = spawn
             .initial_state
             .map(|h| content.and_then(|c| c.get(&h.0).ok().flatten()).ok_or(h))

@@ -22,20 +22,16 @@ use theater_chain::{
     Durability, Event, EventKind, Hash, InstanceReason, StoredEvent, TrapKind, Verifier,
 };
 
-use crate::actor::{Actor, ActorCtx, Delivery, Outcome, State};
-use crate::bindings::theater::simple::http_types::{HttpRequest, HttpResponse, MiddlewareResult};
+use crate::actor::{Actor, ActorCtx, Delivery, State, call_decoded};
 use crate::bindings::theater::simple::types::{ChannelAccept, WitActorError};
-use crate::bindings::theater::simple::websocket_types::WebsocketMessage;
 use crate::component::{ComponentCache, Export, Prepared};
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
-use crate::error::one_line;
 use crate::manifest::{MAX_COMPONENT_BYTES, Manifest, ManifestOrigin};
 use crate::recording::{ChainRecorder, ChainSource};
 use crate::replay_log::ReplayLog;
 pub use crate::replay_log::{Divergence, ReplayError, ReplaySources};
 
-/// Instances a replay needs at once: one, and one more while it is replaced.
-const MAX_INSTANCES: u32 = 2;
+use crate::actor::REPLAY_MAX_INSTANCES as MAX_INSTANCES;
 
 /// The most memory a replayed actor may have, whatever its recorded manifest says.
 pub const REPLAY_MAX_MEMORY_MB: u32 = 4096;
@@ -55,7 +51,7 @@ pub struct ReplayOptions {
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
     /// The handler types the recorded manifest may name (the built-in ones by default; a
     /// program with its own handlers passes its registry).
-    pub handlers: crate::plugin::Registry,
+    pub handlers: crate::host::Registry,
 }
 
 /// What a replay that matched the chain did.
@@ -100,7 +96,7 @@ enum Body {
 fn recorded_manifest(
     spawn: &theater_chain::Spawn,
     sources: &ReplaySources,
-    handlers: &crate::plugin::Registry,
+    handlers: &crate::host::Registry,
 ) -> Result<Manifest, String> {
     let text = manifest_text(&spawn.manifest, |hash| (sources.blobs)(hash))?;
     let origin = ManifestOrigin::Inline {
@@ -150,7 +146,7 @@ fn held_within_ancestors(
     sources: &ReplaySources,
     manifest: Manifest,
     parent: Option<&str>,
-    handlers: &crate::plugin::Registry,
+    handlers: &crate::host::Registry,
     depth: u32,
 ) -> Option<Manifest> {
     let Some(parent) = parent else {
@@ -500,16 +496,24 @@ impl Replayer {
         if let Some(state) = state {
             actor.set_state(state);
         }
-        let export = Export::from_path(&start.export).ok_or_else(|| {
-            ReplayError::Input(format!("event {at}: unknown export `{}`", start.export))
-        })?;
         let delivery = Delivery {
             message_id: start.message_id.as_deref(),
             sender: start.sender.as_deref(),
         };
-        let trapped = dispatch(actor, export, &start.params, delivery, &self.kill)
-            .await
-            .map_err(|e| ReplayError::Input(format!("event {at}: {e}")))?;
+        let trapped = match Export::from_path(&start.export) {
+            Some(export) => dispatch(actor, export, &start.params, delivery, &self.kill).await,
+            // A handler's export: the handler declared how its params decode.
+            None => match self.prepared.handler_export(&start.export) {
+                Some(decl) => (decl.drive)(decl, actor, &start.params, delivery, &self.kill).await,
+                None => {
+                    return Err(ReplayError::Input(format!(
+                        "event {at}: unknown export `{}`",
+                        start.export
+                    )));
+                }
+            },
+        }
+        .map_err(|e| ReplayError::Input(format!("event {at}: {e}")))?;
         self.summary.calls += 1;
         if trapped {
             self.drop_instance();
@@ -564,26 +568,13 @@ async fn dispatch(
     delivery: Delivery<'_>,
     kill: &tokio::sync::Notify,
 ) -> Result<bool, String> {
-    fn trapped<R>(outcome: Outcome<R>) -> bool {
-        matches!(outcome, Outcome::Trapped(_))
-    }
     macro_rules! call {
-        ($params:ty, $returns:ty) => {{
-            let params: $params = crate::payload::decode(params).map_err(|e| {
-                format!(
-                    "the params of `{}` do not decode as this build's types: {}",
-                    export.path(),
-                    one_line(&e)
-                )
-            })?;
-            trapped(
-                actor
-                    .call::<$params, $returns>(export, params, delivery, kill, MAX_INSTANCES)
-                    .await,
-            )
-        }};
+        ($params:ty, $returns:ty) => {
+            call_decoded::<$params, $returns>(actor, export, export.path(), params, delivery, kill)
+                .await
+        };
     }
-    Ok(match export {
+    match export {
         Export::Init => call!((String,), (State,)),
         Export::HandleSend => call!((Vec<u8>,), (State,)),
         Export::HandleRequest => call!((String, Vec<u8>), (State, (Option<Vec<u8>>,))),
@@ -593,15 +584,5 @@ async fn dispatch(
         Export::HandleChildError => call!((String, WitActorError), (State,)),
         Export::HandleChildExit => call!((String, Option<Vec<u8>>), (State,)),
         Export::HandleChildExternalStop => call!((String,), (State,)),
-        Export::HandleStdout | Export::HandleStderr => call!((u64, Vec<u8>), (State,)),
-        Export::HandleExit => call!((u64, i32), (State,)),
-        Export::HttpHandleRequest => call!((u64, HttpRequest), (State, (HttpResponse,))),
-        Export::HttpHandleMiddleware => call!((u64, HttpRequest), (State, (MiddlewareResult,))),
-        Export::WebsocketConnect => call!((u64, u64, String, Option<String>), (State,)),
-        Export::WebsocketMessage => call!(
-            (u64, u64, WebsocketMessage),
-            (State, (Vec<WebsocketMessage>,))
-        ),
-        Export::WebsocketDisconnect => call!((u64, u64), (State,)),
-    })
+    }
 }

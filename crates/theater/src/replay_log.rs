@@ -7,10 +7,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use serde::de::DeserializeOwned;
 use theater_chain::{ChainHead, Event, EventKind, Hash, HostCall, HostResult, StoredEvent};
 
-use crate::error::one_line;
 use crate::sync::LockExt;
 
 /// Turns a chain's events back into a host function's result (replay of a chain reference).
@@ -221,7 +219,7 @@ impl ReplayLog {
     }
 
     /// The value a recorded host call returned to the guest.
-    pub(crate) fn rebuild_result<R: DeserializeOwned>(
+    pub(crate) fn rebuild_result<R: crate::recordable::Recordable>(
         &self,
         call: &HostCall,
         rebuild: Option<Rebuild<R>>,
@@ -230,10 +228,9 @@ impl ReplayLog {
         let name = format!("{}.{}", call.interface, call.function);
         let chain = match &call.result {
             HostResult::Value(bytes) => {
-                return crate::payload::decode(bytes).map_err(|e| {
+                return crate::recordable::decode(bytes).map_err(|e| {
                     self.fail(format!(
-                        "event {index}: the recorded result of {name} does not decode as this build's type: {}",
-                        one_line(&e)
+                        "event {index}: the recorded result of {name} does not decode as this build's type: {e}"
                     ))
                 });
             }

@@ -13,10 +13,10 @@ use crate::component::ComponentCache;
 use crate::deadlock::WaitGraph;
 use crate::engine::{EngineSettings, EpochTicker, build_engine};
 use crate::error::{RuntimeError, SpawnError};
+use crate::host::Registry;
 use crate::lifecycle::{self, SpawnRequest};
 use crate::manifest::{DEFAULT_REQUEST_TIMEOUT_MS, Manifest};
 use crate::messaging::Channels;
-use crate::plugin::Registry;
 pub use crate::shared::{
     ActorExit, Lifecycle, LifecycleEvent, LifecycleSink, LogLine, LogSink, short_id,
 };
@@ -39,8 +39,9 @@ pub struct RuntimeConfig {
     pub hibernate_after: Option<Duration>,
     pub on_log: LogSink,
     pub on_lifecycle: Option<LifecycleSink>,
-    /// The handler types actors may be granted: [`Registry::builtin`] unless the embedding
-    /// program adds its own.
+    /// The handler types actors may be granted: the actor model's own
+    /// ([`Registry::actor_model`]) unless the embedding program composes others (the
+    /// `theater-handlers` crate's `builtin()` has every family this project ships).
     pub handlers: Registry,
     /// Bytes of messages all mailboxes together may hold; past it a send fails at once
     /// ("the runtime's mailboxes hold its whole budget"). Default [`DEFAULT_MAILBOX_BUDGET`].
@@ -73,7 +74,7 @@ impl Default for RuntimeConfig {
                 )
             }),
             on_lifecycle: None,
-            handlers: Registry::builtin(),
+            handlers: Registry::actor_model(),
             mailbox_budget_bytes: DEFAULT_MAILBOX_BUDGET,
         }
     }
@@ -228,22 +229,16 @@ impl Runtime {
                 // Blobs commit through the chain writer: a spawn never waits for the lock.
                 let content =
                     theater_store::ContentStore::open(dir)?.writing_through(writer.clone());
-                (Some(writer), Some(content))
+                (Some(writer), Some(Arc::new(content)))
             }
             None => (None, None),
         };
         let dir_lock = match &config.data_dir {
             Some(dir) => {
                 let lock = lock_data_dir(dir)?;
-                // Holding the lock, any process group still recorded belongs to a runtime that
-                // died without stopping its actors.
-                let killed = crate::handlers::kill_leftovers(dir);
-                if killed > 0 {
-                    tracing::warn!(
-                        "killed {killed} process groups a previous run left in {}",
-                        dir.display()
-                    );
-                }
+                // Holding the lock, whatever a family recorded outside (process groups, say)
+                // belongs to a runtime that died without stopping its actors.
+                config.handlers.data_dir_locked(dir);
                 Some(lock)
             }
             None => None,

@@ -12,24 +12,16 @@ use std::time::{Duration, Instant};
 use theater_chain::{ChainWriter, Durability};
 use tokio::sync::{Notify, oneshot};
 
-use crate::actor::State;
+use crate::actor::{ActorCtx, State};
 use crate::cell::{Cell, Slot};
 use crate::component::ComponentCache;
 use crate::deadlock::WaitGraph;
 use crate::engine::{EngineSettings, EpochTicker};
+use crate::host::Registry;
 use crate::messaging::Channels;
-use crate::plugin::Registry;
 use crate::sync::{LockExt, RwLockExt};
 
-/// One line an actor logged.
-pub struct LogLine<'a> {
-    pub actor_id: &'a str,
-    pub actor_name: &'a str,
-    pub message: &'a str,
-}
-
-/// Where actors' log lines go.
-pub type LogSink = Arc<dyn Fn(&LogLine<'_>) + Send + Sync>;
+pub use crate::services::{LogLine, LogSink};
 
 /// An actor started, stopped, failed or restarted.
 pub struct Lifecycle<'a> {
@@ -134,7 +126,7 @@ impl MailboxBudget {
 pub(crate) struct Shared {
     pub(crate) components: ComponentCache,
     pub(crate) writer: Option<Arc<ChainWriter>>,
-    pub(crate) content: Option<theater_store::ContentStore>,
+    pub(crate) content: Option<Arc<theater_store::ContentStore>>,
     pub(crate) data_dir: Option<Arc<PathBuf>>,
     /// Reads of persisted chains (`get-chain`, `get-child-events`, ranged reads).
     pub(crate) readers: Option<Arc<crate::recording::Readers>>,
@@ -290,5 +282,42 @@ pub(crate) async fn sweep_idle(shared: Weak<Shared>, delay: Duration) {
         if let Some(cutoff) = Instant::now().checked_sub(delay) {
             shared.hibernate_idle(cutoff);
         }
+    }
+}
+
+impl crate::services::Services for Shared {
+    fn log_sink(&self) -> &LogSink {
+        &self.on_log
+    }
+    fn call_places(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+        self.call_places.as_ref()
+    }
+    fn hibernating(&self) -> bool {
+        self.hibernate_after.is_some()
+    }
+    fn hibernate_least_recently_used(&self) -> bool {
+        Shared::hibernate_least_recently_used(self)
+    }
+    fn chain_writer(&self) -> Option<&Arc<ChainWriter>> {
+        self.writer.as_ref()
+    }
+    fn content_store(&self) -> Option<&Arc<theater_store::ContentStore>> {
+        self.content.as_ref()
+    }
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref().map(|d| d.as_path())
+    }
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+impl ActorCtx {
+    /// The runtime, while it exists.
+    pub(crate) fn shared(&self) -> wasmtime::Result<Arc<Shared>> {
+        self.services
+            .upgrade()
+            .and_then(|s| s.as_any().downcast::<Shared>().ok())
+            .ok_or_else(|| wasmtime::format_err!("the runtime is shutting down"))
     }
 }

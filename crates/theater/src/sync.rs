@@ -8,7 +8,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub(crate) trait LockExt<T> {
+pub trait LockExt<T> {
     /// The guard, whether or not an earlier holder panicked.
     fn locked(&self) -> MutexGuard<'_, T>;
 }

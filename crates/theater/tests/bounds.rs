@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, ask, harness, harness_with, ok, outstanding, puppet, puppet_manifest};
-use theater::{ActorExit, Manifest, ManifestOrigin};
+use theater::{ActorExit, ManifestOrigin};
 
 /// A puppet `receiver` stuck in a call (a request to a puppet that defers it) for about
 /// `busy_ms`, and a puppet `sender` whose sends wait at most 300 ms for room.
@@ -156,7 +156,7 @@ async fn a_chain_kept_in_memory_stops_its_actor_at_its_limit() {
         "save_chain = false\nname = \"forgetful\"\nversion = \"1\"\ncomponent = {:?}\n[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n",
         test_actors::PUPPET
     );
-    let manifest = Manifest::parse(
+    let manifest = common::parse(
         &text,
         ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -288,7 +288,7 @@ async fn log_lines_are_capped_in_size_and_rate() {
 #[test]
 fn limits_above_their_ceilings_are_refused_when_parsed() {
     let parse = |extra: &str| {
-        Manifest::parse(
+        common::parse(
             &format!("name = \"a\"\nversion = \"1\"\ncomponent = \"a.wasm\"\n{extra}"),
             ManifestOrigin::Inline {
                 base_dir: ".".into(),

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{Harness, ask, harness, ok};
+use theater::ActorHandle;
 use theater::attenuation::{RULES, RuleKind};
-use theater::{ActorHandle, Manifest};
 
 /// A puppet parent whose supervisor root is `ROOT` (its manifest's directory, the default),
 /// with the puppet component copied inside so that children can name it.
@@ -24,7 +24,7 @@ async fn confined_parent(h: &Harness, extra: &str) -> (ActorHandle, PathBuf) {
          [[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"supervisor\"\n{extra}"
     );
     std::fs::write(root.join("parent.toml"), text).unwrap();
-    let manifest = Manifest::from_file(&root.join("parent.toml")).unwrap();
+    let manifest = common::from_file(&root.join("parent.toml")).unwrap();
     (h.runtime.spawn(manifest).await.unwrap(), root)
 }
 
@@ -373,7 +373,7 @@ async fn device_fifo_and_oversized_init_states_are_refused_without_hanging() {
             test_actors::PUPPET
         );
         std::fs::write(root.join("root.toml"), text).unwrap();
-        let manifest = Manifest::from_file(&root.join("root.toml")).unwrap();
+        let manifest = common::from_file(&root.join("root.toml")).unwrap();
         let err = tokio::time::timeout(guard, h.runtime.spawn(manifest))
             .await
             .unwrap()
@@ -383,7 +383,7 @@ async fn device_fifo_and_oversized_init_states_are_refused_without_hanging() {
         assert!(err.contains("not a regular file"), "{file}: {err}");
     }
     // A manifest that is a device is refused as one too.
-    let err = Manifest::from_file(Path::new("/dev/zero")).unwrap_err();
+    let err = common::from_file(Path::new("/dev/zero")).unwrap_err();
     assert!(err.to_string().contains("not a regular file"), "{err}");
     assert_eq!(ask(&parent, "echo still here").await.unwrap(), "still here");
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{ask, chain_of, dice_manifest, harness};
+use theater::ManifestOrigin;
 use theater::chain::{EventKind, HostResult};
-use theater::{Manifest, ManifestOrigin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_timing_and_environment_reach_the_guest_and_are_recorded() {
@@ -95,7 +95,7 @@ async fn random_timing_and_environment_reach_the_guest_and_are_recorded() {
 #[test]
 fn environment_allow_must_be_a_list_of_names() {
     let text = "name = \"d\"\nversion = \"1\"\ncomponent = \"d.wasm\"\n[[handler]]\ntype = \"environment\"\nallow = \"PATH\"\n";
-    let err = Manifest::parse(
+    let err = common::parse(
         text,
         ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -104,7 +104,7 @@ fn environment_allow_must_be_a_list_of_names() {
     .unwrap_err();
     assert!(err.to_string().contains("`allow` must be a list"), "{err}");
     let text = text.replace("allow", "alow");
-    let err = Manifest::parse(
+    let err = common::parse(
         &text,
         ManifestOrigin::Inline {
             base_dir: ".".into(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{chain_of, harness_with, replay_from};
 use theater::ActorExit;
 use theater::chain::{EventKind, HostResult};
-use theater::handlers::{
+use theater::plugin::{
     ExitKind, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput,
 };
 use theater::wasmtime::{self, StoreContextMut};
@@ -139,7 +139,7 @@ fn tally_manifest(registry: &Registry, extra: &str) -> Result<Manifest, theater:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_defined_outside_the_runtime_is_linked_recorded_attenuated_and_replayed() {
     let exits = Arc::new(AtomicUsize::new(0));
-    let registry = Registry::builtin()
+    let registry = theater_handlers::builtin()
         .with(TallyHandler {
             exits: exits.clone(),
         })
@@ -156,7 +156,7 @@ async fn a_handler_defined_outside_the_runtime_is_linked_recorded_attenuated_and
     let h = harness_with(|config| config.handlers = registry.clone());
 
     // Unknown to the built-in registry; known to this one, with its settings parsed strictly.
-    let err = Manifest::parse(
+    let err = common::parse(
         "name = \"t\"\nversion = \"1\"\ncomponent = \"t.wasm\"\n[[handler]]\ntype = \"tally\"\n",
         ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -265,7 +265,7 @@ async fn a_handler_defined_outside_the_runtime_is_linked_recorded_attenuated_and
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_handler_fails_that_call_and_the_runtime_keeps_working() {
     let exits = Arc::new(AtomicUsize::new(0));
-    let registry = Registry::builtin()
+    let registry = theater_handlers::builtin()
         .with(TallyHandler {
             exits: exits.clone(),
         })
@@ -303,7 +303,7 @@ async fn a_panic_in_a_handler_fails_that_call_and_the_runtime_keeps_working() {
 /// registry (another program's, or a hostile one's) does not bring its families along.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_cannot_bring_a_handler_the_runtime_was_not_given() {
-    let registry = Registry::builtin()
+    let registry = theater_handlers::builtin()
         .with(TallyHandler {
             exits: Arc::new(AtomicUsize::new(0)),
         })
@@ -332,8 +332,8 @@ async fn a_manifest_parsed_with_another_family_of_the_same_name_is_refused() {
     let tally = || TallyHandler {
         exits: Arc::new(AtomicUsize::new(0)),
     };
-    let theirs = Registry::builtin().with(tally()).unwrap();
-    let ours = Registry::builtin().with(tally()).unwrap();
+    let theirs = theater_handlers::builtin().with(tally()).unwrap();
+    let ours = theater_handlers::builtin().with(tally()).unwrap();
     let manifest = tally_manifest(&theirs, "[[handler]]\ntype = \"tally\"\nmax = 100\n").unwrap();
     let h = harness_with(|config| config.handlers = ours.clone());
     // The runtime's own manifest first, so that a link for this component and these grants
@@ -347,7 +347,7 @@ async fn a_manifest_parsed_with_another_family_of_the_same_name_is_refused() {
     );
     // Built-in families are shared by every registry made from the built-in one: a manifest
     // read with the built-in registry runs on this runtime.
-    let minimal = Manifest::parse(
+    let minimal = common::parse(
         &format!(
             "name = \"m\"\nversion = \"1\"\ncomponent = {:?}\n",
             test_actors::MINIMAL
@@ -364,7 +364,7 @@ async fn a_manifest_parsed_with_another_family_of_the_same_name_is_refused() {
 /// is dropped while it sleeps and made again at the wake; and its chain still replays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_state_survives_a_dormant_hibernation() {
-    let registry = Registry::builtin()
+    let registry = theater_handlers::builtin()
         .with(TallyHandler {
             exits: Arc::new(AtomicUsize::new(0)),
         })
@@ -415,7 +415,7 @@ impl Handler for Unfinished {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granted_but_unimplemented_handler_is_a_clear_error() {
-    let registry = Registry::builtin().with(Unfinished).unwrap();
+    let registry = theater_handlers::builtin().with(Unfinished).unwrap();
     let h = harness_with(|config| config.handlers = registry.clone());
     let text = format!(
         "name = \"x\"\nversion = \"0.1.0\"\ncomponent = {:?}\n[[handler]]\ntype = \"timing\"\n[[handler]]\ntype = \"unfinished\"\n",

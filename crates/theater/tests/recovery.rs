@@ -16,6 +16,7 @@ fn restarted(data_dir: &std::path::Path) -> Runtime {
     let mut config = RuntimeConfig {
         data_dir: Some(data_dir.to_owned()),
         on_log: std::sync::Arc::new(|_| {}),
+        handlers: theater_handlers::builtin(),
         ..Default::default()
     };
     config.engine.max_instances = 64;
@@ -31,7 +32,10 @@ async fn replays(data_dir: &std::path::Path, id: &str) {
         id,
         events,
         ReplaySources::data_dir(data_dir),
-        ReplayOptions::default(),
+        ReplayOptions {
+            handlers: theater_handlers::builtin(),
+            ..Default::default()
+        },
     )
     .await
     .unwrap_or_else(|e| panic!("replaying {id}: {e}"));

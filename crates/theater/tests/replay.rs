@@ -12,6 +12,14 @@ use common::{
 use theater::chain::{ChainReader, Event, EventKind, Hash, InstanceReason};
 use theater::replay::{ReplayError, ReplayOptions, ReplaySources, ReplaySummary, replay_chain};
 
+/// Replay options with every family this project ships, as `theater replay` has them.
+fn options() -> ReplayOptions {
+    ReplayOptions {
+        handlers: theater_handlers::builtin(),
+        ..Default::default()
+    }
+}
+
 async fn replay_with(
     data_dir: &std::path::Path,
     id: &str,
@@ -38,7 +46,7 @@ async fn replay_all(data_dir: &std::path::Path) -> Vec<ReplaySummary> {
     let chains = ChainReader::open(data_dir).unwrap().chains().unwrap();
     let mut summaries = Vec::new();
     for chain in chains {
-        let summary = replay_with(data_dir, &chain.actor_id, ReplayOptions::default())
+        let summary = replay_with(data_dir, &chain.actor_id, options())
             .await
             .unwrap_or_else(|e| panic!("replaying {} ({}): {e}", chain.name, chain.actor_id));
         assert_eq!(summary.events, chain.head.len);
@@ -150,7 +158,7 @@ async fn a_changed_component_diverges_at_the_first_event_it_changes() {
         dice.id(),
         ReplayOptions {
             component: Some(test_actors::DICE.into()),
-            ..Default::default()
+            ..options()
         },
     )
     .await;
@@ -161,7 +169,7 @@ async fn a_changed_component_diverges_at_the_first_event_it_changes() {
         dice.id(),
         ReplayOptions {
             component: Some(test_actors::DICE_LOADED.into()),
-            ..Default::default()
+            ..options()
         },
     )
     .await;
@@ -193,7 +201,7 @@ async fn a_looping_call_is_taken_from_the_chain_not_rerun() {
     assert!(answer.contains("CPU budget"), "{answer}");
     h.runtime.quiescent().await;
     h.runtime.flush().await.unwrap();
-    let summary = replay_with(h.dir.path(), looper.id(), ReplayOptions::default())
+    let summary = replay_with(h.dir.path(), looper.id(), options())
         .await
         .unwrap();
     assert_eq!(summary.traps_from_chain, 1, "{summary:?}");
@@ -217,7 +225,7 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
         a.id(),
         ReplayOptions {
             component: Some(test_actors::DICE.into()),
-            ..Default::default()
+            ..options()
         },
     )
     .await
@@ -231,7 +239,7 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
     let last = events.len() - 1;
     events[last].bytes[12] ^= 1;
     let sources = ReplaySources::data_dir(h.dir.path());
-    let err = replay_chain(a.id(), events, sources, ReplayOptions::default())
+    let err = replay_chain(a.id(), events, sources, options())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("does not verify"), "{err}");
@@ -248,19 +256,14 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
     let manifest = spawn.manifest.hash().expect("recorded by hash");
     let text = common::blob(h.dir.path(), &manifest);
     let only_manifest = nowhere().with_blobs([(manifest, text)].into());
-    let err = replay_chain(
-        a.id(),
-        events.clone(),
-        only_manifest,
-        ReplayOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = replay_chain(a.id(), events.clone(), only_manifest, options())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("pass --component"), "{err}");
 
     // The manifest is recorded by hash: without it there is nothing to replay with, and
     // content that does not hash to it is refused, not parsed.
-    let err = replay_chain(a.id(), events.clone(), nowhere(), ReplayOptions::default())
+    let err = replay_chain(a.id(), events.clone(), nowhere(), options())
         .await
         .unwrap_err();
     assert!(
@@ -271,7 +274,7 @@ async fn chains_that_cannot_be_replayed_are_clear_errors() {
         "{err}"
     );
     let forged = nowhere().with_blobs([(manifest, b"name = \"other\"".to_vec())].into());
-    let err = replay_chain(a.id(), events, forged, ReplayOptions::default())
+    let err = replay_chain(a.id(), events, forged, options())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("does not hash to it"), "{err}");
@@ -303,16 +306,14 @@ async fn snapshots_are_recorded_on_schedule_and_replay_can_start_from_the_newest
         }
     ));
 
-    let full = replay_with(h.dir.path(), a.id(), ReplayOptions::default())
-        .await
-        .unwrap();
+    let full = replay_with(h.dir.path(), a.id(), options()).await.unwrap();
     assert_eq!(full.started_at, None);
     let from = replay_with(
         h.dir.path(),
         a.id(),
         ReplayOptions {
             from_snapshot: true,
-            ..Default::default()
+            ..options()
         },
     )
     .await
@@ -344,7 +345,7 @@ async fn a_child_replays_with_the_limits_its_parent_held_it_to() {
     let probe = chains.iter().find(|c| c.name == "probe").unwrap();
     // The replay finds the parent's chain in the data dir and holds the child within it, so
     // the allocation fails again at the same point.
-    let summary = replay_with(h.dir.path(), &probe.actor_id, ReplayOptions::default())
+    let summary = replay_with(h.dir.path(), &probe.actor_id, options())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary.events, probe.head.len);
@@ -368,7 +369,7 @@ async fn stores_files_and_processes_replay_after_they_are_gone() {
     );
     let path = dir.join("notes.toml");
     std::fs::write(&path, &text).unwrap();
-    let manifest = theater::Manifest::parse(&text, theater::ManifestOrigin::File(path)).unwrap();
+    let manifest = common::parse(&text, theater::ManifestOrigin::File(path)).unwrap();
     // Twice, so that the second run reads what the first stored.
     let mut ids = Vec::new();
     for _ in 0..2 {
@@ -390,9 +391,7 @@ async fn stores_files_and_processes_replay_after_they_are_gone() {
     .unwrap();
     drop(db);
     for id in &ids {
-        let summary = replay_with(dir.path(), id, ReplayOptions::default())
-            .await
-            .unwrap();
+        let summary = replay_with(dir.path(), id, options()).await.unwrap();
         assert!(summary.host_calls >= 8, "{summary:?}");
         // init, the output line and the exit: three calls re-executed.
         assert_eq!(summary.calls, 3, "{summary:?}");

@@ -10,7 +10,7 @@ use theater::{ActorExit, Manifest, ManifestOrigin, Runtime, RuntimeConfig, Spawn
 
 fn manifest(component: &str, extra: &str) -> Manifest {
     let text = format!("name = \"test\"\nversion = \"0.1.0\"\ncomponent = {component:?}\n{extra}");
-    Manifest::parse(
+    common::parse(
         &text,
         ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -41,7 +41,7 @@ async fn hello_runs_init_and_its_chain_records_every_crossing() {
     let h = harness();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("greeting.txt"), "tests").unwrap();
-    let m = Manifest::parse(
+    let m = common::parse(
         &format!(
             "name = \"hello\"\nversion = \"0.1.0\"\ncomponent = {:?}\ninit_state = \"greeting.txt\"\n",
             test_actors::HELLO

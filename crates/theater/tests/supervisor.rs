@@ -404,7 +404,7 @@ async fn a_child_manifest_cannot_name_files_outside_the_supervisor_root() {
         test_actors::PUPPET
     );
     std::fs::write(dir.join("parent.toml"), &text).unwrap();
-    let manifest = theater::Manifest::from_file(&dir.join("parent.toml")).unwrap();
+    let manifest = common::from_file(&dir.join("parent.toml")).unwrap();
     let parent = h.runtime.spawn(manifest).await.unwrap();
     puppet_manifest(h.dir.path(), "sibling.toml", "");
 

@@ -114,7 +114,7 @@ proptest! {
 
     #[test]
     fn the_manifest_parser_returns_an_error_for_arbitrary_text(text in any::<String>()) {
-        let _ = Manifest::parse(&text, origin());
+        let _ = Manifest::parse_with(&text, origin(), &theater_handlers::builtin());
     }
 
     #[test]
@@ -131,7 +131,7 @@ proptest! {
             cut -= 1;
         }
         let mangled = format!("{}{insert}{}", &text[..cut], &text[cut..]);
-        if let Err(e) = Manifest::parse(&mangled, origin()) {
+        if let Err(e) = Manifest::parse_with(&mangled, origin(), &theater_handlers::builtin()) {
             prop_assert!(!e.to_string().is_empty());
         }
     }

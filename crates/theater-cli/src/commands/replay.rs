@@ -64,7 +64,7 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
         compiled_cache: Some(data_dir.join("compiled")),
         from_snapshot: args.from_snapshot,
         on_progress: progress,
-        ..Default::default()
+        handlers: theater_handlers::builtin(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(replay_chain(&file.actor_id, file.events, sources, options));

@@ -57,7 +57,7 @@ pub fn run(args: Args, data_dir: PathBuf) -> Result<ExitCode> {
             path.display()
         ));
     }
-    let manifest = Manifest::from_file(&path)?;
+    let manifest = Manifest::from_file_with(&path, &theater_handlers::builtin())?;
     tokio.block_on(run_actors(args, Some(manifest), data_dir))
 }
 
@@ -68,6 +68,7 @@ async fn run_actors(args: Args, manifest: Option<Manifest>, data_dir: PathBuf) -
         data_dir: Some(data_dir.clone()),
         durability: Durability::parse(&args.durability).expect("validated by clap"),
         on_lifecycle: Some(actor_tree()),
+        handlers: theater_handlers::builtin(),
         ..Default::default()
     };
     config.engine.max_instances = args.max_instances;

@@ -21,20 +21,21 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use theater_chain::HostResult;
+use theater::plugin::chain::HostResult;
+use theater::plugin::wasmtime;
+use theater::plugin::wasmtime::StoreContextMut;
 use theater_files::guest::GuestPath;
 use tokio::sync::mpsc;
-use wasmtime::StoreContextMut;
 
-use super::{
+use theater::plugin::bindings::theater::simple::http_types::{
+    HttpRequest, HttpResponse, MiddlewareResult, ServerConfig, ServerInfo, TlsConfig,
+};
+use theater::plugin::bindings::theater::simple::websocket_types::WebsocketMessage;
+use theater::plugin::{ActorCtx, ExportDecl, HandlerExport, LockExt, State};
+use theater::plugin::{
     ExitKind, Handler, HostFuture, HostLinker, RecordAs, Recovery, Refusal, RootSetting,
     SettingKey, SettingsInput, at_most, positive,
 };
-use crate::actor::ActorCtx;
-use crate::bindings::theater::simple::http_types::{ServerConfig, ServerInfo, TlsConfig};
-use crate::bindings::theater::simple::websocket_types::WebsocketMessage;
-use crate::shared::Shared;
-use crate::sync::LockExt;
 
 mod routes;
 mod serve;
@@ -43,6 +44,41 @@ use routes::{Middleware, Pattern, Route, Table, WebsocketRoute};
 use serve::{Outgoing, Running, launch};
 
 type Answer<T> = (Result<T, String>,);
+
+/// The exports a server calls: each request (and its middleware) and each websocket's life,
+/// with the handler id the actor registered.
+const HTTP_HANDLERS: &str = "theater:simple/http-handlers";
+static HANDLE_REQUEST: HandlerExport<(u64, HttpRequest), (State, (HttpResponse,))> =
+    HandlerExport::new(
+        HTTP_HANDLERS,
+        "handle-request",
+        "theater:simple/http-handlers.handle-request",
+    );
+static HANDLE_MIDDLEWARE: HandlerExport<(u64, HttpRequest), (State, (MiddlewareResult,))> =
+    HandlerExport::new(
+        HTTP_HANDLERS,
+        "handle-middleware",
+        "theater:simple/http-handlers.handle-middleware",
+    );
+static WEBSOCKET_CONNECT: HandlerExport<(u64, u64, String, Option<String>), (State,)> =
+    HandlerExport::new(
+        HTTP_HANDLERS,
+        "handle-websocket-connect",
+        "theater:simple/http-handlers.handle-websocket-connect",
+    );
+/// A websocket message in (server's handler, connection, message); the messages to send back.
+type WebsocketMessageExport =
+    HandlerExport<(u64, u64, WebsocketMessage), (State, (Vec<WebsocketMessage>,))>;
+static WEBSOCKET_MESSAGE: WebsocketMessageExport = HandlerExport::new(
+    HTTP_HANDLERS,
+    "handle-websocket-message",
+    "theater:simple/http-handlers.handle-websocket-message",
+);
+static WEBSOCKET_DISCONNECT: HandlerExport<(u64, u64), (State,)> = HandlerExport::new(
+    HTTP_HANDLERS,
+    "handle-websocket-disconnect",
+    "theater:simple/http-handlers.handle-websocket-disconnect",
+);
 
 pub const DEFAULT_MAX_SERVERS: u64 = 8;
 pub const DEFAULT_MAX_PENDING: u64 = 64;
@@ -275,6 +311,16 @@ impl Handler for HttpFrameworkHandler {
             )?,
             root: child.root.within(&parent.root, H)?,
         })
+    }
+    fn exports(&self) -> &'static [&'static ExportDecl] {
+        static EXPORTS: [&ExportDecl; 5] = [
+            HANDLE_REQUEST.decl(),
+            HANDLE_MIDDLEWARE.decl(),
+            WEBSOCKET_CONNECT.decl(),
+            WEBSOCKET_MESSAGE.decl(),
+            WEBSOCKET_DISCONNECT.decl(),
+        ];
+        &EXPORTS
     }
     fn link(&self, linker: &mut HostLinker<'_>) -> wasmtime::Result<()> {
         let mut http = linker.interface("theater:simple/http-framework")?;
@@ -710,14 +756,13 @@ impl HttpFrameworkState {
                 _ => {}
             }
         }
-        let shared = recovery
-            .runtime
-            .downcast_ref::<Arc<Shared>>()
+        let input = recovery
+            .outside_input()
             .ok_or("the runtime's services are not at hand")?;
         for (id, port) in running {
             let server = self.server(id)?;
             let address = SocketAddr::new(server.host, port);
-            let started = launch(shared, recovery.actor.into(), settings, server, port)
+            let started = launch(input.clone(), settings, server, port)
                 .map_err(|e| format!("server {id} cannot serve {address} again: {e}"))?;
             server.running = Some(started);
         }
@@ -736,8 +781,8 @@ fn short(what: &str, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], function: &str) -> Result<T, String> {
-    crate::payload::decode(bytes).map_err(|e| format!("the chain's `{function}` call: {e}"))
+fn decode<T: theater::plugin::Recordable>(bytes: &[u8], function: &str) -> Result<T, String> {
+    theater::plugin::decode(bytes).map_err(|e| format!("the chain's `{function}` call: {e}"))
 }
 
 /// A host function that works on the actor's state only.
@@ -835,10 +880,8 @@ fn start_server(
     (id,): (u64,),
 ) -> HostFuture<'_, Answer<u16>> {
     Box::pin(async move {
-        let ctx = store.data();
-        let actor = ctx.id.clone();
-        let shared = ctx.shared().map_err(|e| e.to_string());
-        let result = shared.and_then(|shared| {
+        let input = store.data().outside_input();
+        let result = (|| {
             let c = caller(&mut store)?;
             let server = c.state.server(id)?;
             if let Some(running) = &server.running {
@@ -847,11 +890,11 @@ fn start_server(
                     running.port
                 ));
             }
-            let running = launch(&shared, actor, &c.settings, server, server.port)?;
+            let running = launch(input, &c.settings, server, server.port)?;
             let port = running.port;
             server.running = Some(running);
             Ok(port)
-        });
+        })();
         Ok((result,))
     })
 }

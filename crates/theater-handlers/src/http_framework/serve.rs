@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,26 +15,24 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use serde::Serialize;
 use theater_files::guest::GuestPath;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use wasmtime::component::{ComponentNamedList, Lower};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::routes::{Pattern, Table, WebsocketRoute};
 use super::{
-    HEADER_TIMEOUT, HttpFrameworkSettings, MAX_PEM_BYTES, PARAM_HEADER_PREFIX, Server,
+    HANDLE_MIDDLEWARE, HANDLE_REQUEST, HEADER_TIMEOUT, HttpFrameworkSettings, MAX_PEM_BYTES,
+    PARAM_HEADER_PREFIX, Server, WEBSOCKET_CONNECT, WEBSOCKET_DISCONNECT, WEBSOCKET_MESSAGE,
     WEBSOCKET_QUEUE, listen_allows,
 };
-use crate::actor::{Returns, State};
-use crate::bindings::theater::simple::http_types::{
-    HttpRequest, HttpResponse, MiddlewareResult, TlsConfig,
+use theater::plugin::LockExt;
+use theater::plugin::Returns;
+use theater::plugin::bindings::theater::simple::http_types::{
+    HttpRequest, HttpResponse, TlsConfig,
 };
-use crate::bindings::theater::simple::websocket_types::{MessageType, WebsocketMessage};
-use crate::cell::{CallFailure, ExportCall, Message};
-use crate::component::Export;
-use crate::shared::{Shared, Work};
-use crate::sync::LockExt;
+use theater::plugin::bindings::theater::simple::websocket_types::{MessageType, WebsocketMessage};
+use theater::plugin::wasmtime::component::{ComponentNamedList, Lower};
+use theater::plugin::{CallFailure, HandlerExport, KeepAlive, OutsideInput, Recordable};
 
 /// A server that is listening. Dropping it stops it: the listener and every connection close.
 pub(super) struct Running {
@@ -44,7 +42,7 @@ pub(super) struct Running {
     /// The accept loop, which owns the listener.
     task: Option<tokio::task::JoinHandle<()>>,
     /// The run is not quiescent while a server listens.
-    _work: Work,
+    _work: Option<KeepAlive>,
 }
 
 impl Running {
@@ -70,8 +68,7 @@ impl Drop for Running {
 
 /// What a running server's tasks share.
 pub(super) struct Live {
-    actor: Arc<str>,
-    shared: Weak<Shared>,
+    input: OutsideInput,
     table: Arc<Mutex<Table>>,
     /// Requests waiting for the actor: the bounded queue in front of its mailbox.
     pending: Semaphore,
@@ -117,38 +114,36 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 
 impl Live {
     /// Calls `export` of the actor through its mailbox and waits for its results.
-    async fn call<P, O>(&self, export: Export, params: P, len: usize) -> Result<O::Rest, Failure>
+    async fn call<P, O>(
+        &self,
+        export: &'static HandlerExport<P, O>,
+        params: P,
+        len: usize,
+    ) -> Result<O::Rest, Failure>
     where
-        P: ComponentNamedList + Lower + Serialize + Send + Sync + 'static,
+        P: ComponentNamedList + Lower + Recordable,
         O: Returns,
         O::Rest: Send,
     {
-        let shared = self
-            .shared
-            .upgrade()
-            .ok_or(Failure::Unavailable("the server is shutting down"))?;
-        let cell = shared
-            .cell(&self.actor)
+        if !self.input.runtime_running() {
+            return Err(Failure::Unavailable("the server is shutting down"));
+        }
+        let max = self
+            .input
+            .max_message_bytes()
             .ok_or(Failure::Unavailable("the actor is not running"))?;
-        if !cell.exports(export) {
+        if !self.input.exports(export.decl()) {
             return Err(Failure::Actor);
         }
-        if len > cell.messaging.max_message_bytes as usize {
+        if len > max as usize {
             return Err(Failure::TooLarge);
         }
-        let (reply, answer) = oneshot::channel();
-        let message = Message::HandlerCall(Box::new(ExportCall::<P, O> {
-            export,
-            params,
-            len,
-            reply,
-        }));
+        let (call, answer) = export.call(params, len);
         // No waiting for room: a full mailbox is a busy actor, and the client hears so now.
-        shared
-            .deliver(None, &self.actor, message, None, Duration::ZERO)
+        self.input
+            .deliver(call, Duration::ZERO)
             .await
             .map_err(|_| Failure::Unavailable("the actor is busy; try again later"))?;
-        drop((shared, cell));
         match answer.await {
             Ok(Ok(rest)) => Ok(rest),
             Ok(Err(CallFailure::Failed)) => Err(Failure::Actor),
@@ -275,10 +270,7 @@ async fn serve(live: &Arc<Live>, request: Request) -> Response {
         ));
     }
     let len = request_len(&request);
-    match live
-        .call::<_, (State, (HttpResponse,))>(Export::HttpHandleRequest, (handler, request), len)
-        .await
-    {
+    match live.call(&HANDLE_REQUEST, (handler, request), len).await {
         Ok(response) => to_response(response),
         Err(failure) => failure.into_response(),
     }
@@ -299,14 +291,7 @@ async fn run_middleware(live: &Live, mut request: HttpRequest) -> Result<HttpReq
             continue;
         }
         let len = request_len(&request);
-        match live
-            .call::<_, (State, (MiddlewareResult,))>(
-                Export::HttpHandleMiddleware,
-                (handler, request),
-                len,
-            )
-            .await
-        {
+        match live.call(&HANDLE_MIDDLEWARE, (handler, request), len).await {
             Ok(result) if result.proceed => request = result.request,
             Ok(_) => return Err(plain(StatusCode::FORBIDDEN, "refused")),
             Err(failure) => return Err(failure.into_response()),
@@ -364,7 +349,7 @@ async fn run_socket(
         None => true,
         Some(handler) => {
             let len = path.len() + query.as_ref().map_or(0, String::len);
-            live.call::<_, (State,)>(Export::WebsocketConnect, (handler, id, path, query), len)
+            live.call(&WEBSOCKET_CONNECT, (handler, id, path, query), len)
                 .await
                 .is_ok()
         }
@@ -375,9 +360,7 @@ async fn run_socket(
     live.connections.locked().remove(&id);
     let _ = socket.send(WsFrame::Close(None)).await;
     if connected && let Some(handler) = route.disconnect {
-        let _ = live
-            .call::<_, (State,)>(Export::WebsocketDisconnect, (handler, id), 0)
-            .await;
+        let _ = live.call(&WEBSOCKET_DISCONNECT, (handler, id), 0).await;
     }
 }
 
@@ -422,8 +405,8 @@ async fn converse(
                 };
                 let len = message_len(&message);
                 let replies = live
-                    .call::<_, (State, (Vec<WebsocketMessage>,))>(
-                        Export::WebsocketMessage,
+                    .call(
+                        &WEBSOCKET_MESSAGE,
                         (route.message, id, message),
                         len,
                     )
@@ -608,8 +591,7 @@ fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// Binds `server`'s address on `port` (0: a free one) and starts serving it.
 pub(super) fn launch(
-    shared: &Arc<Shared>,
-    actor: Arc<str>,
+    input: OutsideInput,
     settings: &HttpFrameworkSettings,
     server: &Server,
     port: u16,
@@ -627,9 +609,9 @@ pub(super) fn launch(
         .map_err(|e| format!("binding {address}: {e}"))?;
     let bound = listener.local_addr().map_or(port, |a| a.port());
     let (stop, stopped) = watch::channel(false);
+    let work = input.keep_alive();
     let live = Arc::new(Live {
-        actor,
-        shared: Arc::downgrade(shared),
+        input,
         table: server.table.clone(),
         pending: Semaphore::new(settings.max_pending() as usize),
         connection_slots: Arc::new(Semaphore::new(settings.max_connections() as usize)),
@@ -646,7 +628,7 @@ pub(super) fn launch(
         live,
         stop,
         task: Some(task),
-        _work: shared.busy.begin(),
+        _work: work,
     })
 }
 

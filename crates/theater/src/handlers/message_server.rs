@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use wasmtime::StoreContextMut;
 
-use super::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::actor::ActorCtx;
 use crate::cell::Message;
+use crate::host::{HostFuture, HostLinker, Plain, RecordAs};
 
 type Answer<T> = (Result<T, String>,);
 

@@ -1,65 +1,26 @@
-//! The handler families this build ships, each one module on the plug-in API of
-//! `crate::plugin`, and the manifest as this build reads it (with these families).
+//! The actor model's own handler families (`runtime`, `message-server`, `supervisor`), the
+//! `root` setting they share with the I/O families, and the manifest as the runtime reads it by
+//! default (with these families).
 //!
-//! Adding a family is a module here and a line in [`Registry::builtin`]. An embedding program
-//! adds its own with [`Registry::with`].
+//! The I/O families live in the `theater-handlers` crate, on the public plug-in API
+//! (`crate::plugin`). An embedding program adds its own with [`Registry::with`].
 
-mod environment;
-mod filesystem;
-mod http_client;
-mod http_framework;
 mod message_server;
-mod process;
-mod programs;
-mod random;
-mod root;
+pub(crate) mod root;
 mod runtime;
-mod store;
 mod supervisor;
-mod timing;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-pub use crate::family::{
-    ExitKind, Grant, Recovery, Refusal, SettingKey, SettingsInput, StateScope,
-};
-pub use crate::log_rate::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_LINE_BYTES};
+use crate::family::Refusal;
+use crate::host::Registry;
 use crate::manifest::{Manifest, ManifestError, ManifestOrigin};
-use crate::plugin::Plain;
-pub use crate::plugin::{
-    Handler, HostFuture, HostLinker, InterfaceBuilder, PACKAGE, RecordAs, Registry,
-    TYPE_ONLY_INTERFACES,
-};
-pub use environment::EnvironmentSettings;
-pub use filesystem::{
-    DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_READ_BYTES,
-    DEFAULT_MAX_WRITE_BYTES, FilesystemSettings, MAX_LIST_ENTRIES,
-};
-pub use http_client::{
-    AllowedHost, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MAX_RESPONSE_BYTES,
-    HttpClientHandler, HttpClientSettings, MAX_REDIRECTS, NameResolver, SystemResolver, is_public,
-};
-pub use http_framework::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING, DEFAULT_MAX_SERVERS,
-    DEFAULT_REQUEST_TIMEOUT_MS, HttpFrameworkSettings, ListenRule, MAX_ROUTES, PARAM_HEADER_PREFIX,
-    WEBSOCKET_QUEUE,
-};
-pub use process::{
-    DEFAULT_MAX_PROCESSES, DEFAULT_PROCESS_OUTPUT_BYTES, MAX_PROCESS_BUFFER, PROCESSES_DIR,
-    ProcessSettings, ProcessState, kill_leftovers,
-};
-pub use programs::Program;
-pub use random::MAX_RANDOM_BYTES;
-pub use root::RootSetting;
-pub use store::{
-    DEFAULT_MAX_STORES, DEFAULT_STORE_MAX_BYTES, MAX_LABEL_BYTES, MAX_STORE_NAME_BYTES,
-    StoreSettings,
-};
 pub use supervisor::SupervisorSettings;
 
-/// Reads a positive integer setting.
-pub(crate) fn positive(table: &toml::Table, key: &str) -> Result<Option<u64>, String> {
+/// Reads a positive integer setting of a handler's table (`None`: not set), with the error
+/// that names the key.
+pub fn positive(table: &toml::Table, key: &str) -> Result<Option<u64>, String> {
     match table.get(key) {
         None => Ok(None),
         Some(v) => v
@@ -70,8 +31,9 @@ pub(crate) fn positive(table: &toml::Table, key: &str) -> Result<Option<u64>, St
     }
 }
 
-/// A child's limit: at most the parent's; unset, the parent's.
-pub(crate) fn at_most(
+/// A child's limit: at most the parent's; unset, the parent's. The refusal names the handler
+/// and the key.
+pub fn at_most(
     handler: &str,
     key: &str,
     child: Option<u64>,
@@ -88,23 +50,17 @@ pub(crate) fn at_most(
 }
 
 impl Registry {
-    /// The families this build ships. Adding one is a module and a line here.
-    pub fn builtin() -> Registry {
-        static BUILTIN: OnceLock<Registry> = OnceLock::new();
-        BUILTIN
+    /// The families that are the actor model itself: `runtime` (every actor has it),
+    /// `message-server` and `supervisor`. A runtime's default. The I/O families (store,
+    /// filesystem, HTTP...) are in the `theater-handlers` crate, whose `builtin()` adds them.
+    pub fn actor_model() -> Registry {
+        static ACTOR_MODEL: OnceLock<Registry> = OnceLock::new();
+        ACTOR_MODEL
             .get_or_init(|| {
                 Registry::of(vec![
                     Arc::new(runtime::HANDLER),
                     Arc::new(message_server::HANDLER),
                     Arc::new(supervisor::SupervisorHandler),
-                    Arc::new(store::StoreHandler),
-                    Arc::new(timing::HANDLER),
-                    Arc::new(random::HANDLER),
-                    Arc::new(environment::EnvironmentHandler),
-                    Arc::new(filesystem::FilesystemHandler),
-                    Arc::new(process::ProcessHandler),
-                    Arc::new(http_client::HttpClientHandler::new()),
-                    Arc::new(http_framework::HttpFrameworkHandler),
                 ])
             })
             .clone()
@@ -112,12 +68,13 @@ impl Registry {
 }
 
 impl Default for Registry {
+    /// [`Registry::actor_model`].
     fn default() -> Registry {
-        Registry::builtin()
+        Registry::actor_model()
     }
 }
 
-// Not derived in `replay.rs`: that would reach `Registry::builtin`, in this layer, from the
+// Not derived in `replay.rs`: that would reach `Registry::actor_model`, in this layer, from the
 // one below it.
 #[allow(clippy::derivable_impls)]
 impl Default for crate::replay::ReplayOptions {
@@ -127,15 +84,16 @@ impl Default for crate::replay::ReplayOptions {
             compiled_cache: None,
             from_snapshot: false,
             on_progress: None,
-            handlers: Registry::builtin(),
+            handlers: Registry::actor_model(),
         }
     }
 }
 
 impl Manifest {
-    /// Reads and validates the manifest file at `path`, with the built-in handler types.
+    /// Reads and validates the manifest file at `path`, with the actor model's handler types
+    /// ([`Registry::actor_model`]; see [`Manifest::from_file_with`] for others).
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        Manifest::read(path, &Registry::builtin())
+        Manifest::read(path, &Registry::actor_model())
     }
 
     /// Reads and validates the manifest file at `path`, with the handler types of `registry`.
@@ -144,9 +102,10 @@ impl Manifest {
         Manifest::read(path, registry)
     }
 
-    /// Parses manifest text with the built-in handler types.
+    /// Parses manifest text with the actor model's handler types ([`Registry::actor_model`];
+    /// see [`Manifest::parse_with`] for others).
     pub fn parse(text: &str, origin: ManifestOrigin) -> Result<Manifest, ManifestError> {
-        Manifest::parse_in(text, origin, &Registry::builtin())
+        Manifest::parse_in(text, origin, &Registry::actor_model())
     }
 
     /// Parses manifest text with the handler types of `registry`; relative paths resolve

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use theater_files::Root;
 
-use super::{Refusal, SettingsInput};
+use crate::family::{Refusal, SettingsInput};
 
 #[derive(Debug, Clone)]
 pub struct RootSetting {
@@ -25,10 +25,7 @@ pub struct RootSetting {
 impl RootSetting {
     /// The `root` key of a handler's table; `required` is the error when it is missing, or
     /// `None` when the manifest's directory stands in.
-    pub(crate) fn parse(
-        input: &SettingsInput<'_>,
-        required: Option<&str>,
-    ) -> Result<RootSetting, String> {
+    pub fn parse(input: &SettingsInput<'_>, required: Option<&str>) -> Result<RootSetting, String> {
         let requested = match input.table.get("root") {
             None => match required {
                 Some(why) => return Err(why.to_owned()),
@@ -71,11 +68,7 @@ impl RootSetting {
 
     /// This child's root held within `parent`'s: opened beneath it, or the parent's when it
     /// names none. A refusal names `handler`'s `root` key.
-    pub(crate) fn within(
-        self,
-        parent: &RootSetting,
-        handler: &str,
-    ) -> Result<RootSetting, Refusal> {
+    pub fn within(self, parent: &RootSetting, handler: &str) -> Result<RootSetting, Refusal> {
         let refuse = |message: String| Refusal::handler(handler, "root", message);
         let parent_root = parent.open(handler).map_err(refuse)?;
         let root = match &self.requested {

@@ -6,8 +6,8 @@ use wasmtime::StoreContextMut;
 
 use crate::actor::ActorCtx;
 use crate::bindings::theater::simple::types::{Chain, ChainEvent, Event, MetaEvent};
+use crate::host::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::log_rate::{MAX_LOG_LINE_BYTES, held_back_notice};
-use crate::plugin::{HostFuture, HostLinker, Plain, RecordAs};
 use crate::recording::ChainSource;
 
 /// Granted to every actor, whether its manifest lists it or not.

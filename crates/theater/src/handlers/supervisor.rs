@@ -11,10 +11,11 @@ use theater_files::Root;
 use wasmtime::StoreContextMut;
 
 use super::root::RootSetting;
-use super::{Grant, Handler, HostFuture, HostLinker, RecordAs, Refusal, SettingKey, SettingsInput};
 use crate::actor::ActorCtx;
 use crate::bindings::theater::simple::types::ChainEvent;
 use crate::cell::{Cell, Start, StopCause, StopRequest};
+use crate::family::{Grant, Refusal, SettingKey, SettingsInput};
+use crate::host::{Handler, HostFuture, HostLinker, RecordAs};
 use crate::lifecycle;
 use crate::manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestOrigin};
 use crate::shared::Shared;

@@ -17,6 +17,17 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
 }
 
+/// Parses manifest text with every family this project ships (the runtime's and
+/// `theater_handlers`'), as `theater run` does.
+pub fn parse(text: &str, origin: ManifestOrigin) -> Result<Manifest, theater::ManifestError> {
+    Manifest::parse_with(text, origin, &theater_handlers::builtin())
+}
+
+/// Reads a manifest file with every family this project ships.
+pub fn from_file(path: &Path) -> Result<Manifest, theater::ManifestError> {
+    Manifest::from_file_with(path, &theater_handlers::builtin())
+}
+
 pub fn harness() -> Harness {
     harness_with(|_| {})
 }
@@ -46,6 +57,7 @@ fn harness_at(dir: tempfile::TempDir, adjust: impl FnOnce(&mut RuntimeConfig)) -
                 .unwrap()
                 .push((l.actor_id.to_owned(), l.event.clone()))
         })),
+        handlers: theater_handlers::builtin(),
         ..Default::default()
     };
     config.engine.max_instances = 64;
@@ -68,7 +80,7 @@ pub fn puppet_manifest(dir: &Path, file: &str, extra: &str) -> Manifest {
     );
     let path = dir.join(file);
     std::fs::write(&path, &text).unwrap();
-    Manifest::parse(&text, ManifestOrigin::File(path)).unwrap()
+    parse(&text, ManifestOrigin::File(path)).unwrap()
 }
 
 pub async fn puppet(h: &Harness, file: &str, extra: &str) -> ActorHandle {
@@ -157,7 +169,7 @@ pub fn dice_manifest(allow: &str) -> Manifest {
          [[handler]]\ntype = \"random\"\n[[handler]]\ntype = \"environment\"\nallow = {allow}\n",
         test_actors::DICE
     );
-    Manifest::parse(
+    parse(
         &text,
         ManifestOrigin::Inline {
             base_dir: ".".into(),
@@ -199,7 +211,7 @@ pub fn keeper_manifest(dir: &Path, component: &str, extra: &str) -> Manifest {
     );
     let path = dir.join("keeper.toml");
     std::fs::write(&path, &text).unwrap();
-    Manifest::parse(&text, ManifestOrigin::File(path)).unwrap()
+    parse(&text, ManifestOrigin::File(path)).unwrap()
 }
 
 pub async fn keeper(h: &Harness, component: &str, extra: &str) -> ActorHandle {
