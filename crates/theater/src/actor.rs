@@ -1042,7 +1042,6 @@ pub(crate) const REPLAY_MAX_INSTANCES: u32 = 2;
 pub(crate) async fn call_decoded<P, O>(
     actor: &mut Actor,
     export: impl Into<Callee>,
-    path: &str,
     params: &[u8],
     delivery: Delivery<'_>,
     kill: &tokio::sync::Notify,
@@ -1051,8 +1050,13 @@ where
     P: ComponentNamedList + Lower + Recordable,
     O: Returns,
 {
-    let params: P = crate::recordable::decode(params)
-        .map_err(|e| format!("the params of `{path}` do not decode as this build's types: {e}"))?;
+    let export = export.into();
+    let params: P = crate::recordable::decode(params).map_err(|e| {
+        format!(
+            "the params of `{}` do not decode as this build's types: {e}",
+            export.path()
+        )
+    })?;
     let outcome = actor
         .call::<P, O>(export, params, delivery, kill, REPLAY_MAX_INSTANCES)
         .await;
@@ -1072,14 +1076,7 @@ where
     P: ComponentNamedList + Lower + Recordable,
     O: Returns,
 {
-    Box::pin(call_decoded::<P, O>(
-        actor,
-        export,
-        export.path(),
-        params,
-        delivery,
-        kill,
-    ))
+    Box::pin(call_decoded::<P, O>(actor, export, params, delivery, kill))
 }
 
 #[cfg(test)]

@@ -244,6 +244,18 @@ mod tests {
         same(vec![Some(vec![9u8; 200]); 3]);
     }
 
+    /// A resource handle is its number in the instance's table, beside values serde writes.
+    #[test]
+    fn a_resource_is_recorded_as_its_handle() {
+        use wasmtime::component::Resource;
+        struct Descriptor;
+        let value = (Resource::<Descriptor>::new_own(300), String::from("x"));
+        let bytes = encode(&value).unwrap();
+        assert_eq!(bytes, [0xac, 0x02, 1, b'x']);
+        let (back, text) = decode::<(Resource<Descriptor>, String)>(&bytes).unwrap();
+        assert_eq!((back.rep(), text.as_str()), (300, "x"));
+    }
+
     #[test]
     fn hostile_input_is_an_error() {
         assert!(decode::<(Vec<u8>,)>(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());

@@ -570,8 +570,7 @@ async fn dispatch(
 ) -> Result<bool, String> {
     macro_rules! call {
         ($params:ty, $returns:ty) => {
-            call_decoded::<$params, $returns>(actor, export, export.path(), params, delivery, kill)
-                .await
+            call_decoded::<$params, $returns>(actor, export, params, delivery, kill).await
         };
     }
     match export {
