@@ -2,6 +2,7 @@
 //! counting (one producer, one consumer), a thread ring of 1,000 actors and fork-join
 //! creation. One message per export call, every `init` done before timing, a 64-byte state.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,21 +28,28 @@ fn report(mode: &str, bench: &str, n: u64, elapsed: Duration, unit: &str, value:
     );
 }
 
-pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
-    let mode = mode.to_owned();
-    let sizes = sizes.clone();
-    let data_dir = tempfile::tempdir().expect("a temporary data dir");
+/// The messaging workloads' runtime: chains persisted in `data_dir` (batched) when `mode` is
+/// `recorded`, no hibernation, no log output, `max_instances` instances.
+pub(crate) fn config(mode: &str, data_dir: &Path, max_instances: u32) -> RuntimeConfig {
     let recorded = mode == "recorded";
     let mut config = RuntimeConfig {
         handlers: theater_handlers::builtin(),
-        data_dir: recorded.then(|| data_dir.path().to_owned()),
+        data_dir: recorded.then(|| data_dir.to_owned()),
         record: recorded,
         durability: theater::chain::Durability::Batched,
         hibernate_after: None,
         on_log: Arc::new(|_| {}),
         ..Default::default()
     };
-    config.engine.max_instances = 2_000;
+    config.engine.max_instances = max_instances;
+    config
+}
+
+pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
+    let mode = mode.to_owned();
+    let sizes = sizes.clone();
+    let data_dir = tempfile::tempdir().expect("a temporary data dir");
+    let config = config(&mode, data_dir.path(), 2_000);
     let bench_actor = components.bench_actor.clone();
     let child = crate::manifest_text("child", &components.minimal, "");
     crate::on_worker(Some(sizes.workers), async move {

@@ -6,9 +6,7 @@
 //! `THEATER_BENCH_MESSAGES` sets the messages of each pattern (default 20,000);
 //! `THEATER_BENCH_PATTERN` runs only `ping-pong` or only `counting`.
 
-use std::sync::Arc;
-
-use theater::{Runtime, RuntimeConfig};
+use theater::Runtime;
 
 use crate::alloc::counting;
 use crate::{Components, Sizes};
@@ -18,17 +16,7 @@ pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
     let n: u64 = crate::env_or("THEATER_BENCH_MESSAGES", 20_000);
     let pattern = std::env::var("THEATER_BENCH_PATTERN").unwrap_or_default();
     let data_dir = tempfile::tempdir().expect("a temporary data dir");
-    let recorded = mode == "recorded";
-    let mut config = RuntimeConfig {
-        handlers: theater_handlers::builtin(),
-        data_dir: recorded.then(|| data_dir.path().to_owned()),
-        record: recorded,
-        durability: theater::chain::Durability::Batched,
-        hibernate_after: None,
-        on_log: Arc::new(|_| {}),
-        ..Default::default()
-    };
-    config.engine.max_instances = 100;
+    let config = crate::messaging::config(&mode, data_dir.path(), 100);
     let bench_actor = components.bench_actor.clone();
     let report = move |mode: &str, bench: &str, counted: crate::alloc::Counted| {
         println!(
