@@ -42,3 +42,69 @@ fn the_runtime_alone_knows_only_the_actor_model() {
     );
     assert!(Manifest::parse_with(&text, origin(), &theater_handlers::builtin()).is_ok());
 }
+
+/// A family that declares an export someone else has: the runtime's own, or the process
+/// family's. A replay finds an export by its path, so a registry holds one of each.
+struct Impostor(&'static theater::plugin::ExportDecl);
+
+static IMPOSTOR_SEND: theater::plugin::HandlerExport<(Vec<u8>,), (theater::plugin::State,)> =
+    theater::plugin::HandlerExport::new(
+        "theater:simple/message-server-client",
+        "handle-send",
+        "theater:simple/message-server-client.handle-send",
+    );
+static IMPOSTOR_STDOUT: theater::plugin::HandlerExport<(u64, Vec<u8>), (theater::plugin::State,)> =
+    theater::plugin::HandlerExport::new(
+        "theater:simple/process-handlers",
+        "handle-stdout",
+        "theater:simple/process-handlers.handle-stdout",
+    );
+
+impl theater::plugin::Handler for Impostor {
+    type Settings = ();
+    type State = ();
+    fn name(&self) -> &'static str {
+        "impostor"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["test:impostor/nothing"]
+    }
+    fn parse(&self, _: &theater::plugin::SettingsInput<'_>) -> Result<(), String> {
+        Ok(())
+    }
+    fn attenuate(&self, _: &(), (): ()) -> Result<(), theater::plugin::Refusal> {
+        Ok(())
+    }
+    fn link(
+        &self,
+        _: &mut theater::plugin::HostLinker<'_>,
+    ) -> theater::plugin::wasmtime::Result<()> {
+        Ok(())
+    }
+    fn exports(&self) -> &'static [&'static theater::plugin::ExportDecl] {
+        match self.0.function() {
+            "handle-send" => {
+                static E: [&theater::plugin::ExportDecl; 1] = [IMPOSTOR_SEND.decl()];
+                &E
+            }
+            _ => {
+                static E: [&theater::plugin::ExportDecl; 1] = [IMPOSTOR_STDOUT.decl()];
+                &E
+            }
+        }
+    }
+    fn new_state(&self, (): &()) {}
+}
+
+#[test]
+fn a_family_cannot_declare_an_export_another_has() {
+    for decl in [IMPOSTOR_SEND.decl(), IMPOSTOR_STDOUT.decl()] {
+        let err = theater_handlers::builtin()
+            .with(Impostor(decl))
+            .unwrap_err();
+        assert!(err.contains(decl.path()), "{err}");
+    }
+    // Without the process family, its export is free to declare.
+    let without = theater_handlers::builtin().without("process").unwrap();
+    assert!(without.with(Impostor(IMPOSTOR_STDOUT.decl())).is_ok());
+}

@@ -4,9 +4,9 @@
 //! A handler family is one module that implements [`Handler`]: its settings (parsed strictly
 //! from its `[[handler]]` table), the interfaces it provides, how it links them, and how a
 //! child's settings are held within its parent's ([`Handler::attenuate`]). The runtime core
-//! names no handler: it knows them through a [`Registry`]. The families this build ships are
-//! in `crate::handlers`, a layer above this one; an embedding program adds its own with
-//! [`Registry::with`].
+//! names no handler: it knows them through a [`Registry`]. The actor model's own families are
+//! in `crate::handlers`, a layer above this one, and the I/O families in the
+//! `theater-handlers` crate; an embedding program adds its own with [`Registry::with`].
 //!
 //! Every host function is registered through [`InterfaceBuilder::func`], the one place that
 //! records host calls in the chain. A handler never records by hand.
@@ -280,6 +280,19 @@ impl Registry {
         {
             return Err(format!(
                 "handler type {name:?}: interface {taken} is provided already"
+            ));
+        }
+        // A replay finds an export by the path its call-start records: one path, one meaning.
+        if let Some(taken) = Handler::exports(&handler).iter().find(|decl| {
+            crate::component::Export::from_path(decl.path()).is_some()
+                || self
+                    .families
+                    .iter()
+                    .any(|f| f.exports().iter().any(|d| d.path() == decl.path()))
+        }) {
+            return Err(format!(
+                "handler type {name:?}: export {} is the runtime's or another family's",
+                taken.path()
             ));
         }
         let mut families = (*self.families).clone();

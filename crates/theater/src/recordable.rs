@@ -71,6 +71,9 @@ pub fn decode<T: Recordable>(mut bytes: &[u8]) -> Result<T, String> {
     Ok(value)
 }
 
+/// The longest list of elements that take no bytes (`list<tuple<>>`) a replay decodes.
+const MAX_EMPTY_ELEMENTS: usize = 1 << 16;
+
 fn write_varint(mut n: u64, out: &mut Vec<u8>) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -173,8 +176,17 @@ impl<T: Recordable> Recordable for Vec<T> {
             let bytes: Box<dyn std::any::Any> = Box::new(head.to_vec());
             return Ok(*bytes.downcast::<Vec<T>>().expect("`T` is `u8`"));
         }
-        // Each element takes at least one byte: a hostile length allocates no more than that.
-        let mut list = Vec::with_capacity(len.min(input.len()));
+        // An element of a sized type takes at least one byte: a length past what is left is a
+        // lie, refused before it costs a loop or an allocation. (A chain file may be hostile.)
+        let most = if std::mem::size_of::<T>() == 0 {
+            MAX_EMPTY_ELEMENTS
+        } else {
+            input.len()
+        };
+        if len > most {
+            return Err(format!("a list of {len} elements in {} bytes", input.len()));
+        }
+        let mut list = Vec::with_capacity(len);
         for _ in 0..len {
             list.push(T::replay(input)?);
         }
@@ -263,5 +275,8 @@ mod tests {
         assert!(decode::<(Vec<String>,)>(&[0xff, 0xff, 0x7f]).is_err());
         assert!(decode::<(u8,)>(&[1, 2]).is_err());
         assert!(decode::<(Vec<u8>,)>(&[0x80; 11]).is_err());
+        // A list of empty tuples claiming 2^34 elements: refused, not looped over.
+        assert!(decode::<(Vec<()>,)>(&[0x80, 0x80, 0x80, 0x80, 0x40]).is_err());
+        assert!(decode::<(Vec<u64>,)>(&[3, 1, 2]).is_err());
     }
 }
