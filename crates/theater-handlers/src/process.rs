@@ -394,6 +394,7 @@ async fn spawn(
     store: &mut StoreContextMut<'_, ActorCtx>,
     config: ProcessConfig,
 ) -> Result<u64, String> {
+    let data_dir = store.data().data_dir();
     let Caller {
         settings,
         input,
@@ -425,9 +426,7 @@ async fn spawn(
     // Opened before anything can reap it, so it names this process.
     let pidfd = rustix::process::Pid::from_raw(pid as i32)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    let record = input
-        .data_dir()
-        .and_then(|dir| record_group(&dir, pid as i32, &actor));
+    let record = data_dir.and_then(|dir| record_group(&dir, pid as i32, &actor));
     let process = Arc::new(Running {
         pid,
         start_ms: now_ms(),

@@ -476,11 +476,14 @@ impl OutsideInput {
         &self.id
     }
 
-    fn target(&self) -> Result<(Arc<Shared>, Arc<Cell>), String> {
-        let shared = self
-            .shared
+    fn shared(&self) -> Result<Arc<Shared>, String> {
+        self.shared
             .upgrade()
-            .ok_or("the runtime is shutting down")?;
+            .ok_or_else(|| "the runtime is shutting down".to_owned())
+    }
+
+    fn target(&self) -> Result<(Arc<Shared>, Arc<Cell>), String> {
+        let shared = self.shared()?;
         let cell = shared
             .cell(&self.id)
             .ok_or_else(|| format!("actor {} is not running", short_id(&self.id)))?;
@@ -507,10 +510,7 @@ impl OutsideInput {
     /// Queues `msg` for the actor's `handle-send`; waits for room in a full mailbox up to the
     /// default request timeout.
     pub async fn send(&self, msg: Vec<u8>) -> Result<(), String> {
-        let shared = self
-            .shared
-            .upgrade()
-            .ok_or("the runtime is shutting down")?;
+        let shared = self.shared()?;
         let id = shared.next_message_id();
         shared
             .deliver(
@@ -526,11 +526,7 @@ impl OutsideInput {
     /// Queues `call` in the actor's mailbox, waiting up to `wait` for room (zero: not at all).
     /// A call that cannot be queued is dropped, and its answer says it was not made.
     pub async fn deliver(&self, call: Call, wait: Duration) -> Result<(), String> {
-        let shared = self
-            .shared
-            .upgrade()
-            .ok_or("the runtime is shutting down")?;
-        shared
+        self.shared()?
             .deliver(None, &self.id, Message::HandlerCall(call.0), None, wait)
             .await
     }
@@ -538,10 +534,5 @@ impl OutsideInput {
     /// A [`KeepAlive`] for work that will deliver to the actor; none once the runtime is gone.
     pub fn keep_alive(&self) -> Option<KeepAlive> {
         Some(KeepAlive(self.shared.upgrade()?.busy.begin()))
-    }
-
-    /// The runtime's data dir, if it has one and still runs.
-    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
-        Some(self.shared.upgrade()?.data_dir.as_deref()?.clone())
     }
 }
