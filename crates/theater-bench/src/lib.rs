@@ -11,6 +11,7 @@
 
 pub mod alloc;
 mod density;
+mod floor;
 mod http;
 mod io;
 mod messaging;
@@ -125,8 +126,8 @@ const RECORDED_AND_NOT: &[&str] = &["recorded", "unrecorded"];
 pub const WORKLOADS: &[Workload] = &[
     Workload {
         name: "messaging",
-        about: "request and send round trips, counting, a thread ring of 1,000 actors, fork-join",
-        modes: RECORDED_AND_NOT,
+        about: "request and send round trips, counting, a thread ring of 1,000 actors, fork-join; floors: bare wasmtime making the same calls, the chain writer alone",
+        modes: &["recorded", "unrecorded", "floor", "writer-floor"],
         erlang: Some(Escript {
             file_name: "messaging.escript",
             source: include_str!("../../../bench/erlang/messaging.escript"),
@@ -135,8 +136,14 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "spawn",
-        about: "spawning idle actors: microseconds each, resident bytes each",
-        modes: &["recorded", "unrecorded", "memory", "recorded-hibernating"],
+        about: "spawning idle actors: microseconds each, resident bytes each; floor: bare wasmtime instantiating and calling init",
+        modes: &[
+            "recorded",
+            "unrecorded",
+            "memory",
+            "recorded-hibernating",
+            "floor",
+        ],
         erlang: Some(Escript {
             file_name: "spawn.escript",
             source: include_str!("../../../bench/erlang/spawn.escript"),

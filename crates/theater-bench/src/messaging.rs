@@ -46,6 +46,11 @@ pub(crate) fn config(mode: &str, data_dir: &Path, max_instances: u32) -> Runtime
 }
 
 pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
+    match mode {
+        "floor" => return crate::floor::messaging(sizes, components),
+        "writer-floor" => return crate::floor::writer(sizes),
+        _ => {}
+    }
     let mode = mode.to_owned();
     let sizes = sizes.clone();
     let data_dir = tempfile::tempdir().expect("a temporary data dir");

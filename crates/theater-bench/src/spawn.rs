@@ -16,6 +16,9 @@ use crate::{Components, Sizes};
 const EVENTS_PER_SPAWN: f64 = 4.0;
 
 pub(crate) fn run(mode: &str, sizes: &Sizes, components: &Components) {
+    if mode == "floor" {
+        return crate::floor::spawn(sizes, components);
+    }
     let mode = mode.to_owned();
     let actors = sizes.actors;
     let data_dir = tempfile::tempdir().expect("a temporary data dir");

@@ -29,7 +29,9 @@ const RATES: &[&str] = &[
     "ops_per_second",
     "requests_per_second",
 ];
-/// `floor`: the least any implementation could do (chain verification: one BLAKE3 per event).
+/// `floor`: the least any implementation could do (chain verification: one BLAKE3 per event;
+/// messaging and spawn: bare wasmtime making the same calls). `writer-floor`: the chain writer
+/// alone appending a recorded run's events.
 /// `direct`: the same work done without Theater (SQLite, `std::fs`, `std::process`).
 /// `axum`: the same server written as a plain axum handler.
 const PREFERRED_MODES: &[&str] = &[
@@ -37,6 +39,7 @@ const PREFERRED_MODES: &[&str] = &[
     "unrecorded",
     "erlang",
     "floor",
+    "writer-floor",
     "direct",
     "axum",
 ];
@@ -44,6 +47,8 @@ const RATIOS: &[(&str, &str)] = &[
     ("recorded", "unrecorded"),
     ("recorded", "erlang"),
     ("recorded", "floor"),
+    ("unrecorded", "floor"),
+    ("recorded", "writer-floor"),
     ("recorded", "direct"),
     ("recorded", "axum"),
 ];

@@ -843,6 +843,40 @@ fn bench_prints_figures_and_a_table_and_keeps_them() {
     );
 }
 
+/// The floors (bare wasmtime making the messaging and spawn workloads' calls, the chain writer
+/// alone) run as modes of their workloads and print the figures the aims are ratios of; the
+/// bare embedding checks that the consumer counted every message.
+#[cfg(feature = "bench")]
+#[test]
+fn bench_floors_print_the_figures_aims_are_ratios_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let floors: [(&str, &str, &[&str]); 3] = [
+        (
+            "messaging",
+            "floor",
+            &["ping-pong-request", "ping-pong-send", "counting"],
+        ),
+        ("messaging", "writer-floor", &["counting"]),
+        ("spawn", "floor", &["spawn"]),
+    ];
+    for (workload, mode, benches) in floors {
+        let out = run(theater(dir.path())
+            .args(["bench", "--one", workload, mode])
+            .env("THEATER_BENCH_SCALE", "0.005")
+            .env("THEATER_BENCH_ACTORS", "20"));
+        assert!(out.status.success(), "{workload} {mode}: {}", stderr(&out));
+        let text = stdout(&out);
+        for bench in benches {
+            let prefix = format!("{{\"bench\":\"{bench}\",\"mode\":\"{mode}\"");
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("no {bench} {mode} line in:\n{text}"));
+            assert!(line.contains("allocations_per_"), "{line}");
+        }
+    }
+}
+
 /// A process group recorded in the data dir: its id.
 fn recorded_group(data_dir: &Path) -> Option<i32> {
     std::fs::read_dir(data_dir.join("processes"))

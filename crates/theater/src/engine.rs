@@ -32,6 +32,15 @@ impl Default for EngineSettings {
     }
 }
 
+impl EngineSettings {
+    /// The engine a runtime with these settings shares among its actors. Public so that an
+    /// embedding can measure bare wasmtime on the same configuration (`theater bench`'s
+    /// floors); a runtime makes its own.
+    pub fn build_engine(&self) -> wasmtime::Result<Engine> {
+        build_engine(self)
+    }
+}
+
 pub(crate) fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     let memory_bytes = u64::from(settings.max_memory_mb) << 20;
     let mut pool = PoolingAllocationConfig::default();
