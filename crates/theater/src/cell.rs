@@ -1,10 +1,14 @@
 //! An actor's place in the runtime: its mailbox, where its [`Actor`] is between calls, and the
 //! task that runs it while it has messages.
 //!
-//! Delivery pushes an [`Envelope`] into the receiver's mailbox. If the actor is parked, the
-//! deliverer takes it out and starts a task that handles envelopes one at a time, in mailbox
-//! order, and parks the actor again when the mailbox is empty. So an idle actor has no task,
-//! and one mailbox per receiver keeps every sender's messages in the order they were sent.
+//! Delivery pushes an [`Envelope`] into the receiver's mailbox. A task handles envelopes one at
+//! a time, in mailbox order, and parks the actor again when the mailbox is empty; one mailbox
+//! per receiver keeps every sender's messages in the order they were sent.
+//!
+//! A task that parks its actor stays, warm, waiting for the next message: waking it is a
+//! waker call, not a task spawn. It ends when its actor leaves the slot for any other reason
+//! (it hibernates, is stopped, or the runtime is dropped), so tasks stay bounded by the live
+//! instances, and a hibernated actor has none: its next message starts one.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,7 @@ use tokio::sync::{Notify, oneshot};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Poll, Waker};
 
 use wasmtime::component::{ComponentNamedList, Lower};
 
@@ -306,9 +311,46 @@ pub(crate) struct Inner {
     pub(crate) child_work: Option<Work>,
     /// Whether the hibernation sweeper has an entry for it.
     pub(crate) idle_queued: bool,
-    /// Whether a task is on its way to run it. The actor stays parked (and can hibernate to
-    /// make room) until that task is polled, not from the moment a message arrives.
-    pub(crate) scheduled: bool,
+    /// Whether a task is on its way to run it, or waits warm for its next message. The actor
+    /// stays parked (and can hibernate to make room) until that task runs, not from the moment
+    /// a message arrives.
+    pub(crate) wake: Wake,
+}
+
+/// A parked actor's task, if it has one.
+pub(crate) enum Wake {
+    /// None: the next message starts one.
+    Cold,
+    /// Its last task waits warm for the next message, which wakes it.
+    Waiting(Waker),
+    /// A task was started or woken, and takes the actor when it runs.
+    Woken,
+}
+
+impl Inner {
+    /// Ends the warm wait of the actor's last task, if it waits: the actor is leaving its slot
+    /// or its instance (a stop, a hibernation, the runtime dropped), and its next message
+    /// starts a task afresh. A task already woken stays so: it finds the slot as it is.
+    pub(crate) fn dismiss_warm(&mut self) {
+        if matches!(self.wake, Wake::Waiting(_))
+            && let Wake::Waiting(waker) = std::mem::replace(&mut self.wake, Wake::Cold)
+        {
+            waker.wake();
+        }
+    }
+
+    /// Takes the actor out of a parked slot for a stop (the slot is then busy), ending any
+    /// warm wait for it.
+    pub(crate) fn take_parked(&mut self) -> Option<Actor> {
+        if !matches!(self.slot, Slot::Parked(_)) {
+            return None;
+        }
+        self.dismiss_warm();
+        match std::mem::replace(&mut self.slot, Slot::Busy) {
+            Slot::Parked(actor) => Some(actor),
+            _ => unreachable!("checked above"),
+        }
+    }
 }
 
 /// One actor's entry in the runtime.
@@ -457,49 +499,106 @@ impl Shared {
         inner.mailbox_bytes += bytes;
         inner.mailbox.push_back(envelope);
         self.busy.add();
-        if matches!(inner.slot, Slot::Parked(_)) && !inner.scheduled {
-            inner.scheduled = true;
-            drop(inner);
-            tokio::spawn(start(self.clone(), cell.clone()));
+        if matches!(inner.slot, Slot::Parked(_)) {
+            match std::mem::replace(&mut inner.wake, Wake::Woken) {
+                Wake::Cold => {
+                    drop(inner);
+                    tokio::spawn(start(self.clone(), cell.clone()));
+                }
+                Wake::Waiting(waker) => {
+                    drop(inner);
+                    waker.wake();
+                }
+                Wake::Woken => {}
+            }
         }
         Ok(())
     }
 
     /// After a start or a restart: parks the actor, or runs it if something already waits.
-    pub(crate) fn park_or_run(self: &Arc<Self>, cell: &Arc<Cell>, mut actor: Actor) {
-        let mut inner = cell.inner.locked();
-        if inner.mailbox.is_empty()
-            && inner.stop.is_none()
-            && inner.state_waiters.is_empty()
-            && !actor.shutdown_requested()
-        {
-            actor.idle_since = Instant::now();
-            let queue = self.hibernate_after.is_some() && !inner.idle_queued;
-            inner.idle_queued |= queue;
-            inner.slot = Slot::Parked(actor);
-            drop(inner);
-            if queue {
-                self.queue_idle(cell);
-            }
-            cell.settled.notify_waiters();
-        } else {
-            inner.slot = Slot::Busy;
-            drop(inner);
-            // A shutdown or stop request holds no work of its own: count the task, or the
-            // runtime could look quiescent before the actor has exited.
-            let work = self.busy.begin();
-            let (shared, cell) = (self.clone(), cell.clone());
-            tokio::spawn(async move {
-                run(shared, cell, actor, None).await;
+    pub(crate) fn park_or_run(self: &Arc<Self>, cell: &Arc<Cell>, actor: Actor) {
+        let Some(actor) = self.park(cell, actor, None) else {
+            return;
+        };
+        // A shutdown or stop request holds no work of its own: count the task, or the
+        // runtime could look quiescent before the actor has exited.
+        let work = self.busy.begin();
+        let (shared, cell) = (self.clone(), cell.clone());
+        tokio::spawn(async move {
+            if run(&shared, &cell, actor, None).await == Ran::Parked {
                 drop(work);
-            });
+                keep_warm(shared, cell).await;
+            }
+        });
+    }
+
+    /// Parks the actor if nothing waits for it (its task, if `warm` is its waker, waiting warm
+    /// for the next message); otherwise hands it back to be run.
+    fn park(&self, cell: &Arc<Cell>, mut actor: Actor, warm: Option<Waker>) -> Option<Actor> {
+        let mut inner = cell.inner.locked();
+        if !inner.mailbox.is_empty()
+            || inner.stop.is_some()
+            || !inner.state_waiters.is_empty()
+            || actor.shutdown_requested()
+        {
+            return Some(actor);
         }
+        actor.idle_since = Instant::now();
+        let queue = self.hibernate_after.is_some() && !inner.idle_queued;
+        inner.idle_queued |= queue;
+        inner.slot = Slot::Parked(actor);
+        if let Some(waker) = warm {
+            inner.wake = Wake::Waiting(waker);
+        }
+        drop(inner);
+        if queue {
+            self.queue_idle(cell);
+        }
+        cell.settled.notify_waiters();
+        None
     }
 }
 
 /// A task scheduled by [`Shared::enqueue`]: takes the actor out of its cell now that it runs,
-/// unless someone else (a stop) took it meanwhile, who then sees the mailbox.
+/// unless someone else (a stop) took it meanwhile, who then sees the mailbox; then keeps the
+/// actor's task warm.
 async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
+    if run_when_woken(&shared, &cell).await == Ran::Parked {
+        keep_warm(shared, cell).await;
+    }
+}
+
+/// The rest of a task that parked its actor: waits for the next message and runs the actor
+/// again, until the actor leaves its slot for another reason (see [`Inner::dismiss_warm`]).
+async fn keep_warm(shared: Arc<Shared>, cell: Arc<Cell>) {
+    while woken(&cell).await {
+        if run_when_woken(&shared, &cell).await == Ran::Exited {
+            return;
+        }
+    }
+}
+
+/// Waits for the wake of a task that parked its actor warm: `true` for a message, `false`
+/// once dismissed (the task ends).
+fn woken(cell: &Cell) -> impl Future<Output = bool> + '_ {
+    std::future::poll_fn(move |cx| {
+        let mut inner = cell.inner.locked();
+        match &mut inner.wake {
+            Wake::Waiting(waker) => {
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
+                }
+                Poll::Pending
+            }
+            Wake::Woken => Poll::Ready(true),
+            Wake::Cold => Poll::Ready(false),
+        }
+    })
+}
+
+/// Takes the actor, once this task has a place to run it, and runs it; a task that finds its
+/// wake taken by another (which runs the actor) has nothing to do.
+async fn run_when_woken(shared: &Arc<Shared>, cell: &Arc<Cell>) -> Ran {
     // A place first, while the actor is still parked: waiting, it holds no instance it could
     // not give up (see `call_places`).
     let place = match &shared.call_places {
@@ -508,16 +607,19 @@ async fn start(shared: Arc<Shared>, cell: Arc<Cell>) {
     };
     let actor = {
         let mut inner = cell.inner.locked();
-        inner.scheduled = false;
+        if !matches!(inner.wake, Wake::Woken) {
+            return Ran::Exited;
+        }
+        inner.wake = Wake::Cold;
         if !matches!(inner.slot, Slot::Parked(_)) {
-            return;
+            return Ran::Exited;
         }
         let Slot::Parked(actor) = std::mem::replace(&mut inner.slot, Slot::Busy) else {
             unreachable!()
         };
         actor
     };
-    run(shared, cell, actor, place).await;
+    run(shared, cell, actor, place).await
 }
 
 /// A place among the running actors (see `call_places`): at once if one is free, else once
@@ -540,22 +642,24 @@ async fn take_place(
 /// How many envelopes a task handles before letting other tasks run.
 const YIELD_EVERY: u32 = 32;
 
-/// Handles `cell`'s envelopes one at a time until its mailbox is empty, then parks the actor.
+/// Handles `cell`'s envelopes one at a time until its mailbox is empty, then parks the actor,
+/// its wake registered to this task.
 /// Holds a place among the actors running (see `call_places`) throughout, in its context:
 /// `place`, or one it waits for (giving its instance up first) before each message.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
-    cell: Arc<Cell>,
+    shared: &Arc<Shared>,
+    cell: &Arc<Cell>,
     mut actor: Actor,
     place: Option<tokio::sync::OwnedSemaphorePermit>,
-) {
+) -> Ran {
     actor.set_place(place);
     let mut handled = 0u32;
     loop {
         if let Some(data) = actor.take_shutdown_request() {
             // An exit waits on children, which may need places to finish their calls.
             actor.set_place(None);
-            return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Shutdown(data)).await;
+            crate::lifecycle::exit(shared, cell, actor, ExitHow::Shutdown(data)).await;
+            return Ran::Exited;
         }
         if let Some(places) = &shared.call_places
             && !actor.has_place()
@@ -592,11 +696,20 @@ pub(crate) async fn run(
         let envelope = match next {
             Next::Stop(stop) => {
                 actor.set_place(None);
-                return crate::lifecycle::exit(&shared, &cell, actor, ExitHow::Stopped(stop)).await;
+                crate::lifecycle::exit(shared, cell, actor, ExitHow::Stopped(stop)).await;
+                return Ran::Exited;
             }
             Next::Park => {
                 actor.set_place(None);
-                return shared.park_or_run(&cell, actor);
+                let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+                match shared.park(cell, actor, Some(waker)) {
+                    None => return Ran::Parked,
+                    // A message (or a stop) came meanwhile.
+                    Some(back) => {
+                        actor = back;
+                        continue;
+                    }
+                }
             }
             Next::Deliver(envelope, was_full) => {
                 if was_full {
@@ -607,7 +720,7 @@ pub(crate) async fn run(
         };
         // Boxed: the call's future is large, and this keeps `run`'s own future (moved into
         // every spawned task) small.
-        let result = Box::pin(deliver(&shared, &cell, &mut actor, envelope)).await;
+        let result = Box::pin(deliver(shared, cell, &mut actor, envelope)).await;
         shared.busy.done();
         if let Err(trap) = result {
             // A call killed (or trapping) while a stop was pending ends as that stop.
@@ -617,7 +730,8 @@ pub(crate) async fn run(
                 None => ExitHow::Trapped(trap),
             };
             actor.set_place(None);
-            return crate::lifecycle::exit(&shared, &cell, actor, how).await;
+            crate::lifecycle::exit(shared, cell, actor, how).await;
+            return Ran::Exited;
         }
         // A snapshot drops the instance as hibernation does; a runtime that promises never to
         // drop instances (no hibernation) takes none.
@@ -629,6 +743,15 @@ pub(crate) async fn run(
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// How a task's run of its actor ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// The actor is parked, its wake registered to the task: the task can wait warm.
+    Parked,
+    /// It exited, or another task has it: the task ends.
+    Exited,
 }
 
 enum Next {
@@ -833,17 +956,18 @@ mod tests {
     /// Every actor, hibernated or not, holds a cell: a field that makes it bigger costs a
     /// million-actor runtime that many times over. Raise these bounds only on purpose.
     /// (616: the lazy child table's `Once` costs 8 bytes and saves some 170 on the heap of
-    /// every supervisor that has no child.)
+    /// every supervisor that has no child. 640 and 248: the waker of a warm task, 24 bytes, saves a
+    /// task spawn, and its allocation, per wake of a parked actor.)
     #[test]
     fn an_actors_fixed_record_stays_small() {
         use std::mem::size_of;
         assert!(
-            size_of::<super::Cell>() <= 616,
+            size_of::<super::Cell>() <= 640,
             "Cell: {}",
             size_of::<super::Cell>()
         );
         assert!(
-            size_of::<super::Inner>() <= 224,
+            size_of::<super::Inner>() <= 248,
             "Inner: {}",
             size_of::<super::Inner>()
         );

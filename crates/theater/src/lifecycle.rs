@@ -220,7 +220,7 @@ pub(crate) async fn spawn(
             state_waiters: Vec::new(),
             child_work: None,
             idle_queued: false,
-            scheduled: false,
+            wake: crate::cell::Wake::Cold,
         }),
         space: Default::default(),
         kill: Default::default(),
@@ -605,25 +605,29 @@ pub(crate) fn stop<'a>(
             settled.as_mut().enable();
             let now = {
                 let mut inner = cell.inner.locked();
-                match std::mem::replace(&mut inner.slot, Slot::Busy) {
-                    Slot::Parked(actor) => StopNow::Exit(actor),
-                    Slot::Exited(exited) => {
-                        if request.cause == (StopCause::Parent { keep: true }) {
-                            inner.slot = Slot::Exited(exited);
+                if let Some(actor) = inner.take_parked() {
+                    StopNow::Exit(actor)
+                } else {
+                    match std::mem::replace(&mut inner.slot, Slot::Busy) {
+                        Slot::Parked(_) => unreachable!("taken above"),
+                        Slot::Exited(exited) => {
+                            if request.cause == (StopCause::Parent { keep: true }) {
+                                inner.slot = Slot::Exited(exited);
+                                return true;
+                            }
+                            StopNow::Finish(exited)
+                        }
+                        Slot::Gone => {
+                            inner.slot = Slot::Gone;
                             return true;
                         }
-                        StopNow::Finish(exited)
-                    }
-                    Slot::Gone => {
-                        inner.slot = Slot::Gone;
-                        return true;
-                    }
-                    Slot::Busy => {
-                        if !asked {
-                            inner.stop = Some(request.clone());
-                            asked = true;
+                        Slot::Busy => {
+                            if !asked {
+                                inner.stop = Some(request.clone());
+                                asked = true;
+                            }
+                            StopNow::Wait
                         }
-                        StopNow::Wait
                     }
                 }
             };

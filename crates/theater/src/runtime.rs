@@ -433,6 +433,7 @@ impl Drop for Runtime {
             let mut inner = cell.inner.locked();
             inner.slot = Slot::Gone;
             inner.mailbox.clear();
+            inner.dismiss_warm();
         }
     }
 }

@@ -201,6 +201,7 @@ impl Shared {
                         if actor.idle_since <= cutoff {
                             actor.hibernate();
                             inner.idle_queued = false;
+                            inner.dismiss_warm();
                         } else {
                             requeue.push((actor.idle_since, Arc::downgrade(&cell)));
                         }
@@ -226,6 +227,7 @@ impl Shared {
                 && actor.is_live()
             {
                 actor.hibernate();
+                inner.dismiss_warm();
                 return true;
             }
         }

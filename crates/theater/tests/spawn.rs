@@ -429,6 +429,91 @@ async fn a_spawn_at_a_full_pool_hibernates_the_actor_idle_longest() {
     assert!(woken >= 1, "the first actor was never hibernated and woken");
 }
 
+/// Polls `done` for up to ten seconds; whether it came true.
+async fn within_ten_seconds(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    done()
+}
+
+/// An actor's task stays, warm, after it parks the actor, so that the next message costs a
+/// wake and not a task spawn; it ends when the actor stops or hibernates, or the runtime is
+/// dropped, so idle and hibernated actors hold no task and none is leaked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_tasks_end_when_their_actors_stop_or_hibernate_or_the_runtime_goes() {
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let before_runtime = tasks();
+    let config = |hibernate_ms| RuntimeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        hibernate_after: Some(std::time::Duration::from_millis(hibernate_ms)),
+        on_log: Arc::new(|_| {}),
+        ..Default::default()
+    };
+    // Hibernation that will not come during the test.
+    let runtime = Runtime::new(config(3_600_000)).unwrap();
+    let mut actors = Vec::new();
+    for i in 0..20 {
+        let m = common::puppet_manifest(dir.path(), &format!("p{i}.toml"), "");
+        actors.push(runtime.spawn(m).await.unwrap());
+    }
+    // A spawned actor that has had no message has no task.
+    let spawned = tasks();
+    for (i, actor) in actors.iter().enumerate() {
+        common::ok(actor, &format!("note {i}")).await;
+    }
+    let warm = tasks();
+    assert!(warm >= spawned + 20, "{spawned} tasks, then {warm}");
+    // Warm tasks run the next messages, in order, with the state intact.
+    for (i, actor) in actors.iter().enumerate() {
+        common::ok(actor, "note again").await;
+        assert_eq!(common::journal(actor).await, format!("{i},again,"));
+    }
+    assert!(tasks() <= warm, "a second message started another task");
+    for actor in &actors[..10] {
+        actor.stop().await;
+    }
+    assert!(
+        within_ten_seconds(|| tasks() <= warm - 10).await,
+        "stopped actors kept their tasks: {} of {warm}",
+        tasks()
+    );
+    // The handles too: one keeps the runtime's shared part, and with it the idle sweeper.
+    drop(actors);
+    drop(runtime);
+    assert!(
+        within_ten_seconds(|| tasks() <= before_runtime).await,
+        "a dropped runtime left tasks: {} of {before_runtime}",
+        tasks()
+    );
+
+    // Hibernation ends the task; the next message starts one and is handled.
+    let runtime = Runtime::new(config(20)).unwrap();
+    let m = common::puppet_manifest(dir.path(), "h.toml", "");
+    let actor = runtime.spawn(m).await.unwrap();
+    let idle = tasks();
+    common::ok(&actor, "note 1").await;
+    assert!(
+        within_ten_seconds(|| tasks() < idle + 1).await,
+        "a hibernated actor kept its task"
+    );
+    common::ok(&actor, "note 2").await;
+    assert_eq!(common::journal(&actor).await, "1,2,");
+    runtime.shutdown().await.unwrap();
+    assert!(
+        common::wakes(dir.path(), actor.id()) >= 1,
+        "it never hibernated"
+    );
+}
+
 /// The skynet tree (see `actors/skynet`), `levels` deep, in a runtime of `slots` instances.
 async fn skynet(levels: u32, slots: u32) -> Result<u64, String> {
     let dir = tempfile::tempdir().unwrap();
