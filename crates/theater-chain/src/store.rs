@@ -219,13 +219,30 @@ impl ChainAppender {
     /// the writer's queue is full. Indexes must follow each other. Fails once the writer
     /// thread is gone, since nothing appended then would be committed.
     pub async fn append(&self, index: u64, hash: &Hash, bytes: &[u8]) -> Result<(), StoreError> {
+        if !self.try_append(index, hash, bytes)? {
+            let cost = Room::cost_of(bytes.len());
+            self.room.take(cost).await?;
+            self.queue(index, hash, bytes, cost);
+        }
+        Ok(())
+    }
+
+    /// Queues the event as [`ChainAppender::append`] does if the writer's queue has room now;
+    /// `false`, with nothing queued, if it is full.
+    pub fn try_append(&self, index: u64, hash: &Hash, bytes: &[u8]) -> Result<bool, StoreError> {
         let cost = Room::cost_of(bytes.len());
         if self.room.is_closed() {
             return Err(writer_gone());
         }
         if !self.room.try_take(cost) {
-            self.room.take(cost).await?;
+            return Ok(false);
         }
+        self.queue(index, hash, bytes, cost);
+        Ok(true)
+    }
+
+    /// Adds an event whose room is taken to the chain's pending buffer.
+    fn queue(&self, index: u64, hash: &Hash, bytes: &[u8], cost: u64) {
         let newly_listed = {
             let mut inner = locked(&self.pending.inner);
             if inner.data.is_empty() {
@@ -250,7 +267,6 @@ impl ChainAppender {
         if newly_listed {
             locked(&self.dirty).push(self.pending.clone());
         }
-        Ok(())
     }
 }
 

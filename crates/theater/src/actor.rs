@@ -745,7 +745,11 @@ impl Actor {
         O: Returns,
     {
         let export = export.into();
-        if let Err(message) = self.wake(max_instances).await {
+        // Boxed: a wake instantiates, and its future is most of a call's; a live actor (the
+        // usual case) neither allocates it nor carries its size in every call's future.
+        if !self.is_live()
+            && let Err(message) = Box::pin(self.wake(max_instances)).await
+        {
             // Not handled, and said so: a requester gets the error, and it is logged for a
             // send, whose sender was told it was delivered.
             self.ctx().log(&format!(

@@ -529,7 +529,9 @@ impl InterfaceBuilder<'_> {
                         message_id: None,
                     };
                     if let Some(log) = store.data().chain.replaying().cloned() {
-                        return replay_host_call(store, &log, call, rebuild).await;
+                        // Boxed: a replay is the cold path, and every live call's future
+                        // would otherwise carry its size.
+                        return Box::pin(replay_host_call(store, &log, call, rebuild)).await;
                     }
                     let before = store.data().chain.head();
                     let outcome = catch_panic(function, f(store.as_context_mut(), params)).await;

@@ -108,6 +108,21 @@ impl Channels {
     }
 }
 
+/// `{prefix:08x}-{n:x}`, formatted on the stack: the id's one allocation is its `Arc`.
+fn message_id(prefix: u32, n: u64) -> Arc<str> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 8 + 1 + 16];
+    for (i, byte) in buf[..8].iter_mut().enumerate() {
+        *byte = HEX[(prefix >> (28 - 4 * i) & 0xf) as usize];
+    }
+    buf[8] = b'-';
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for i in 0..digits {
+        buf[9 + i] = HEX[(n >> (4 * (digits - 1 - i)) & 0xf) as usize];
+    }
+    Arc::from(std::str::from_utf8(&buf[..9 + digits]).expect("hex digits"))
+}
+
 fn no_channel(id: &str) -> String {
     format!("no open channel {id} (it was never opened, or it was closed)")
 }
@@ -116,7 +131,7 @@ impl Shared {
     /// A message id unique in this runtime (and, by its random prefix, across runs).
     pub(crate) fn next_message_id(&self) -> Arc<str> {
         let n = self.message_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:x}", self.message_prefix).into()
+        message_id(self.message_prefix, n)
     }
 
     /// Describes a refused wait for an error message.
@@ -534,5 +549,26 @@ impl OutsideInput {
     /// A [`KeepAlive`] for work that will deliver to the actor; none once the runtime is gone.
     pub fn keep_alive(&self) -> Option<KeepAlive> {
         Some(KeepAlive(self.shared.upgrade()?.busy.begin()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The stack-formatted ids read as `format!("{prefix:08x}-{n:x}")` would write them.
+    #[test]
+    fn message_ids_are_the_prefix_and_the_count_in_hex() {
+        for (prefix, n) in [
+            (0, 0),
+            (0x1234abcd, 1),
+            (u32::MAX, 15),
+            (7, 16),
+            (0xdeadbeef, u64::MAX),
+        ] {
+            assert_eq!(
+                &*super::message_id(prefix, n),
+                format!("{prefix:08x}-{n:x}"),
+                "{prefix} {n}"
+            );
+        }
     }
 }

@@ -101,18 +101,25 @@ impl ChainRecorder {
     /// Appends one event. With `every-event` durability this returns once it is on disk; with
     /// `batched`, once it is queued (waiting while the writer's bounded queue is full).
     pub(crate) async fn record(&mut self, kind: EventKind) -> wasmtime::Result<Hash> {
+        match self.record_now(kind)? {
+            Recorded::Done(hash) => Ok(hash),
+            // Boxed: rare, and its future would otherwise be part of every call's.
+            waiting => Box::pin(self.record_waiting(waiting)).await,
+        }
+    }
+
+    /// Records the event without waiting, if it can: the usual case, where the writer's queue
+    /// has room and the durability is `batched`.
+    fn record_now(&mut self, kind: EventKind) -> wasmtime::Result<Recorded> {
         let event = match &self.source {
-            ChainSource::Off => return Ok(self.head.head),
+            ChainSource::Off => return Ok(Recorded::Done(self.head.head)),
             ChainSource::Replay(log) => {
                 self.head = log.accept(kind)?;
-                return Ok(self.head.head);
+                return Ok(Recorded::Done(self.head.head));
             }
             _ => Event::new(kind),
         };
-        if let ChainSource::Persisted {
-            writer, appender, ..
-        } = &self.source
-        {
+        if let ChainSource::Persisted { appender, .. } = &self.source {
             // Encoded into a reused buffer and copied into the appender's: no allocation.
             event.encode_to(&mut self.scratch);
             check_size(self.scratch.len())?;
@@ -120,24 +127,15 @@ impl ChainRecorder {
             // room leaves neither a gap in the chain nor a head past its events.
             let mut next = self.head;
             let (index, hash) = next.link(&self.scratch);
-            // Waits while the writer's queue is full (a slow or failing disk).
-            appender.append(index, &hash, &self.scratch).await?;
+            if !appender.try_append(index, &hash, &self.scratch)? {
+                return Ok(Recorded::WaitingForRoom { next, index, hash });
+            }
             self.head = next;
+            self.trim_scratch();
             if self.durability == Durability::EveryEvent {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                // Waits for the fsynced commit, through any retries of a failing disk.
-                writer.sync_with(Box::new(move |r| {
-                    let _ = tx.send(r);
-                }))?;
-                rx.await
-                    .map_err(|_| wasmtime::format_err!("the chain writer stopped"))?
-                    .map_err(|e| wasmtime::format_err!("persisting the chain: {e}"))?;
+                return Ok(Recorded::WaitingForDisk(hash));
             }
-            // Big buffers are not kept: one huge event must not pin its size for ever.
-            if self.scratch.capacity() > SCRATCH_KEPT {
-                self.scratch = Vec::new();
-            }
-            return Ok(hash);
+            return Ok(Recorded::Done(hash));
         }
         let before = self.head;
         let (_, stored) = self.head.append(&event);
@@ -161,8 +159,63 @@ impl ChainRecorder {
             chain.bytes += stored.bytes.len() as u64;
             chain.events.push(stored);
         }
+        Ok(Recorded::Done(hash))
+    }
+
+    /// The rest of a [`ChainRecorder::record`] that must wait: for room in the writer's queue
+    /// (a slow or failing disk), then, with `every-event` durability, for the commit.
+    async fn record_waiting(&mut self, recorded: Recorded) -> wasmtime::Result<Hash> {
+        let ChainSource::Persisted {
+            writer, appender, ..
+        } = &self.source
+        else {
+            unreachable!("only a persisted chain waits")
+        };
+        let (writer, appender) = (writer.clone(), appender.clone());
+        let hash = match recorded {
+            Recorded::Done(hash) => return Ok(hash),
+            Recorded::WaitingForDisk(hash) => hash,
+            Recorded::WaitingForRoom { next, index, hash } => {
+                appender.append(index, &hash, &self.scratch).await?;
+                self.head = next;
+                self.trim_scratch();
+                if self.durability != Durability::EveryEvent {
+                    return Ok(hash);
+                }
+                hash
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Waits for the fsynced commit, through any retries of a failing disk.
+        writer.sync_with(Box::new(move |r| {
+            let _ = tx.send(r);
+        }))?;
+        rx.await
+            .map_err(|_| wasmtime::format_err!("the chain writer stopped"))?
+            .map_err(|e| wasmtime::format_err!("persisting the chain: {e}"))?;
         Ok(hash)
     }
+
+    /// Big buffers are not kept: one huge event must not pin its size for ever.
+    fn trim_scratch(&mut self) {
+        if self.scratch.capacity() > SCRATCH_KEPT {
+            self.scratch = Vec::new();
+        }
+    }
+}
+
+/// How far [`ChainRecorder::record_now`] got.
+enum Recorded {
+    Done(Hash),
+    /// Encoded in the scratch buffer and linked as `next`'s last event, but not queued: the
+    /// writer's queue is full.
+    WaitingForRoom {
+        next: ChainHead,
+        index: u64,
+        hash: Hash,
+    },
+    /// Queued; `every-event` durability waits for the commit.
+    WaitingForDisk(Hash),
 }
 
 /// The most bytes the encoding buffer keeps between events.
