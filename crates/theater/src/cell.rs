@@ -541,15 +541,19 @@ impl Shared {
             || !inner.state_waiters.is_empty()
             || actor.shutdown_requested()
         {
+            // Whoever runs it holds it (a restart's slot may still read as exited).
+            inner.slot = Slot::Busy;
             return Some(actor);
         }
         actor.idle_since = Instant::now();
         let queue = self.hibernate_after.is_some() && !inner.idle_queued;
         inner.idle_queued |= queue;
-        inner.slot = Slot::Parked(actor);
-        if let Some(waker) = warm {
+        // A task waits warm only beside a live instance (a snapshot may have just dropped
+        // it): a hibernated actor holds no task.
+        if let Some(waker) = warm.filter(|_| actor.is_live()) {
             inner.wake = Wake::Waiting(waker);
         }
+        inner.slot = Slot::Parked(actor);
         drop(inner);
         if queue {
             self.queue_idle(cell);
