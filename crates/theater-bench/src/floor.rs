@@ -94,14 +94,24 @@ fn store(engine: &Engine) -> Store<Host> {
     store
 }
 
-fn export(instance: &Instance, store: &mut Store<Host>, function: &str) -> Func {
+/// `interface`'s `function`, exported by `instance`.
+fn export(instance: &Instance, store: &mut Store<Host>, interface: &str, function: &str) -> Func {
     let interface = instance
-        .get_export_index(&mut *store, None, CLIENT)
-        .expect("the client interface");
+        .get_export_index(&mut *store, None, interface)
+        .expect("the interface");
     let index = instance
         .get_export_index(&mut *store, Some(&interface), function)
         .expect("the export");
     instance.get_func(&mut *store, index).expect("a function")
+}
+
+type Init = TypedFunc<(State, (String,)), (Result<(State,), String>,)>;
+
+/// The component's `init`, its signature checked.
+fn init(instance: &Instance, store: &mut Store<Host>) -> Init {
+    export(instance, store, theater::ACTOR_INTERFACE, theater::INIT)
+        .typed(&*store)
+        .expect("init's signature")
 }
 
 impl Bare {
@@ -112,19 +122,7 @@ impl Bare {
             .instantiate_async(&mut store, component)
             .await
             .expect("instantiating");
-        let init = {
-            let interface = instance
-                .get_export_index(&mut store, None, theater::ACTOR_INTERFACE)
-                .expect("the actor interface");
-            let index = instance
-                .get_export_index(&mut store, Some(&interface), theater::INIT)
-                .expect("init");
-            instance
-                .get_typed_func::<(State, (String,)), (Result<(State,), String>,)>(
-                    &mut store, index,
-                )
-                .expect("init's signature")
-        };
+        let init = init(&instance, &mut store);
         let (Ok((state,)),) = init
             .call_async(&mut store, (None, (id.to_owned(),)))
             .await
@@ -132,8 +130,8 @@ impl Bare {
         else {
             panic!("init returned an error")
         };
-        let handle_send = export(&instance, &mut store, "handle-send");
-        let handle_request = export(&instance, &mut store, "handle-request");
+        let handle_send = export(&instance, &mut store, CLIENT, "handle-send");
+        let handle_request = export(&instance, &mut store, CLIENT, "handle-request");
         // Checked once with owned types, as the runtime checks them.
         handle_send
             .typed::<(State, (Vec<u8>,)), (Result<(State,), String>,)>(&store)
@@ -279,17 +277,7 @@ pub(crate) fn spawn(sizes: &Sizes, components: &Components) {
                 .instantiate_async(&mut store)
                 .await
                 .expect("instantiating");
-            let interface = instance
-                .get_export_index(&mut store, None, theater::ACTOR_INTERFACE)
-                .expect("the actor interface");
-            let index = instance
-                .get_export_index(&mut store, Some(&interface), theater::INIT)
-                .expect("init");
-            let init = instance
-                .get_typed_func::<(State, (String,)), (Result<(State,), String>,)>(
-                    &mut store, index,
-                )
-                .expect("init's signature");
+            let init = init(&instance, &mut store);
             let (result,) = init
                 .call_async(&mut store, (None, ("id".to_owned(),)))
                 .await

@@ -338,19 +338,6 @@ impl Inner {
             waker.wake();
         }
     }
-
-    /// Takes the actor out of a parked slot for a stop (the slot is then busy), ending any
-    /// warm wait for it.
-    pub(crate) fn take_parked(&mut self) -> Option<Actor> {
-        if !matches!(self.slot, Slot::Parked(_)) {
-            return None;
-        }
-        self.dismiss_warm();
-        match std::mem::replace(&mut self.slot, Slot::Busy) {
-            Slot::Parked(actor) => Some(actor),
-            _ => unreachable!("checked above"),
-        }
-    }
 }
 
 /// One actor's entry in the runtime.

@@ -605,29 +605,28 @@ pub(crate) fn stop<'a>(
             settled.as_mut().enable();
             let now = {
                 let mut inner = cell.inner.locked();
-                if let Some(actor) = inner.take_parked() {
-                    StopNow::Exit(actor)
-                } else {
-                    match std::mem::replace(&mut inner.slot, Slot::Busy) {
-                        Slot::Parked(_) => unreachable!("taken above"),
-                        Slot::Exited(exited) => {
-                            if request.cause == (StopCause::Parent { keep: true }) {
-                                inner.slot = Slot::Exited(exited);
-                                return true;
-                            }
-                            StopNow::Finish(exited)
-                        }
-                        Slot::Gone => {
-                            inner.slot = Slot::Gone;
+                match std::mem::replace(&mut inner.slot, Slot::Busy) {
+                    Slot::Parked(actor) => {
+                        inner.dismiss_warm();
+                        StopNow::Exit(actor)
+                    }
+                    Slot::Exited(exited) => {
+                        if request.cause == (StopCause::Parent { keep: true }) {
+                            inner.slot = Slot::Exited(exited);
                             return true;
                         }
-                        Slot::Busy => {
-                            if !asked {
-                                inner.stop = Some(request.clone());
-                                asked = true;
-                            }
-                            StopNow::Wait
+                        StopNow::Finish(exited)
+                    }
+                    Slot::Gone => {
+                        inner.slot = Slot::Gone;
+                        return true;
+                    }
+                    Slot::Busy => {
+                        if !asked {
+                            inner.stop = Some(request.clone());
+                            asked = true;
                         }
+                        StopNow::Wait
                     }
                 }
             };

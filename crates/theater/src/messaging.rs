@@ -110,17 +110,15 @@ impl Channels {
 
 /// `{prefix:08x}-{n:x}`, formatted on the stack: the id's one allocation is its `Arc`.
 fn message_id(prefix: u32, n: u64) -> Arc<str> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    use std::io::Write;
     let mut buf = [0u8; 8 + 1 + 16];
-    for (i, byte) in buf[..8].iter_mut().enumerate() {
-        *byte = HEX[(prefix >> (28 - 4 * i) & 0xf) as usize];
-    }
-    buf[8] = b'-';
-    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
-    for i in 0..digits {
-        buf[9 + i] = HEX[(n >> (4 * (digits - 1 - i)) & 0xf) as usize];
-    }
-    Arc::from(std::str::from_utf8(&buf[..9 + digits]).expect("hex digits"))
+    let unused = {
+        let mut rest = &mut buf[..];
+        write!(rest, "{prefix:08x}-{n:x}").expect("an id fits its buffer");
+        rest.len()
+    };
+    let len = buf.len() - unused;
+    Arc::from(std::str::from_utf8(&buf[..len]).expect("hex digits"))
 }
 
 fn no_channel(id: &str) -> String {
